@@ -1,0 +1,104 @@
+// The compute interface. The CPU backend (engine/src/cpu, the fp32 reference) and the CUDA
+// backend (engine/src/cuda) implement it with the same op names. A backend runs the whole model
+// over a span of tokens, continuing from a state, in a chosen SSM mode.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "mambascope/probes.hpp"
+
+namespace mambascope {
+
+class Checkpoint;
+
+// Same numbers, different cost (docs/modes.md).
+enum class ScanMode {
+  Recurrent,    // h_t = Ā_t h_{t-1} + B̄_t x_t, one token at a time: O(1) per token
+  Scan,         // chunked parallel scan over the sequence: prefill
+  Convolution,  // selective kernel K[t,s] = C_t·(∏_{k=s+1..t} Ā_k)·B̄_s applied as a causal matrix: O(L²)
+  LtiFft,       // Δ, B, C frozen (see Freeze): one kernel per channel, applied by FFT: O(L log L)
+};
+const char* mode_name(ScanMode m);
+std::optional<ScanMode> parse_mode(std::string_view name);  // "recurrent", "scan", "convolution", "lti-fft"
+
+// Freezing Δ, B, C to input-independent values turns a selective layer into an LTI one.
+struct Freeze {
+  enum class Kind { None, MeanOverInput, AtToken } kind = Kind::None;
+  int64_t token = 0;  // AtToken: index within this forward call's tokens
+};
+
+// An intervention on Δ: at absolute position `position` in `layer` (−1: every layer), Δ is
+// replaced by `value` for every channel (0 = "ignore this token", large = "reset the state").
+struct DeltaOverride {
+  int layer = -1;
+  int64_t position = 0;
+  float value = 0;
+};
+
+struct ForwardOptions {
+  ScanMode mode = ScanMode::Scan;
+  bool all_logits = false;  // logits for every token, else for the last one only
+  Freeze freeze;            // LtiFft on a selective model freezes to the mean unless set
+  std::vector<DeltaOverride> delta_overrides;
+  ProbeRecorder* probes = nullptr;        // null: nothing recorded, no cost
+  std::vector<float>* residuals = nullptr;  // if set: residual stream after every layer
+                                            // {n_layer, n_tokens, d_model} (layer lens)
+  std::vector<float>* ssm_outputs = nullptr;  // if set: the SSM output y = C·h + D·x, before
+                                              // the SiLU(z) gate {n_layer, n_tokens, d_inner}
+};
+
+// The recurrent state: fixed size whatever the sequence length.
+struct HostState {
+  int64_t position = 0;      // tokens consumed so far
+  std::vector<float> conv;   // {n_layer, d_inner, d_conv - 1}: the last inputs of the conv
+  std::vector<float> ssm;    // {n_layer, d_inner, d_state}: h
+};
+
+class BackendState {
+ public:
+  virtual ~BackendState() = default;
+  virtual std::unique_ptr<BackendState> clone() const = 0;
+  virtual HostState to_host() const = 0;
+  virtual void from_host(const HostState& s) = 0;
+  virtual int64_t position() const = 0;
+  virtual size_t bytes() const = 0;
+};
+
+struct DeviceInfo {
+  std::string kind;  // "cpu" or "cuda"
+  std::string name;  // CPU model or GPU name
+  size_t memory_total = 0, memory_free = 0;
+  int threads = 0;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;  // "cpu" or "cuda"
+  virtual DeviceInfo device() const = 0;
+  virtual bool supports(ScanMode mode, std::string* why_not = nullptr) const = 0;
+  virtual std::unique_ptr<BackendState> new_state() const = 0;
+  // Runs tokens through the model from `state`, advancing it. logits gets {n_out, vocab} with
+  // n_out = tokens.size() if opts.all_logits else 1. Throws mambascope::Error (e.g. out of memory).
+  virtual void forward(std::span<const int32_t> tokens, BackendState& state,
+                       const ForwardOptions& opts, std::vector<float>& logits) = 0;
+};
+
+struct BackendChoice {
+  std::string name = "auto";  // "auto" (GPU if present), "cpu", "cuda"
+  int threads = 0;            // CPU threads; 0 = all cores
+  int device = 0;             // CUDA device index
+};
+
+std::unique_ptr<Backend> make_cpu_backend(const Checkpoint& ckpt, int threads = 0);
+bool cuda_backend_available(std::string* why_not = nullptr);
+std::unique_ptr<Backend> make_cuda_backend(const Checkpoint& ckpt, int device = 0);
+// "auto" falls back to the CPU (and says why in *note) when no usable GPU is present.
+std::unique_ptr<Backend> make_backend(const Checkpoint& ckpt, const BackendChoice& choice,
+                                      std::string* note = nullptr);
+
+}  // namespace mambascope
