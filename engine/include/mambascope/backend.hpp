@@ -25,10 +25,18 @@ enum class ScanMode {
 const char* mode_name(ScanMode m);
 std::optional<ScanMode> parse_mode(std::string_view name);  // "recurrent", "scan", "convolution", "lti-fft"
 
+// Input-independent Δ, B, C for every layer: an LTI (S4-like) system per channel.
+struct FrozenSsm {
+  int64_t n_layer = 0, d_inner = 0, d_state = 0;
+  std::vector<float> delta;  // {n_layer, d_inner} (after softplus)
+  std::vector<float> B, C;   // {n_layer, d_inner, d_state}
+};
+
 // Freezing Δ, B, C to input-independent values turns a selective layer into an LTI one.
 struct Freeze {
-  enum class Kind { None, MeanOverInput, AtToken } kind = Kind::None;
-  int64_t token = 0;  // AtToken: index within this forward call's tokens
+  enum class Kind { None, MeanOverInput, AtToken, Given } kind = Kind::None;
+  int64_t token = 0;                         // AtToken: index within this forward call's tokens
+  std::shared_ptr<const FrozenSsm> values;   // Given
 };
 
 // An intervention on Δ: at absolute position `position` in `layer` (−1: every layer), Δ is
@@ -44,6 +52,7 @@ struct ForwardOptions {
   bool all_logits = false;  // logits for every token, else for the last one only
   Freeze freeze;            // LtiFft on a selective model freezes to the mean unless set
   std::vector<DeltaOverride> delta_overrides;
+  FrozenSsm* frozen_out = nullptr;          // if set: receives the frozen Δ, B, C that were used
   ProbeRecorder* probes = nullptr;        // null: nothing recorded, no cost
   std::vector<float>* residuals = nullptr;  // if set: residual stream after every layer
                                             // {n_layer, n_tokens, d_model} (layer lens)

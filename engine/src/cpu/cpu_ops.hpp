@@ -40,6 +40,7 @@ void ssm_scan_recurrent(const SsmArgs& a);      // one token at a time
 void ssm_scan_chunked(const SsmArgs& a, int64_t chunk = 64);  // chunked parallel scan
 // Builds K[t,s] = Σ_n C_t[n] exp(Σ_{k=s+1..t} Δ_k[c] A[c,n]) Δ_s[c] B_s[n] per channel in log
 // space and applies it: y_t = Σ_{s≤t} K[t,s] u_s + D u_t + (contribution of the initial h).
+// h_all is not filled here (the backend runs the recurrence beside it when probes want h).
 void ssm_conv_selective(const SsmArgs& a);
 // The kernel matrix of one channel c: K {L, L} (upper triangle zero).
 void ssm_selective_kernel(const SsmArgs& a, int64_t channel, float* K);
@@ -54,6 +55,7 @@ struct LtiArgs {
 };
 void ssm_lti_fft(const LtiArgs& a);
 void ssm_lti_recurrent(const LtiArgs& a);  // the same LTI system run as an RNN (the check)
+void ssm_lti_direct(const LtiArgs& a);     // K applied as a causal Toeplitz matrix, O(L²)
 void ssm_lti_kernel(const LtiArgs& a, int64_t channel, float* K /*{L}*/);
 
 // y {L, d} *= SiLU(z {L, d}, row stride ldz)

@@ -1,0 +1,51 @@
+// ProbeRecorder: a bounded, position-ordered store of per-token, per-layer probe frames.
+#include "mambascope/probes.hpp"
+
+#include <algorithm>
+
+namespace mambascope {
+
+bool ProbePolicy::records_layer(int layer) const {
+  return enabled && (layers.empty() || std::find(layers.begin(), layers.end(), layer) != layers.end());
+}
+
+bool ProbePolicy::records_h(int layer) const {
+  if (!capture_h || !records_layer(layer)) return false;
+  return h_layers.empty() || std::find(h_layers.begin(), h_layers.end(), layer) != h_layers.end();
+}
+
+const LayerProbe* TokenProbe::layer(int l) const {
+  for (const auto& p : layers)
+    if (p.layer == l) return &p;
+  return nullptr;
+}
+
+LayerProbe& ProbeRecorder::slot(int64_t position, int layer) {
+  static thread_local LayerProbe discarded;  // a token already dropped by the ring bound
+  if (tokens_.empty() || position > tokens_.back().position) {
+    tokens_.push_back(TokenProbe{position, {}});
+    while (policy_.max_tokens > 0 && int64_t(tokens_.size()) > policy_.max_tokens) tokens_.pop_front();
+  }
+  if (position < tokens_.front().position) {
+    discarded = LayerProbe{};
+    return discarded;
+  }
+  TokenProbe& tok = tokens_[size_t(position - tokens_.front().position)];
+  for (auto& p : tok.layers)
+    if (p.layer == layer) return p;
+  tok.layers.push_back(LayerProbe{});
+  tok.layers.back().layer = layer;
+  return tok.layers.back();
+}
+
+const TokenProbe* ProbeRecorder::at(int64_t position) const {
+  if (tokens_.empty() || position < tokens_.front().position || position > tokens_.back().position)
+    return nullptr;
+  return &tokens_[size_t(position - tokens_.front().position)];
+}
+
+void ProbeRecorder::truncate(int64_t first_dropped_position) {
+  while (!tokens_.empty() && tokens_.back().position >= first_dropped_position) tokens_.pop_back();
+}
+
+}  // namespace mambascope
