@@ -88,7 +88,7 @@ class CpuBackend final : public Backend {
     check_memory(L, opts);
 
     HostState& hs = state->host();
-    std::vector<float> resid(size_t(L * D)), xn(size_t(L * D)), out(size_t(L * D));
+    std::vector<float> resid(static_cast<size_t>(L * D)), xn(static_cast<size_t>(L * D)), out(static_cast<size_t>(L * D));
     // hidden_states = self.embeddings(input_ids)        -> resid {L, d_model}
     cpu::embedding(tokens.data(), w_.embedding, L, D, resid.data());
     if (opts.ssm_outputs) opts.ssm_outputs->assign(size_t(cfg_.n_layer * L * cfg_.d_inner), 0.0f);

@@ -57,7 +57,7 @@ FrozenLayer freeze_layer(const MixerCall& call, const MixerScratch& s, Freeze::K
     t1 = t0 + 1;
   }
   const float inv = 1.0f / float(t1 - t0);
-  std::vector<float> Bm(size_t(N), 0.0f), Cm(size_t(N), 0.0f);
+  std::vector<float> Bm(static_cast<size_t>(N), 0.0f), Cm(size_t(N), 0.0f);
   for (int64_t t = t0; t < t1; ++t) {
     for (int64_t c = 0; c < d; ++c) f.delta[c] += s.delta[t * d + c] * inv;
     for (int64_t n = 0; n < N; ++n) {
@@ -91,7 +91,7 @@ void record_probes(const MixerCall& call, const MixerScratch& s, const FrozenLay
   const ModelConfig& cfg = *call.cfg;
   const int64_t d = cfg.d_inner, N = cfg.d_state, R = cfg.dt_rank, ld = R + 2 * N;
   const bool want_h = rec.policy().records_h(call.layer);
-  std::vector<float> Bt(size_t(d * N)), Ct(size_t(d * N));  // per-channel B, C at token t
+  std::vector<float> Bt(static_cast<size_t>(d * N)), Ct(static_cast<size_t>(d * N));  // per-channel B, C at token t
   for (int64_t t = 0; t < call.L; ++t) {
     LayerProbe& p = rec.slot(call.position + t, call.layer);
     p.delta.resize(size_t(d));

@@ -64,7 +64,7 @@ void ssm_conv_selective(const SsmArgs& a) {
                 "recurrent for sequences this long.");
   parallel_for(d, 1, [&](int64_t c0, int64_t c1) {
     std::vector<double> P;
-    std::vector<float> K(size_t(L * L));  // K {L, L}
+    std::vector<float> K(static_cast<size_t>(L * L));  // K {L, L}
     for (int64_t c = c0; c < c1; ++c) {
       log_decay_prefix(a, c, P);
       fill_kernel(a, c, P, K.data());

@@ -142,7 +142,7 @@ void ssm_lti_fft(const LtiArgs& a) {
 void ssm_lti_direct(const LtiArgs& a) {
   const int64_t L = a.L, d = a.d;
   parallel_for(d, 8, [&](int64_t c0, int64_t c1) {
-    std::vector<float> K(size_t(L)), ku(size_t(L));
+    std::vector<float> K(static_cast<size_t>(L)), ku(static_cast<size_t>(L));
     for (int64_t c = c0; c < c1; ++c) {
       ssm_lti_kernel(a, c, K.data());
       for (int64_t t = 0; t < L; ++t) {

@@ -45,16 +45,16 @@ void ssm_scan_chunked(const SsmArgs& a, int64_t chunk) {
   if (chunk <= 0) chunk = 64;
   const int64_t n_chunks = (L + chunk - 1) / chunk;
   parallel_for(d, 32, [&](int64_t c0, int64_t c1) {
-    std::vector<float> S(size_t(L * N));            // S {L, N}: log-decay within the chunk
-    std::vector<float> h_end(size_t(n_chunks * N));  // h_end {n_chunks, N}: local final states
-    std::vector<float> h_start(size_t(N));
-    std::vector<float> h_loc(size_t(N));
+    std::vector<float> S(static_cast<size_t>(L * N));            // S {L, N}: log-decay within the chunk
+    std::vector<float> h_end(static_cast<size_t>(n_chunks * N));  // h_end {n_chunks, N}: local final states
+    std::vector<float> h_start(static_cast<size_t>(N));
+    std::vector<float> h_loc(static_cast<size_t>(N));
     for (int64_t c = c0; c < c1; ++c) {
       const float* A = a.A + c * N;
       // (1) local solves
       for (int64_t j = 0; j < n_chunks; ++j) {
         std::fill(h_loc.begin(), h_loc.end(), 0.0f);
-        std::vector<float> s(size_t(N), 0.0f);
+        std::vector<float> s(static_cast<size_t>(N), 0.0f);
         for (int64_t t = j * chunk; t < std::min(L, (j + 1) * chunk); ++t) {
           const float dt = a.delta[t * d + c], u = a.u[t * d + c];
           const float* B = a.B + t * a.ldb;
