@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <random>
 #include <span>
+#include <utility>
 #include <vector>
 
 namespace mambascope {
@@ -17,6 +18,10 @@ struct SamplingParams {
   int repetition_window = 64;
   uint64_t seed = 0;
   int n_alternatives = 5;          // top-k alternatives reported per step
+
+  // Throws mambascope::Error naming the first value out of range (temperature < 0, top_k < 0,
+  // top_p outside (0, 1], min_p outside [0, 1], repetition_penalty <= 0, ...).
+  void validate() const;
 };
 
 struct Alternative {
@@ -24,9 +29,14 @@ struct Alternative {
   float prob = 0;  // after the repetition penalty and temperature, before truncation
 };
 
+// The filters are applied in this order, each on the distribution left by the previous one
+// (renormalised): repetition penalty, temperature, top-k, top-p, min-p. Greedy (temperature 0)
+// takes the argmax of the penalised logits and draws no random number; its alternatives are
+// reported at temperature 1. Ties are broken towards the lower id, so results do not depend on
+// the sort algorithm. Logits may be -inf (a masked token); NaN or +inf is an Error.
 class Sampler {
  public:
-  explicit Sampler(SamplingParams params);
+  explicit Sampler(SamplingParams params);  // validates params
   const SamplingParams& params() const { return params_; }
   // logits {vocab}; history: tokens so far (for the penalty). alternatives: the
   // n_alternatives most probable tokens, descending. Returns the chosen id.
@@ -37,6 +47,14 @@ class Sampler {
  private:
   SamplingParams params_;
   std::mt19937_64 rng_;
+  // Scratch reused across calls so that a decode step allocates nothing.
+  std::vector<float> scaled_;                     // {vocab} penalised logits / temperature
+  std::vector<std::pair<float, int32_t>> cand_;   // (scaled logit, id) candidates
+  std::vector<uint8_t> seen_;                     // {vocab} penalty bookkeeping
 };
+
+// log p(token) for every entry of logits {vocab} at temperature 1 (scoring, perplexity).
+// Throws mambascope::Error on NaN or +inf.
+void log_softmax(std::span<const float> logits, std::vector<float>& out);
 
 }  // namespace mambascope
