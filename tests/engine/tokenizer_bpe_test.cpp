@@ -6,6 +6,7 @@
 #include <functional>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <unistd.h>
 
 #include "mambascope/error.hpp"
 #include "mambascope/tokenizer.hpp"
@@ -19,19 +20,7 @@ namespace {
 namespace fs = std::filesystem;
 using test::kNeoxTokenizer;
 
-class NeoxTokenizer : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() { tok_ = Tokenizer::load(kNeoxTokenizer).release(); }
-  static void TearDownTestSuite() {
-    delete tok_;
-    tok_ = nullptr;
-  }
-  static const Tokenizer& tok() { return *tok_; }
-
- private:
-  static Tokenizer* tok_;
-};
-Tokenizer* NeoxTokenizer::tok_ = nullptr;
+const Tokenizer& tok() { return test::neox_tokenizer(); }
 
 std::string message_of(const std::function<void()>& fn) {
   try {
@@ -47,7 +36,7 @@ struct TempDir {
   fs::path path;
   TempDir() {
     path = fs::temp_directory_path() /
-           ("mambascope_tok_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) +
+           ("mambascope_tok_" + std::to_string(::getpid()) +
             "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(path);
     fs::create_directories(path);
@@ -59,7 +48,7 @@ struct TempDir {
   }
 };
 
-TEST_F(NeoxTokenizer, EncodeMatchesHuggingFaceTokenizersOnEveryGolden) {
+TEST(NeoxTokenizer, EncodeMatchesHuggingFaceTokenizersOnEveryGolden) {
   const auto cases = test::read_goldens("bpe_goldens.json");
   ASSERT_GT(cases.size(), 400u);
   for (size_t i = 0; i < cases.size(); ++i) {
@@ -72,12 +61,12 @@ TEST_F(NeoxTokenizer, EncodeMatchesHuggingFaceTokenizersOnEveryGolden) {
   }
 }
 
-TEST_F(NeoxTokenizer, DecodeMatchesHuggingFaceTokenizersOnEveryGolden) {
+TEST(NeoxTokenizer, DecodeMatchesHuggingFaceTokenizersOnEveryGolden) {
   for (const auto& c : test::read_goldens("bpe_goldens.json"))
     EXPECT_EQ(tok().decode(c.ids), c.decoded) << "\"" << c.text.substr(0, 80) << "\"";
 }
 
-TEST_F(NeoxTokenizer, DecodeOfEncodeGivesTheNfcText) {
+TEST(NeoxTokenizer, DecodeOfEncodeGivesTheNfcText) {
   std::string all;
   for (const auto& c : test::read_goldens("bpe_goldens.json")) {
     EXPECT_EQ(tok().decode(tok().encode(c.text)), utf8::nfc(c.text)) << c.text.substr(0, 80);
@@ -91,7 +80,7 @@ TEST_F(NeoxTokenizer, DecodeOfEncodeGivesTheNfcText) {
   EXPECT_EQ(tok().decode(ids), utf8::nfc(big));
 }
 
-TEST_F(NeoxTokenizer, KnowsItsVocabularyAndSpecialTokens) {
+TEST(NeoxTokenizer, KnowsItsVocabularyAndSpecialTokens) {
   EXPECT_EQ(tok().kind(), "bpe");
   EXPECT_EQ(tok().vocab_size(), 50277);
   EXPECT_EQ(tok().eos_id(), 0);
@@ -105,14 +94,14 @@ TEST_F(NeoxTokenizer, KnowsItsVocabularyAndSpecialTokens) {
   EXPECT_EQ(tok().token_bytes(0), "<|endoftext|>");
 }
 
-TEST_F(NeoxTokenizer, IdsBeyondTheVocabularyDecodeToNothing) {
+TEST(NeoxTokenizer, IdsBeyondTheVocabularyDecodeToNothing) {
   // Mamba checkpoints pad the embedding to 50,280 rows; a sampled padding id must not throw.
   const std::vector<int32_t> ids = {12092, 50277, 50279, -1, 1533};
   EXPECT_EQ(tok().decode(ids), "Hello world");
   EXPECT_EQ(tok().token_bytes(50279), "");
 }
 
-TEST_F(NeoxTokenizer, RejectsInvalidUtf8WithTheOffendingOffset) {
+TEST(NeoxTokenizer, RejectsInvalidUtf8WithTheOffendingOffset) {
   for (const std::string& bad : {std::string("abc\xC3(", 5), std::string("\xC0\xAF"),
                                 std::string("x\xED\xA0\x80"), std::string("end\xE2\x82"),
                                 std::string("\xF4\x90\x80\x80"), std::string("\xFF")}) {

@@ -3,11 +3,14 @@
 #pragma once
 #include <cstdint>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include "mambascope/tokenizer.hpp"
 
 namespace mambascope::test {
 
@@ -15,6 +18,12 @@ inline const std::string kNeoxTokenizer =
     MAMBASCOPE_SOURCE_DIR "/assets/tokenizers/gpt-neox-20b/tokenizer.json";
 inline const std::string kTokenizerFixtures = MAMBASCOPE_FIXTURES_DIR "/tokenizer";
 inline const std::string kTinySentencePiece = kTokenizerFixtures + "/tiny_sp.model";
+
+// The GPT-NeoX tokenizer, loaded once for the whole test program.
+inline const Tokenizer& neox_tokenizer() {
+  static const std::unique_ptr<Tokenizer> tok = Tokenizer::load(kNeoxTokenizer);
+  return *tok;
+}
 
 struct GoldenCase {
   std::string text;

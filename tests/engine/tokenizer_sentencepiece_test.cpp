@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <unistd.h>
 
 #include "mambascope/error.hpp"
 #include "mambascope/tokenizer.hpp"
@@ -54,7 +55,8 @@ TEST_F(TinySentencePiece, RejectsInvalidUtf8) {
 }
 
 TEST(SentencePieceLoad, ExplainsAFileThatIsNotAModel) {
-  const auto path = std::filesystem::temp_directory_path() / "mambascope_not_a_model.model";
+  const auto path = std::filesystem::temp_directory_path() /
+                    ("mambascope_not_a_model_" + std::to_string(::getpid()) + ".model");
   std::ofstream(path, std::ios::binary) << "this is plain text, not a protobuf";
   try {
     Tokenizer::load(path);

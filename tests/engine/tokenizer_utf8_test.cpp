@@ -28,23 +28,13 @@ TEST(IsValidUtf8, RejectsOverlongsSurrogatesAndBrokenSequences) {
     EXPECT_FALSE(is_valid_utf8(s)) << testing::PrintToString(s);
 }
 
-class NeoxStream : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() { tok_ = Tokenizer::load(test::kNeoxTokenizer).release(); }
-  static void TearDownTestSuite() {
-    delete tok_;
-    tok_ = nullptr;
-  }
-  // The id of the vocabulary entry that is exactly one byte.
-  static int32_t byte_id(unsigned char b) {
-    return tok_->token_id(byte_level::byte_chars()[b]).value();
-  }
-  static Tokenizer* tok_;
-};
-Tokenizer* NeoxStream::tok_ = nullptr;
+// The id of the GPT-NeoX vocabulary entry that is exactly one byte.
+int32_t byte_id(unsigned char b) {
+  return test::neox_tokenizer().token_id(byte_level::byte_chars()[b]).value();
+}
 
-TEST_F(NeoxStream, HoldsAFourByteEmojiBackUntilItsLastByteArrives) {
-  Utf8StreamDecoder dec(*tok_);
+TEST(NeoxStream, HoldsAFourByteEmojiBackUntilItsLastByteArrives) {
+  Utf8StreamDecoder dec(test::neox_tokenizer());
   EXPECT_EQ(dec.push(byte_id('a')), "a");
   EXPECT_EQ(dec.push(byte_id(0xF0)), "");
   EXPECT_EQ(dec.push(byte_id(0x9F)), "");
@@ -54,16 +44,16 @@ TEST_F(NeoxStream, HoldsAFourByteEmojiBackUntilItsLastByteArrives) {
   EXPECT_EQ(dec.flush(), "");
 }
 
-TEST_F(NeoxStream, FlushReplacesAnIncompleteCharacter) {
-  Utf8StreamDecoder dec(*tok_);
+TEST(NeoxStream, FlushReplacesAnIncompleteCharacter) {
+  Utf8StreamDecoder dec(test::neox_tokenizer());
   EXPECT_EQ(dec.push(byte_id(0xF0)), "");
   EXPECT_EQ(dec.push(byte_id(0x9F)), "");
   EXPECT_EQ(dec.flush(), kReplacement);
   EXPECT_EQ(dec.push(byte_id('x')), "x");  // a fresh start after flush
 }
 
-TEST_F(NeoxStream, BytesThatCanNeverBecomeACharacterAreReplacedAtOnce) {
-  Utf8StreamDecoder dec(*tok_);
+TEST(NeoxStream, BytesThatCanNeverBecomeACharacterAreReplacedAtOnce) {
+  Utf8StreamDecoder dec(test::neox_tokenizer());
   EXPECT_EQ(dec.push(byte_id(0x80)), kReplacement);  // a continuation byte with no lead
   EXPECT_EQ(dec.push(byte_id(0xE2)), "");             // could still become a character...
   EXPECT_EQ(dec.push(byte_id('a')), std::string(kReplacement) + "a");  // ...but did not
@@ -87,8 +77,8 @@ void expect_stream_equals_decode(const Tokenizer& tok, const std::vector<test::G
   }
 }
 
-TEST_F(NeoxStream, StreamingEveryGoldenGivesTheSameTextAsDecode) {
-  expect_stream_equals_decode(*tok_, test::read_goldens("bpe_goldens.json"));
+TEST(NeoxStream, StreamingEveryGoldenGivesTheSameTextAsDecode) {
+  expect_stream_equals_decode(test::neox_tokenizer(), test::read_goldens("bpe_goldens.json"));
 }
 
 TEST(SentencePieceStream, StreamingEveryGoldenGivesTheSameTextAsDecode) {
