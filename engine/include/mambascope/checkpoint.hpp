@@ -41,6 +41,8 @@ class Checkpoint {
   // backbone.layers.{i}.mixer.{in_proj,conv1d,x_proj,dt_proj,out_proj}.{weight,bias},
   // backbone.layers.{i}.mixer.{A_log,D}, backbone.norm_f.weight, lm_head.weight
   // (LTI models: backbone.layers.{i}.mixer.{dt_lti,B_lti,C_lti}).
+  // With a tied head, "lm_head.weight" finds the embedding (whose name the view keeps), and
+  // tensors() holds it once.
   const TensorView* find(std::string_view name) const;
   // Like find, but throws an Error naming the missing tensor.
   const TensorView& get(std::string_view name) const;

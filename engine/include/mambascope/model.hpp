@@ -33,11 +33,26 @@ class Model {
   // transcript.
   std::string format_chat(const std::vector<ChatTurn>& turns) const;
   std::vector<std::string> stop_strings() const;  // e.g. "<|endoftext|>", "\nUser:"
+  // Things that load but deserve a word to the user (e.g. a chat template MambaScope cannot
+  // render, or a tokenizer with more tokens than the embedding has rows).
+  const std::vector<std::string>& warnings() const { return warnings_; }
+  const std::filesystem::path& tokenizer_path() const { return tokenizer_path_; }
 
  private:
   std::unique_ptr<Checkpoint> ckpt_;
   std::unique_ptr<Tokenizer> tok_;
-  std::optional<std::string> chat_template_;
+  std::optional<std::string> chat_template_;  // set only for a template format_chat renders
+  bool template_has_system_ = true;           // the template knows the <|system|> role
+  bool template_appends_eos_ = true;          // each turn ends with eos_token
+  std::string eos_text_;                      // e.g. "<|endoftext|>"
+  std::filesystem::path tokenizer_path_;
+  std::vector<std::string> warnings_;
 };
+
+// Where Model::load finds the GPT-NeoX-20B tokenizer for a folder that ships none, in order:
+// $MAMBASCOPE_ASSETS_DIR/tokenizers/gpt-neox-20b/tokenizer.json when that variable is set
+// (then nothing else), else assets/tokenizers/gpt-neox-20b/tokenizer.json in the executable's
+// folder, its parent, its grandparent (a build tree inside the source tree) or ../share/mambascope.
+std::vector<std::filesystem::path> fallback_tokenizer_candidates();
 
 }  // namespace mambascope
