@@ -24,7 +24,8 @@ class Pool {
   void resize(int n) {
     stop();
     stopping_ = false;
-    for (int i = 1; i < n; ++i) workers_.emplace_back([this, i] { loop(i); });
+    // New workers must not mistake the last finished job for a new one.
+    for (int i = 1; i < n; ++i) workers_.emplace_back([this, i, g = generation_] { loop(i, g); });
   }
 
   void run(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
@@ -63,8 +64,7 @@ class Pool {
     if (begin < end) (*fn_)(begin, end);
   }
 
-  void loop(int index) {
-    uint64_t seen = 0;
+  void loop(int index, uint64_t seen) {
     for (;;) {
       std::unique_lock g(m_);
       cv_.wait(g, [&] { return stopping_ || generation_ != seen; });
