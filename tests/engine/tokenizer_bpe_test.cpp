@@ -1,11 +1,11 @@
 // The byte-level BPE tokenizer against the Hugging Face `tokenizers` library (goldens), and its
 // round trip, limits and error messages.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
-#include <functional>
 #include <fstream>
-#include <unistd.h>
+#include <functional>
 
 #include "mambascope/error.hpp"
 #include "mambascope/tokenizer.hpp"
@@ -34,8 +34,8 @@ struct TempDir {
   fs::path path;
   TempDir() {
     path = fs::temp_directory_path() /
-           ("mambascope_tok_" + std::to_string(::getpid()) +
-            "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
+           ("mambascope_tok_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(path);
     fs::create_directories(path);
   }
@@ -51,7 +51,8 @@ TEST(NeoxTokenizer, EncodeMatchesHuggingFaceTokenizersOnEveryGolden) {
   ASSERT_GT(cases.size(), 400u);
   for (size_t i = 0; i < cases.size(); ++i) {
     const auto& c = cases[i];
-    EXPECT_EQ(tok().encode(c.text), c.ids) << "case " << i << ": \"" << c.text.substr(0, 80) << "\"";
+    EXPECT_EQ(tok().encode(c.text), c.ids)
+        << "case " << i << ": \"" << c.text.substr(0, 80) << "\"";
     if (c.ids_plain) {
       EXPECT_EQ(tok().encode(c.text, /*parse_special=*/false), *c.ids_plain)
           << "case " << i << " with special tokens unparsed: \"" << c.text.substr(0, 80) << "\"";
@@ -100,9 +101,9 @@ TEST(NeoxTokenizer, IdsBeyondTheVocabularyDecodeToNothing) {
 }
 
 TEST(NeoxTokenizer, RejectsInvalidUtf8WithTheOffendingOffset) {
-  for (const std::string& bad : {std::string("abc\xC3(", 5), std::string("\xC0\xAF"),
-                                std::string("x\xED\xA0\x80"), std::string("end\xE2\x82"),
-                                std::string("\xF4\x90\x80\x80"), std::string("\xFF")}) {
+  for (const std::string& bad :
+       {std::string("abc\xC3(", 5), std::string("\xC0\xAF"), std::string("x\xED\xA0\x80"),
+        std::string("end\xE2\x82"), std::string("\xF4\x90\x80\x80"), std::string("\xFF")}) {
     const std::string msg = message_of([&] { tok().encode(bad); });
     EXPECT_NE(msg.find("not valid UTF-8"), std::string::npos) << msg;
   }
@@ -130,7 +131,8 @@ TEST(BpeTokenizerLoad, RejectsModelTypesItDoesNotImplement) {
   EXPECT_NE(msg.find("pre-tokenizer 'Metaspace' is not supported"), std::string::npos) << msg;
 
   const auto lowercase = dir.write("lower.json", R"({"normalizer": {"type": "Lowercase"},
-      "pre_tokenizer": {"type": "ByteLevel"}, "model": {"type": "BPE", "vocab": {}, "merges": []}})");
+      "pre_tokenizer": {"type": "ByteLevel"},
+      "model": {"type": "BPE", "vocab": {}, "merges": []}})");
   msg = message_of([&] { Tokenizer::load(lowercase); });
   EXPECT_NE(msg.find("normalizer 'Lowercase' is not supported"), std::string::npos) << msg;
 }

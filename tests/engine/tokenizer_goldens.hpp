@@ -28,7 +28,7 @@ inline const Tokenizer& neox_tokenizer() {
 struct GoldenCase {
   std::string text;
   std::vector<int32_t> ids;
-  std::string decoded;                         // the library's decode of ids
+  std::string decoded;                            // the library's decode of ids
   std::optional<std::vector<int32_t>> ids_plain;  // special tokens not parsed (BPE only)
 };
 

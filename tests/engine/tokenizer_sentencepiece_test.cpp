@@ -1,10 +1,10 @@
 // The SentencePiece tokenizer against the `sentencepiece` Python package (goldens made with
 // tests/fixtures/tokenizer/tiny_sp.model: unigram, 1000 pieces, byte fallback).
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
-#include <unistd.h>
 
 #include "mambascope/error.hpp"
 #include "mambascope/tokenizer.hpp"
@@ -24,8 +24,10 @@ TEST_F(TinySentencePiece, EncodeAndDecodeMatchSentencePieceOnEveryGolden) {
   ASSERT_GT(cases.size(), 400u);
   for (size_t i = 0; i < cases.size(); ++i) {
     const auto& c = cases[i];
-    EXPECT_EQ(tok_->encode(c.text), c.ids) << "case " << i << ": \"" << c.text.substr(0, 80) << "\"";
-    EXPECT_EQ(tok_->decode(c.ids), c.decoded) << "case " << i << ": \"" << c.text.substr(0, 80) << "\"";
+    EXPECT_EQ(tok_->encode(c.text), c.ids)
+        << "case " << i << ": \"" << c.text.substr(0, 80) << "\"";
+    EXPECT_EQ(tok_->decode(c.ids), c.decoded)
+        << "case " << i << ": \"" << c.text.substr(0, 80) << "\"";
   }
 }
 

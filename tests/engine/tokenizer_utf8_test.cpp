@@ -13,9 +13,9 @@ constexpr const char* kReplacement = "\xEF\xBF\xBD";  // U+FFFD
 
 TEST(IsValidUtf8, AcceptsWellFormedText) {
   for (const std::string& s : {std::string(""), std::string("plain ascii"), std::string("\0", 1),
-                              std::string("caf\xC3\xA9"), std::string("\xE6\x97\xA5\xE6\x9C\xAC"),
-                              std::string("\xF0\x9F\x98\x80"), std::string("\xF4\x8F\xBF\xBF"),
-                              std::string("\xEF\xBF\xBD")})
+                               std::string("caf\xC3\xA9"), std::string("\xE6\x97\xA5\xE6\x9C\xAC"),
+                               std::string("\xF0\x9F\x98\x80"), std::string("\xF4\x8F\xBF\xBF"),
+                               std::string("\xEF\xBF\xBD")})
     EXPECT_TRUE(is_valid_utf8(s)) << s;
 }
 
@@ -23,8 +23,10 @@ TEST(IsValidUtf8, RejectsOverlongsSurrogatesAndBrokenSequences) {
   for (const std::string& s :
        {std::string("\xC0\xAF"), std::string("\xE0\x80\xAF"), std::string("\xF0\x80\x80\xAF"),
         std::string("\xED\xA0\x80"), std::string("\xED\xBF\xBF"), std::string("\xF4\x90\x80\x80"),
-        std::string("\x80"), std::string("a\xBF"), std::string("\xE2\x82"), std::string("\xF8\x88\x80\x80\x80"),
-        std::string("\xFF"), std::string("\xC3" "a")})
+        std::string("\x80"), std::string("a\xBF"), std::string("\xE2\x82"),
+        std::string("\xF8\x88\x80\x80\x80"), std::string("\xFF"),
+        std::string("\xC3"
+                    "a")})
     EXPECT_FALSE(is_valid_utf8(s)) << testing::PrintToString(s);
 }
 
@@ -55,7 +57,7 @@ TEST(NeoxStream, FlushReplacesAnIncompleteCharacter) {
 TEST(NeoxStream, BytesThatCanNeverBecomeACharacterAreReplacedAtOnce) {
   Utf8StreamDecoder dec(test::neox_tokenizer());
   EXPECT_EQ(dec.push(byte_id(0x80)), kReplacement);  // a continuation byte with no lead
-  EXPECT_EQ(dec.push(byte_id(0xE2)), "");             // could still become a character...
+  EXPECT_EQ(dec.push(byte_id(0xE2)), "");            // could still become a character...
   EXPECT_EQ(dec.push(byte_id('a')), std::string(kReplacement) + "a");  // ...but did not
   EXPECT_EQ(dec.push(byte_id(0xE0)), "");
   // E0 must be followed by A0..BF (anything lower would be an overlong): both bytes are lost.

@@ -45,7 +45,8 @@ void AddedTokenMatcher::split(std::string_view text, bool parse_special,
     pos = stop;
     if (found->special && !parse_special) continue;
     if (found->single_word) {
-      const bool free_before = start == 0 || !utf8::is_word_char(utf8::last_char(text.substr(0, start)));
+      const bool free_before =
+          start == 0 || !utf8::is_word_char(utf8::last_char(text.substr(0, start)));
       const bool free_after =
           stop == text.size() || !utf8::is_word_char(utf8::first_char(text.substr(stop)));
       if (!free_before || !free_after) continue;

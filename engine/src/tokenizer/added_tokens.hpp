@@ -13,12 +13,12 @@ namespace mambascope {
 
 struct AddedToken {
   int32_t id = 0;
-  std::string content;      // as matched: already normalized for normalized tokens
-  bool special = false;     // a control token such as <|endoftext|>
-  bool single_word = false; // only where no word character touches it on either side
-  bool lstrip = false;      // also takes the white space before it
-  bool rstrip = false;      // also takes the white space after it
-  bool normalized = true;   // matched in the normalized text, else in the raw text
+  std::string content;       // as matched: already normalized for normalized tokens
+  bool special = false;      // a control token such as <|endoftext|>
+  bool single_word = false;  // only where no word character touches it on either side
+  bool lstrip = false;       // also takes the white space before it
+  bool rstrip = false;       // also takes the white space after it
+  bool normalized = true;    // matched in the normalized text, else in the raw text
 };
 
 class AddedTokenMatcher {

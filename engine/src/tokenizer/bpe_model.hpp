@@ -15,8 +15,8 @@
 namespace mambascope {
 
 struct BpeModelSpec {
-  std::unordered_map<std::string, int32_t> vocab;            // entries as written in the file
-  std::vector<std::pair<std::string, std::string>> merges;   // in rank order
+  std::unordered_map<std::string, int32_t> vocab;           // entries as written in the file
+  std::vector<std::pair<std::string, std::string>> merges;  // in rank order
   std::optional<std::string> unk_token;
   bool fuse_unk = false;
   bool ignore_merges = false;  // a word that is a vocab entry is taken whole

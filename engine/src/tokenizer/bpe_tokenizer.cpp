@@ -181,7 +181,8 @@ BpeTokenizer::BpeTokenizer(Options options, BpeModelSpec model, std::vector<Adde
   for (const auto& [token, id] : model_.vocab()) max_id = std::max(max_id, id);
   for (const AddedToken& a : added_) max_id = std::max(max_id, a.id);
   // Ids are dense in every real tokenizer; a stray huge one would otherwise allocate gigabytes.
-  if (max_id > 0 && static_cast<size_t>(max_id) > 2 * (model_.vocab().size() + added_.size()) + 1024)
+  if (max_id > 0 &&
+      static_cast<size_t>(max_id) > 2 * (model_.vocab().size() + added_.size()) + 1024)
     throw Error("tokenizer.json gives token id " + std::to_string(max_id) + " to a vocabulary of " +
                 std::to_string(model_.vocab().size() + added_.size()) + " entries; is it corrupt?");
   id_bytes_.resize(static_cast<size_t>(max_id + 1));

@@ -36,9 +36,9 @@ class BpeTokenizer final : public Tokenizer {
   std::string kind() const override { return "bpe"; }
 
   struct Options {
-    bool nfc = false;              // normalizer: NFC, else none
-    bool add_prefix_space = false; // ByteLevel: a space before each piece that lacks one
-    bool use_regex = true;         // ByteLevel: split with the GPT-2 regex
+    bool nfc = false;               // normalizer: NFC, else none
+    bool add_prefix_space = false;  // ByteLevel: a space before each piece that lacks one
+    bool use_regex = true;          // ByteLevel: split with the GPT-2 regex
   };
   BpeTokenizer(Options options, BpeModelSpec model, std::vector<AddedToken> added);
 
@@ -51,7 +51,7 @@ class BpeTokenizer final : public Tokenizer {
   AddedTokenMatcher raw_matcher_;         // added tokens with normalized = false
   AddedTokenMatcher normalized_matcher_;  // added tokens with normalized = true
   std::vector<AddedToken> added_;
-  std::vector<std::string> id_bytes_;     // what each id decodes to {vocab_size}
+  std::vector<std::string> id_bytes_;  // what each id decodes to {vocab_size}
   std::optional<int32_t> eos_id_;
 };
 

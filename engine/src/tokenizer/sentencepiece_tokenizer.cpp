@@ -35,10 +35,14 @@ std::optional<char> byte_of_piece(std::string_view piece) {
   int value = 0;
   for (char c : piece.substr(3, 2)) {
     value *= 16;
-    if (c >= '0' && c <= '9') value += c - '0';
-    else if (c >= 'A' && c <= 'F') value += c - 'A' + 10;
-    else if (c >= 'a' && c <= 'f') value += c - 'a' + 10;
-    else return std::nullopt;
+    if (c >= '0' && c <= '9')
+      value += c - '0';
+    else if (c >= 'A' && c <= 'F')
+      value += c - 'A' + 10;
+    else if (c >= 'a' && c <= 'f')
+      value += c - 'a' + 10;
+    else
+      return std::nullopt;
   }
   return static_cast<char>(value);
 }

@@ -95,36 +95,28 @@ std::string nfc(std::string_view s) {
   if (ascii) return std::string(s);
   utf8proc_uint8_t* mapped = nullptr;
   // An explicit length (no UTF8PROC_NULLTERM) so that NUL characters survive.
-  const utf8proc_ssize_t n =
-      utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(s.data()),
-                   static_cast<utf8proc_ssize_t>(s.size()), &mapped,
-                   static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
+  const utf8proc_ssize_t n = utf8proc_map(
+      reinterpret_cast<const utf8proc_uint8_t*>(s.data()), static_cast<utf8proc_ssize_t>(s.size()),
+      &mapped, static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
   std::unique_ptr<utf8proc_uint8_t, decltype(&std::free)> owner(mapped, &std::free);
   if (n < 0) throw Error(std::string("Unicode normalization (NFC) failed: ") + utf8proc_errmsg(n));
   return std::string(reinterpret_cast<const char*>(mapped), static_cast<size_t>(n));
 }
 
 bool is_white_space(char32_t cp) {
-  switch (cp) {
-    case 0x09: case 0x0A: case 0x0B: case 0x0C: case 0x0D: case 0x20: case 0x85: case 0xA0:
-    case 0x1680: case 0x2028: case 0x2029: case 0x202F: case 0x205F: case 0x3000:
-      return true;
-    default:
-      return cp >= 0x2000 && cp <= 0x200A;
-  }
+  return (cp >= 0x09 && cp <= 0x0D) || cp == 0x20 || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
+         (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F ||
+         cp == 0x205F || cp == 0x3000;
 }
 
 bool is_word_char(char32_t cp) {
   if (cp == 0x200C || cp == 0x200D) return true;
-  switch (utf8proc_category(static_cast<utf8proc_int32_t>(cp))) {
-    case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL: case UTF8PROC_CATEGORY_LT:
-    case UTF8PROC_CATEGORY_LM: case UTF8PROC_CATEGORY_LO: case UTF8PROC_CATEGORY_MN:
-    case UTF8PROC_CATEGORY_MC: case UTF8PROC_CATEGORY_ME: case UTF8PROC_CATEGORY_ND:
-    case UTF8PROC_CATEGORY_NL: case UTF8PROC_CATEGORY_PC:
-      return true;
-    default:
-      return false;
-  }
+  constexpr uint32_t kWordCategories =
+      (1u << UTF8PROC_CATEGORY_LU) | (1u << UTF8PROC_CATEGORY_LL) | (1u << UTF8PROC_CATEGORY_LT) |
+      (1u << UTF8PROC_CATEGORY_LM) | (1u << UTF8PROC_CATEGORY_LO) | (1u << UTF8PROC_CATEGORY_MN) |
+      (1u << UTF8PROC_CATEGORY_MC) | (1u << UTF8PROC_CATEGORY_ME) | (1u << UTF8PROC_CATEGORY_ND) |
+      (1u << UTF8PROC_CATEGORY_NL) | (1u << UTF8PROC_CATEGORY_PC);
+  return (kWordCategories >> utf8proc_category(static_cast<utf8proc_int32_t>(cp))) & 1u;
 }
 
 char32_t last_char(std::string_view s) {

@@ -12,10 +12,10 @@ namespace mambascope::utf8 {
 // What the bytes at some offset start with.
 struct Unit {
   enum class Kind { Char, Invalid, Truncated } kind;
-  size_t length;     // Char: bytes of the character; Invalid: bytes of the maximal ill-formed
-                     // subpart (Unicode's "U+FFFD substitution of maximal subparts"); Truncated:
-                     // the bytes left, a valid start of a character that the buffer cuts short
-  char32_t cp = 0;   // Char only
+  size_t length;    // Char: bytes of the character; Invalid: bytes of the maximal ill-formed
+                    // subpart (Unicode's "U+FFFD substitution of maximal subparts"); Truncated:
+                    // the bytes left, a valid start of a character that the buffer cuts short
+  char32_t cp = 0;  // Char only
 };
 
 // Decodes s[pos] onwards (pos < s.size()). Rejects overlongs, surrogates and values > U+10FFFF.
