@@ -2,14 +2,14 @@
 // state_size, ...) and the original state-spaces one (d_model, n_layer, ssm_cfg, ...). Other
 // architectures, Mamba-2 included, are refused with a message naming what was found; the
 // defaults of each spelling are the ones its own library applies when a key is absent.
+#include "mambascope/config.hpp"
+
 #include <cmath>
-#include <optional>
 #include <fstream>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 
-#include <nlohmann/json.hpp>
-
-#include "mambascope/config.hpp"
 #include "mambascope/error.hpp"
 
 namespace mambascope {
@@ -41,21 +41,24 @@ class Reader {
   double number(const char* key, double fallback) const {
     if (!has(key)) return fallback;
     const json& v = j_.at(key);
-    if (!v.is_number()) throw Error(origin_ + ": '" + key + "' must be a number, found " + v.dump());
+    if (!v.is_number())
+      throw Error(origin_ + ": '" + key + "' must be a number, found " + v.dump());
     return v.get<double>();
   }
 
   bool boolean(const char* key, bool fallback) const {
     if (!has(key)) return fallback;
     const json& v = j_.at(key);
-    if (!v.is_boolean()) throw Error(origin_ + ": '" + key + "' must be true or false, found " + v.dump());
+    if (!v.is_boolean())
+      throw Error(origin_ + ": '" + key + "' must be true or false, found " + v.dump());
     return v.get<bool>();
   }
 
   std::string string(const char* key, const std::string& fallback) const {
     if (!has(key)) return fallback;
     const json& v = j_.at(key);
-    if (!v.is_string()) throw Error(origin_ + ": '" + key + "' must be a string, found " + v.dump());
+    if (!v.is_string())
+      throw Error(origin_ + ": '" + key + "' must be a string, found " + v.dump());
     return v.get<std::string>();
   }
 
@@ -86,10 +89,12 @@ void check_architecture(const json& j, const std::string& origin) {
   if (j.contains("model_type") && j["model_type"].is_string()) {
     std::string t = j["model_type"];
     if (t == "mamba2")
-      throw Error(origin + ": this is a Mamba-2 model (model_type \"mamba2\"); MambaScope runs "
+      throw Error(origin +
+                  ": this is a Mamba-2 model (model_type \"mamba2\"); MambaScope runs "
                   "Mamba-1 models (state-spaces/mamba-130m ... mamba-2.8b and their fine-tunes)");
     if (t != "mamba")
-      throw Error(origin + ": model_type \"" + t + "\" is not a Mamba-1 model; MambaScope runs "
+      throw Error(origin + ": model_type \"" + t +
+                  "\" is not a Mamba-1 model; MambaScope runs "
                   "MambaForCausalLM checkpoints (model_type \"mamba\")");
   }
   if (j.contains("architectures") && j["architectures"].is_array()) {
@@ -97,7 +102,8 @@ void check_architecture(const json& j, const std::string& origin) {
       if (!a.is_string()) continue;
       std::string name = a;
       if (name != "MambaForCausalLM" && name != "MambaModel" && name != "MambaLMHeadModel")
-        throw Error(origin + ": architecture \"" + name + "\" is not supported; MambaScope runs "
+        throw Error(origin + ": architecture \"" + name +
+                    "\" is not supported; MambaScope runs "
                     "Mamba-1 (MambaForCausalLM) checkpoints" +
                     (name.find("Mamba2") != std::string::npos ? " (this one is Mamba-2)" : ""));
     }
@@ -147,18 +153,22 @@ ModelConfig parse_original(const json& j, const std::string& origin) {
   Reader s(ssm, origin + " ssm_cfg");
   std::string layer = s.string("layer", "Mamba1");
   if (layer == "Mamba2")
-    throw Error(origin + ": this is a Mamba-2 model (ssm_cfg.layer \"Mamba2\"); MambaScope runs "
+    throw Error(origin +
+                ": this is a Mamba-2 model (ssm_cfg.layer \"Mamba2\"); MambaScope runs "
                 "Mamba-1 models");
   if (layer != "Mamba1")
     throw Error(origin + ": ssm_cfg.layer \"" + layer + "\" is not supported (expected Mamba1)");
   if (r.integer("d_intermediate", 0) != 0)
-    throw Error(origin + ": d_intermediate > 0 adds MLP blocks between the Mamba layers; "
+    throw Error(origin +
+                ": d_intermediate > 0 adds MLP blocks between the Mamba layers; "
                 "MambaScope runs pure Mamba-1 stacks only");
   if (r.has("attn_layer_idx") && j["attn_layer_idx"].is_array() && !j["attn_layer_idx"].empty())
-    throw Error(origin + ": attn_layer_idx makes this a Mamba/attention hybrid; MambaScope runs "
+    throw Error(origin +
+                ": attn_layer_idx makes this a Mamba/attention hybrid; MambaScope runs "
                 "pure Mamba-1 stacks only");
   if (!r.boolean("rms_norm", true))
-    throw Error(origin + ": rms_norm false (LayerNorm) is not supported; Mamba-1 checkpoints use RMSNorm");
+    throw Error(origin +
+                ": rms_norm false (LayerNorm) is not supported; Mamba-1 checkpoints use RMSNorm");
 
   c.d_state = s.integer("d_state", 16);
   c.d_conv = s.integer("d_conv", 4);
@@ -183,14 +193,17 @@ void require(bool ok, const std::string& what) {
 
 void ModelConfig::validate() const {
   auto s = [](int64_t v) { return std::to_string(v); };
-  require(d_model > 0 && d_model <= 65536, "hidden size (d_model) " + s(d_model) + " is not in 1..65536");
+  require(d_model > 0 && d_model <= 65536,
+          "hidden size (d_model) " + s(d_model) + " is not in 1..65536");
   require(n_layer > 0 && n_layer <= 1024, "layer count " + s(n_layer) + " is not in 1..1024");
   require(vocab_size > 0 && vocab_size <= (int64_t(1) << 24),
           "vocab_size " + s(vocab_size) + " is not in 1..16777216");
-  require(d_state > 0 && d_state <= 1024, "state size (d_state) " + s(d_state) + " is not in 1..1024");
+  require(d_state > 0 && d_state <= 1024,
+          "state size (d_state) " + s(d_state) + " is not in 1..1024");
   require(d_conv > 0 && d_conv <= 64, "conv kernel (d_conv) " + s(d_conv) + " is not in 1..64");
   require(expand > 0 && expand <= 64, "expand " + s(expand) + " is not in 1..64");
-  require(d_inner > 0 && d_inner <= 64 * 65536, "intermediate size (d_inner) " + s(d_inner) + " is not positive");
+  require(d_inner > 0 && d_inner <= 64 * 65536,
+          "intermediate size (d_inner) " + s(d_inner) + " is not positive");
   require(dt_rank > 0 && dt_rank <= d_inner,
           "time-step rank (dt_rank) " + s(dt_rank) + " is not in 1..d_inner (" + s(d_inner) + ")");
   require(std::isfinite(norm_eps) && norm_eps > 0 && norm_eps < 1,
@@ -214,7 +227,8 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
   } else if (j.contains("d_model")) {
     c = parse_original(j, origin);
   } else {
-    throw Error(origin + ": does not describe a Mamba model: expected hidden_size (Hugging Face "
+    throw Error(origin +
+                ": does not describe a Mamba model: expected hidden_size (Hugging Face "
                 "MambaForCausalLM) or d_model (state-spaces/mamba)");
   }
   if (j.contains("mambascope_lti")) c.lti = Reader(j, origin).boolean("mambascope_lti", false);
@@ -231,11 +245,13 @@ ModelConfig load_model_config(const std::filesystem::path& dir) {
   std::error_code ec;
   if (!fs::exists(dir, ec)) throw Error("model folder " + dir.string() + " does not exist");
   if (!fs::is_directory(dir, ec))
-    throw Error(dir.string() + " is not a folder: give the model folder (the one holding "
+    throw Error(dir.string() +
+                " is not a folder: give the model folder (the one holding "
                 "config.json and model.safetensors)");
   fs::path p = dir / "config.json";
   if (!fs::exists(p, ec))
-    throw Error(dir.string() + " has no config.json: a model folder needs config.json next to "
+    throw Error(dir.string() +
+                " has no config.json: a model folder needs config.json next to "
                 "the weights (download both from the model's Hugging Face page)");
   std::ifstream f(p, std::ios::binary);
   if (!f) throw Error("cannot read " + p.string());

@@ -3,14 +3,14 @@
 // Jinja engine, the one template family Mamba chat models ship (zephyr's, as in
 // havenhq/mamba-chat) is recognised and rendered here, and anything else falls back to a plain
 // "User:/Assistant:" transcript with a warning.
+#include "mambascope/model.hpp"
+
 #include <cstdlib>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
-#include <nlohmann/json.hpp>
-
 #include "mambascope/error.hpp"
-#include "mambascope/model.hpp"
 
 namespace mambascope {
 
@@ -30,7 +30,8 @@ bool is_zephyr_style(const std::string& t) {
 // tokenizer_config.json values may be a string or an AddedToken object {"content": ...}.
 std::optional<std::string> token_text(const nlohmann::json& v) {
   if (v.is_string()) return v.get<std::string>();
-  if (v.is_object() && v.contains("content") && v["content"].is_string()) return v["content"].get<std::string>();
+  if (v.is_object() && v.contains("content") && v["content"].is_string())
+    return v["content"].get<std::string>();
   return std::nullopt;
 }
 
@@ -72,7 +73,8 @@ std::shared_ptr<Model> Model::load(const fs::path& dir) {
 
   // Tokenizer: the folder's own, else the GPT-NeoX-20B one the Mamba family was trained with.
   if (fs::exists(dir / "tokenizer.json", ec) || fs::exists(dir / "tokenizer.model", ec)) {
-    m->tokenizer_path_ = fs::exists(dir / "tokenizer.json", ec) ? dir / "tokenizer.json" : dir / "tokenizer.model";
+    m->tokenizer_path_ =
+        fs::exists(dir / "tokenizer.json", ec) ? dir / "tokenizer.json" : dir / "tokenizer.model";
     m->tok_ = Tokenizer::load(dir);
   } else {
     std::string tried;
@@ -84,15 +86,19 @@ std::shared_ptr<Model> Model::load(const fs::path& dir) {
       tried += "\n  " + p.string();
     }
     if (m->tokenizer_path_.empty())
-      throw Error(dir.string() + " has no tokenizer (tokenizer.json or tokenizer.model), and the "
-                  "GPT-NeoX-20B tokenizer that Mamba models use was not found at:" + tried +
+      throw Error(dir.string() +
+                  " has no tokenizer (tokenizer.json or tokenizer.model), and the "
+                  "GPT-NeoX-20B tokenizer that Mamba models use was not found at:" +
+                  tried +
                   "\nCopy the model's tokenizer.json into its folder, or set MAMBASCOPE_ASSETS_DIR "
-                  "to the MambaScope assets folder (the one holding " + kNeoxRelative + ")");
+                  "to the MambaScope assets folder (the one holding " +
+                  kNeoxRelative + ")");
     m->tok_ = Tokenizer::load(m->tokenizer_path_);
   }
   if (m->tok_->vocab_size() > m->config().vocab_size)
     m->warnings_.push_back("the tokenizer (" + m->tokenizer_path_.string() + ") has " +
-                           std::to_string(m->tok_->vocab_size()) + " tokens but the model's embedding has " +
+                           std::to_string(m->tok_->vocab_size()) +
+                           " tokens but the model's embedding has " +
                            std::to_string(m->config().vocab_size) +
                            " rows: text may encode to ids the model cannot read");
 
@@ -118,7 +124,8 @@ std::shared_ptr<Model> Model::load(const fs::path& dir) {
           m->template_appends_eos_ = t->find("eos_token") != std::string::npos;
           m->chat_template_ = *t;
         } else if (t) {
-          m->warnings_.push_back(tc.string() + " has a chat_template MambaScope cannot render (only "
+          m->warnings_.push_back(tc.string() +
+                                 " has a chat_template MambaScope cannot render (only "
                                  "zephyr-style <|user|>/<|assistant|> ones); chats use a plain "
                                  "\"User:/Assistant:\" transcript instead");
         }
@@ -127,7 +134,8 @@ std::shared_ptr<Model> Model::load(const fs::path& dir) {
   }
   if (m->eos_text_.empty()) {
     auto id = m->tok_->eos_id();
-    if (!id && m->config().eos_token_id < m->tok_->vocab_size()) id = int32_t(m->config().eos_token_id);
+    if (!id && m->config().eos_token_id < m->tok_->vocab_size())
+      id = int32_t(m->config().eos_token_id);
     if (id) m->eos_text_ = m->tok_->token_bytes(*id);
     if (m->eos_text_.empty()) m->eos_text_ = "<|endoftext|>";
   }
@@ -146,7 +154,8 @@ std::string Model::format_chat(const std::vector<ChatTurn>& turns) const {
       throw Error("chat role \"" + t.role + "\" is not one of system, user, assistant");
   std::string out;
   if (chat_template_) {
-    std::string pending_system;  // for a template without a system role: fold into the next user turn
+    std::string
+        pending_system;  // for a template without a system role: fold into the next user turn
     for (const ChatTurn& t : turns) {
       if (t.role == "system" && !template_has_system_) {
         pending_system += t.content + "\n\n";
@@ -159,9 +168,12 @@ std::string Model::format_chat(const std::vector<ChatTurn>& turns) const {
     return out + "<|assistant|>\n";
   }
   for (const ChatTurn& t : turns) {
-    if (t.role == "system") out += t.content + "\n\n";
-    else if (t.role == "user") out += "User: " + t.content + "\n";
-    else out += "Assistant: " + t.content + "\n";
+    if (t.role == "system")
+      out += t.content + "\n\n";
+    else if (t.role == "user")
+      out += "User: " + t.content + "\n";
+    else
+      out += "Assistant: " + t.content + "\n";
   }
   return out + "Assistant:";
 }

@@ -52,7 +52,8 @@ std::string header_for(const char* descr, const std::vector<int64_t>& shape) {
 }
 
 template <class T>
-std::string bytes_of(const char* descr, std::span<const T> data, const std::vector<int64_t>& shape) {
+std::string bytes_of(const char* descr, std::span<const T> data,
+                     const std::vector<int64_t>& shape) {
   if (count(shape) != int64_t(data.size()))
     throw Error("npy: shape holds " + std::to_string(count(shape)) + " elements but " +
                 std::to_string(data.size()) + " were given");
@@ -131,7 +132,8 @@ void write_npy(const std::filesystem::path& path, std::span<const int32_t> data,
 }
 
 NpyArray parse_npy(std::string_view bytes, const std::string& origin) {
-  if (bytes.size() < kMagicLen + 4 || bytes.substr(0, kMagicLen) != std::string_view(kMagic, kMagicLen))
+  if (bytes.size() < kMagicLen + 4 ||
+      bytes.substr(0, kMagicLen) != std::string_view(kMagic, kMagicLen))
     throw Error(origin + ": not a .npy file (no \\x93NUMPY magic)");
   auto u8 = [&](size_t i) { return uint32_t(uint8_t(bytes[i])); };
   uint32_t major = u8(kMagicLen);
@@ -154,11 +156,15 @@ NpyArray parse_npy(std::string_view bytes, const std::string& origin) {
   NpyArray out;
   out.shape = parse_shape(dict_value(dict, "shape", origin), origin);
   if (fortran != "False")
-    throw Error(origin + ": Fortran-order arrays are not supported (save with np.ascontiguousarray)");
-  if (descr.size() >= 2 && (descr.front() == '\'' || descr.front() == '"')) descr = descr.substr(1, descr.size() - 2);
+    throw Error(origin +
+                ": Fortran-order arrays are not supported (save with np.ascontiguousarray)");
+  if (descr.size() >= 2 && (descr.front() == '\'' || descr.front() == '"'))
+    descr = descr.substr(1, descr.size() - 2);
   size_t elem;
-  if (descr == "<f4" || descr == "<i4") elem = 4;
-  else if (descr == "<f8" || descr == "<i8") elem = 8;
+  if (descr == "<f4" || descr == "<i4")
+    elem = 4;
+  else if (descr == "<f8" || descr == "<i8")
+    elem = 8;
   else
     throw Error(origin + ": .npy dtype '" + descr +
                 "' is not supported (float32, int32, float64 or int64, little-endian)");
@@ -166,8 +172,9 @@ NpyArray parse_npy(std::string_view bytes, const std::string& origin) {
   int64_t n = out.numel();
   std::string_view data = bytes.substr(header_at + header_len);
   if (data.size() != size_t(n) * elem)
-    throw Error(origin + ": .npy data holds " + std::to_string(data.size()) + " bytes but shape needs " +
-                std::to_string(size_t(n) * elem) + " (truncated file?)");
+    throw Error(origin + ": .npy data holds " + std::to_string(data.size()) +
+                " bytes but shape needs " + std::to_string(size_t(n) * elem) +
+                " (truncated file?)");
   if (descr[1] == 'f') {
     out.type = NpyArray::Type::F32;
     out.f32.resize(size_t(n));

@@ -16,7 +16,8 @@ void expect_parse_error(const std::string& text, std::initializer_list<std::stri
     ADD_FAILURE() << "accepted: " << text;
   } catch (const Error& e) {
     std::string msg = e.what();
-    for (const std::string& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
+    for (const std::string& p : parts)
+      EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
   }
 }
 
@@ -52,9 +53,16 @@ TEST(Config, HuggingFaceSpellingOfMamba130m) {
 }
 
 TEST(Config, AutoTimeStepRankIsCeilOfDModelOver16) {
-  EXPECT_EQ(parse(R"({"hidden_size": 2560, "num_hidden_layers": 1, "vocab_size": 8, "time_step_rank": "auto"})").dt_rank, 160);
+  EXPECT_EQ(
+      parse(
+          R"({"hidden_size": 2560, "num_hidden_layers": 1, "vocab_size": 8, "time_step_rank": "auto"})")
+          .dt_rank,
+      160);
   EXPECT_EQ(parse(R"({"hidden_size": 40, "num_hidden_layers": 1, "vocab_size": 8})").dt_rank, 3);
-  EXPECT_EQ(parse(R"({"d_model": 33, "n_layer": 1, "vocab_size": 8, "ssm_cfg": {"dt_rank": "auto"}})").dt_rank, 3);
+  EXPECT_EQ(
+      parse(R"({"d_model": 33, "n_layer": 1, "vocab_size": 8, "ssm_cfg": {"dt_rank": "auto"}})")
+          .dt_rank,
+      3);
 }
 
 TEST(Config, HuggingFaceDefaultsAreTransformersDefaults) {
@@ -81,7 +89,8 @@ TEST(Config, OriginalSpellingPadsTheVocabulary) {
 }
 
 TEST(Config, OriginalSsmCfgOverridesTheDefaults) {
-  ModelConfig c = parse(R"({"d_model": 32, "n_layer": 2, "vocab_size": 300, "pad_vocab_size_multiple": 16,
+  ModelConfig c =
+      parse(R"({"d_model": 32, "n_layer": 2, "vocab_size": 300, "pad_vocab_size_multiple": 16,
     "ssm_cfg": {"d_state": 8, "d_conv": 3, "expand": 3, "dt_rank": 5, "bias": true, "conv_bias": false},
     "tie_embeddings": false})");
   EXPECT_EQ(c.vocab_size, 304);
@@ -95,33 +104,48 @@ TEST(Config, OriginalSsmCfgOverridesTheDefaults) {
 }
 
 TEST(Config, MambaScopeLtiKey) {
-  EXPECT_TRUE(parse(R"({"hidden_size": 16, "num_hidden_layers": 1, "vocab_size": 8, "mambascope_lti": true})").lti);
-  expect_parse_error(R"({"hidden_size": 16, "num_hidden_layers": 1, "vocab_size": 8, "mambascope_lti": "yes"})",
-                     {"mambascope_lti", "true or false"});
+  EXPECT_TRUE(
+      parse(
+          R"({"hidden_size": 16, "num_hidden_layers": 1, "vocab_size": 8, "mambascope_lti": true})")
+          .lti);
+  expect_parse_error(
+      R"({"hidden_size": 16, "num_hidden_layers": 1, "vocab_size": 8, "mambascope_lti": "yes"})",
+      {"mambascope_lti", "true or false"});
 }
 
 TEST(Config, Mamba2IsRefusedWhicheverSpelling) {
   expect_parse_error(R"({"model_type": "mamba2", "hidden_size": 768})", {"Mamba-2", "mamba2"});
-  expect_parse_error(R"({"architectures": ["Mamba2ForCausalLM"], "hidden_size": 768})", {"Mamba2ForCausalLM", "Mamba-2"});
-  expect_parse_error(R"({"d_model": 768, "n_layer": 2, "vocab_size": 8, "ssm_cfg": {"layer": "Mamba2"}})", {"Mamba-2"});
+  expect_parse_error(R"({"architectures": ["Mamba2ForCausalLM"], "hidden_size": 768})",
+                     {"Mamba2ForCausalLM", "Mamba-2"});
+  expect_parse_error(
+      R"({"d_model": 768, "n_layer": 2, "vocab_size": 8, "ssm_cfg": {"layer": "Mamba2"}})",
+      {"Mamba-2"});
 }
 
 TEST(Config, OtherArchitecturesAreRefusedByName) {
   expect_parse_error(R"({"model_type": "falcon_mamba", "hidden_size": 8})", {"falcon_mamba"});
-  expect_parse_error(R"({"architectures": ["LlamaForCausalLM"], "hidden_size": 8})", {"LlamaForCausalLM"});
-  expect_parse_error(R"({"d_model": 8, "n_layer": 2, "vocab_size": 8, "attn_layer_idx": [1]})", {"attn_layer_idx"});
-  expect_parse_error(R"({"d_model": 8, "n_layer": 2, "vocab_size": 8, "d_intermediate": 32})", {"d_intermediate"});
-  expect_parse_error(R"({"d_model": 8, "n_layer": 2, "vocab_size": 8, "rms_norm": false})", {"LayerNorm"});
+  expect_parse_error(R"({"architectures": ["LlamaForCausalLM"], "hidden_size": 8})",
+                     {"LlamaForCausalLM"});
+  expect_parse_error(R"({"d_model": 8, "n_layer": 2, "vocab_size": 8, "attn_layer_idx": [1]})",
+                     {"attn_layer_idx"});
+  expect_parse_error(R"({"d_model": 8, "n_layer": 2, "vocab_size": 8, "d_intermediate": 32})",
+                     {"d_intermediate"});
+  expect_parse_error(R"({"d_model": 8, "n_layer": 2, "vocab_size": 8, "rms_norm": false})",
+                     {"LayerNorm"});
   expect_parse_error(R"({"vocab_size": 8, "n_embd": 8})", {"hidden_size", "d_model"});
 }
 
 TEST(Config, MalformedValuesAreNamed) {
   expect_parse_error("{not json", {"config.json", "not valid JSON"});
   expect_parse_error("[1, 2]", {"JSON object"});
-  expect_parse_error(R"({"hidden_size": "big", "num_hidden_layers": 1, "vocab_size": 8})", {"hidden_size", "integer"});
+  expect_parse_error(R"({"hidden_size": "big", "num_hidden_layers": 1, "vocab_size": 8})",
+                     {"hidden_size", "integer"});
   expect_parse_error(R"({"hidden_size": 8, "vocab_size": 8})", {"n_layer"});
-  expect_parse_error(R"({"hidden_size": 8, "num_hidden_layers": 1, "vocab_size": 8, "state_size": 0})", {"d_state", "0"});
-  expect_parse_error(R"({"hidden_size": 8, "num_hidden_layers": -2, "vocab_size": 8})", {"layer count", "-2"});
+  expect_parse_error(
+      R"({"hidden_size": 8, "num_hidden_layers": 1, "vocab_size": 8, "state_size": 0})",
+      {"d_state", "0"});
+  expect_parse_error(R"({"hidden_size": 8, "num_hidden_layers": -2, "vocab_size": 8})",
+                     {"layer count", "-2"});
 }
 
 TEST(Config, ValidateRejectsARankWiderThanTheInnerDimension) {

@@ -22,8 +22,8 @@ TEST(DType, F16KnownValues) {
   EXPECT_EQ(f16_to_f32(0x3c00), 1.0f);
   EXPECT_EQ(f16_to_f32(0xc000), -2.0f);
   EXPECT_EQ(f16_to_f32(0x7bff), 65504.0f);
-  EXPECT_EQ(f16_to_f32(0x0400), std::ldexp(1.0f, -14));  // smallest normal
-  EXPECT_EQ(f16_to_f32(0x0001), std::ldexp(1.0f, -24));  // smallest subnormal
+  EXPECT_EQ(f16_to_f32(0x0400), std::ldexp(1.0f, -14));     // smallest normal
+  EXPECT_EQ(f16_to_f32(0x0001), std::ldexp(1.0f, -24));     // smallest subnormal
   EXPECT_EQ(f16_to_f32(0x03ff), std::ldexp(1023.0f, -24));  // largest subnormal
   EXPECT_TRUE(std::signbit(f16_to_f32(0x8000)));
   EXPECT_EQ(f16_to_f32(0x7c00), std::numeric_limits<float>::infinity());
@@ -47,9 +47,9 @@ TEST(DType, F32ToF16RoundsToNearestEven) {
   // 1 + 3*2^-11 is halfway between 1 + 2^-10 (odd) and 1 + 2^-9 (even): up.
   EXPECT_EQ(f32_to_f16(1.0f + 3 * std::ldexp(1.0f, -11)), 0x3c02);
   EXPECT_EQ(f32_to_f16(1.0f + std::ldexp(1.0f, -11) + std::ldexp(1.0f, -20)), 0x3c01);
-  EXPECT_EQ(f32_to_f16(65519.0f), 0x7bff);  // below the halfway point to 65536
-  EXPECT_EQ(f32_to_f16(65520.0f), 0x7c00);  // overflows to inf
-  EXPECT_EQ(f32_to_f16(1e-8f), 0x0000);     // below half the smallest subnormal
+  EXPECT_EQ(f32_to_f16(65519.0f), 0x7bff);               // below the halfway point to 65536
+  EXPECT_EQ(f32_to_f16(65520.0f), 0x7c00);               // overflows to inf
+  EXPECT_EQ(f32_to_f16(1e-8f), 0x0000);                  // below half the smallest subnormal
   EXPECT_EQ(f32_to_f16(std::ldexp(1.0f, -25)), 0x0000);  // exactly half: ties to even (0)
   EXPECT_EQ(f32_to_f16(std::ldexp(1.5f, -25)), 0x0001);
   EXPECT_EQ(f32_to_f16(std::ldexp(1023.5f, -24)), 0x0400);  // rounds up into the normals

@@ -23,12 +23,14 @@ void expect_open_error(const fs::path& dir, std::initializer_list<std::string> p
     ADD_FAILURE() << "opened " << dir << " without complaint";
   } catch (const Error& e) {
     std::string msg = e.what();
-    for (const std::string& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
+    for (const std::string& p : parts)
+      EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
   }
 }
 
 void copy_fixture(const std::string& name, const fs::path& to) {
-  fs::copy(testing::hf_fixtures_dir() / name, to, fs::copy_options::recursive | fs::copy_options::overwrite_existing);
+  fs::copy(testing::hf_fixtures_dir() / name, to,
+           fs::copy_options::recursive | fs::copy_options::overwrite_existing);
 }
 
 TEST(CheckpointErrors, MissingFolder) {
@@ -81,7 +83,8 @@ TEST(CheckpointErrors, FileShorterThanTheLengthPrefix) {
 TEST(CheckpointErrors, HeaderLengthBeyondTheFile) {
   TempDir tmp;
   testing::write_tiny_checkpoint(tmp.path(), TinySpec{});
-  json h = {{"backbone.norm_f.weight", {{"dtype", "F32"}, {"shape", {8}}, {"data_offsets", {0, 32}}}}};
+  json h = {
+      {"backbone.norm_f.weight", {{"dtype", "F32"}, {"shape", {8}}, {"data_offsets", {0, 32}}}}};
   testing::write_raw_safetensors(tmp / "model.safetensors", h, 32, uint64_t(1) << 40);
   expect_open_error(tmp.path(), {"header length", "runs past the end"});
 }
@@ -142,7 +145,8 @@ TEST(CheckpointErrors, ShapeThatDoesNotMatchTheConfig) {
   json c = testing::tiny_config(s);
   c["state_size"] = 8;  // the tensors were written for d_state 4
   testing::write_text(tmp / "config.json", c.dump());
-  expect_open_error(tmp.path(), {"backbone.layers.0.mixer.x_proj.weight", "{9, 16}", "{17, 16}", "d_state 8"});
+  expect_open_error(tmp.path(),
+                    {"backbone.layers.0.mixer.x_proj.weight", "{9, 16}", "{17, 16}", "d_state 8"});
 }
 
 TEST(CheckpointErrors, ShapeMismatchNamesTensorAndBothShapes) {
@@ -152,13 +156,15 @@ TEST(CheckpointErrors, ShapeMismatchNamesTensorAndBothShapes) {
     for (auto& x : t)
       if (x.name == "backbone.layers.1.mixer.A_log") x.shape = {16, 8};
   });
-  expect_open_error(tmp.path(), {"backbone.layers.1.mixer.A_log", "{16, 8}", "{16, 4}", "{d_inner, d_state}"});
+  expect_open_error(tmp.path(),
+                    {"backbone.layers.1.mixer.A_log", "{16, 8}", "{16, 4}", "{d_inner, d_state}"});
 }
 
 TEST(CheckpointErrors, MissingTensorIsNamed) {
   TempDir tmp;
   testing::write_tiny_checkpoint(tmp.path(), TinySpec{}, [](Tensors& t) {
-    std::erase_if(t, [](const SafetensorsTensor& x) { return x.name == "backbone.layers.1.mixer.D"; });
+    std::erase_if(t,
+                  [](const SafetensorsTensor& x) { return x.name == "backbone.layers.1.mixer.D"; });
   });
   expect_open_error(tmp.path(), {"lack backbone.layers.1.mixer.D"});
 }
@@ -225,8 +231,9 @@ TEST(CheckpointErrors, UnknownArchitecture) {
 TEST(CheckpointErrors, Mamba2IsRefusedByName) {
   TempDir tmp;
   testing::write_tiny_checkpoint(tmp.path(), TinySpec{});
-  testing::write_text(tmp / "config.json",
-                      R"({"d_model": 8, "n_layer": 2, "vocab_size": 16, "ssm_cfg": {"layer": "Mamba2"}})");
+  testing::write_text(
+      tmp / "config.json",
+      R"({"d_model": 8, "n_layer": 2, "vocab_size": 16, "ssm_cfg": {"layer": "Mamba2"}})");
   expect_open_error(tmp.path(), {"Mamba-2", "Mamba2"});
 }
 
@@ -243,7 +250,8 @@ TEST(CheckpointErrors, BothEmbeddingNamesAtOnce) {
   testing::write_tiny_checkpoint(tmp.path(), TinySpec{}, [](Tensors& t) {
     t.push_back({"backbone.embedding.weight", DType::F32, {16, 8}, nullptr});
   });
-  expect_open_error(tmp.path(), {"backbone.embedding.weight", "backbone.embeddings.weight", "once"});
+  expect_open_error(tmp.path(),
+                    {"backbone.embedding.weight", "backbone.embeddings.weight", "once"});
 }
 
 // A sharded copy of the tiny checkpoint: tensors split between two shards by an index.
@@ -256,7 +264,8 @@ TEST(CheckpointErrors, IndexPointingAtAMissingShard) {
   TempDir tmp;
   copy_fixture("sharded", tmp.path());
   fs::remove(tmp / "model-00002-of-00002.safetensors");
-  expect_open_error(tmp.path(), {"model-00002-of-00002.safetensors", "is missing", "download every shard"});
+  expect_open_error(tmp.path(),
+                    {"model-00002-of-00002.safetensors", "is missing", "download every shard"});
 }
 
 TEST(CheckpointErrors, IndexThatDisagreesWithTheShards) {

@@ -88,7 +88,8 @@ TEST(CheckpointLoad, ShardedCheckpointMapsBothShards) {
 TEST(CheckpointLoad, ParameterCountCountsTiedHeadOnce) {
   // tied_fp32: V 512, d 64, d_inner 128, N 16, k 4, r 4, 2 layers.
   const int64_t d = 64, di = 128, n = 16, r = 4, k = 4;
-  const int64_t layer = d + 2 * di * d + di * k + di + (r + 2 * n) * di + di * r + di + di * n + di + d * di;
+  const int64_t layer =
+      d + 2 * di * d + di * k + di + (r + 2 * n) * di + di * r + di + di * n + di + d * di;
   auto ck = Checkpoint::open(testing::hf_fixtures_dir() / "tied_fp32");
   EXPECT_EQ(ck->parameter_count(), 512 * d + d + 2 * layer);
 }
@@ -151,7 +152,8 @@ TEST(Weights, Fp32TensorsAreUsedInPlace) {
   EXPECT_TRUE(w.owned.empty());
   EXPECT_EQ(static_cast<const void*>(w.embedding), ck->get("backbone.embeddings.weight").data);
   EXPECT_EQ(w.lm_head, w.embedding);
-  EXPECT_EQ(static_cast<const void*>(w.layers[1].A_log), ck->get("backbone.layers.1.mixer.A_log").data);
+  EXPECT_EQ(static_cast<const void*>(w.layers[1].A_log),
+            ck->get("backbone.layers.1.mixer.A_log").data);
   EXPECT_EQ(w.layers[0].in_proj_bias, nullptr);
   EXPECT_NE(w.layers[0].conv_b, nullptr);
 }

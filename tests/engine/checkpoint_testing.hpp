@@ -5,14 +5,13 @@
 
 #include <atomic>
 #include <cstring>
-#include <optional>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "checkpoint/safetensors.hpp"
 #include "mambascope/dtype.hpp"
@@ -60,7 +59,7 @@ struct TinySpec {
   bool tied = true, use_bias = false, conv_bias = true, lti = false;
   bool original = false;  // state-spaces config spelling and embedding name
   DType dtype = DType::F32;
-  bool holes = false;     // write no data (a sparse file): for full-size shapes
+  bool holes = false;  // write no data (a sparse file): for full-size shapes
   int64_t d_inner() const { return expand * d_model; }
   int64_t dt_rank() const { return (d_model + 15) / 16; }
 };
@@ -68,18 +67,35 @@ struct TinySpec {
 // config.json text for the spec, in the spelling it asks for.
 inline nlohmann::json tiny_config(const TinySpec& s) {
   if (s.original)
-    return {{"d_model", s.d_model}, {"n_layer", s.n_layer}, {"vocab_size", s.vocab},
-            {"ssm_cfg", {{"d_state", s.d_state}, {"d_conv", s.d_conv}, {"expand", s.expand},
-                         {"bias", s.use_bias}, {"conv_bias", s.conv_bias}}},
-            {"rms_norm", true}, {"residual_in_fp32", true}, {"fused_add_norm", true},
-            {"pad_vocab_size_multiple", 8}, {"tie_embeddings", s.tied}};
-  nlohmann::json j = {{"architectures", {"MambaForCausalLM"}}, {"model_type", "mamba"},
-                      {"hidden_size", s.d_model}, {"num_hidden_layers", s.n_layer},
-                      {"vocab_size", s.vocab}, {"state_size", s.d_state}, {"conv_kernel", s.d_conv},
-                      {"expand", s.expand}, {"intermediate_size", s.d_inner()},
-                      {"time_step_rank", s.dt_rank()}, {"use_bias", s.use_bias},
-                      {"use_conv_bias", s.conv_bias}, {"tie_word_embeddings", s.tied},
-                      {"layer_norm_epsilon", 1e-5}, {"residual_in_fp32", true}};
+    return {{"d_model", s.d_model},
+            {"n_layer", s.n_layer},
+            {"vocab_size", s.vocab},
+            {"ssm_cfg",
+             {{"d_state", s.d_state},
+              {"d_conv", s.d_conv},
+              {"expand", s.expand},
+              {"bias", s.use_bias},
+              {"conv_bias", s.conv_bias}}},
+            {"rms_norm", true},
+            {"residual_in_fp32", true},
+            {"fused_add_norm", true},
+            {"pad_vocab_size_multiple", 8},
+            {"tie_embeddings", s.tied}};
+  nlohmann::json j = {{"architectures", {"MambaForCausalLM"}},
+                      {"model_type", "mamba"},
+                      {"hidden_size", s.d_model},
+                      {"num_hidden_layers", s.n_layer},
+                      {"vocab_size", s.vocab},
+                      {"state_size", s.d_state},
+                      {"conv_kernel", s.d_conv},
+                      {"expand", s.expand},
+                      {"intermediate_size", s.d_inner()},
+                      {"time_step_rank", s.dt_rank()},
+                      {"use_bias", s.use_bias},
+                      {"use_conv_bias", s.conv_bias},
+                      {"tie_word_embeddings", s.tied},
+                      {"layer_norm_epsilon", 1e-5},
+                      {"residual_in_fp32", true}};
   if (s.lti) j["mambascope_lti"] = true;
   return j;
 }
@@ -91,7 +107,9 @@ inline std::vector<SafetensorsTensor> tiny_tensor_specs(const TinySpec& s) {
   const int64_t d = s.d_model, di = s.d_inner(), n = s.d_state, r = s.dt_rank();
   const int64_t vocab = s.original ? (s.vocab + 7) / 8 * 8 : s.vocab;
   std::vector<SafetensorsTensor> t;
-  auto add = [&](std::string name, std::vector<int64_t> shape) { t.push_back({std::move(name), s.dtype, std::move(shape), nullptr}); };
+  auto add = [&](std::string name, std::vector<int64_t> shape) {
+    t.push_back({std::move(name), s.dtype, std::move(shape), nullptr});
+  };
   add(s.original ? "backbone.embedding.weight" : "backbone.embeddings.weight", {vocab, d});
   for (int64_t i = 0; i < s.n_layer; ++i) {
     std::string p = "backbone.layers." + std::to_string(i) + ".";
@@ -120,7 +138,9 @@ inline std::vector<SafetensorsTensor> tiny_tensor_specs(const TinySpec& s) {
 }
 
 // Deterministic values for tensor k element i, stored as `dtype` (bf16/f16 values are exact).
-inline float tiny_value(size_t k, size_t i) { return float(((k * 131 + i * 17) % 97)) / 64.0f - 0.75f; }
+inline float tiny_value(size_t k, size_t i) {
+  return float(((k * 131 + i * 17) % 97)) / 64.0f - 0.75f;
+}
 
 // Writes config.json + model.safetensors for the spec into dir. `edit` may change the tensor
 // list (rename, reshape, drop) before writing, so a test can break exactly one thing.
@@ -152,7 +172,8 @@ void write_tiny_checkpoint(const fs::path& dir, const TinySpec& s, Edit edit) {
 
 // A safetensors file from a hand-written header: `claimed_length` overrides the length prefix
 // (to make it lie), and data_bytes zero bytes follow the header.
-inline void write_raw_safetensors(const fs::path& p, const nlohmann::json& header, size_t data_bytes,
+inline void write_raw_safetensors(const fs::path& p, const nlohmann::json& header,
+                                  size_t data_bytes,
                                   std::optional<uint64_t> claimed_length = std::nullopt) {
   std::string text = header.dump();
   uint64_t n = claimed_length.value_or(text.size());

@@ -11,10 +11,9 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "mambascope/error.hpp"
 #include "mambascope/npy.hpp"
@@ -23,12 +22,12 @@ namespace mambascope::testing {
 
 struct HfFixture {
   std::string name;
-  std::filesystem::path dir;        // a model folder: Checkpoint::open(dir) loads it
-  std::vector<int32_t> input_ids;   // the prompt {L}
-  std::vector<float> logits;        // transformers' logits {L, vocab}, row t after token t
-  int64_t vocab = 0;                // columns of logits (the embedding's rows)
-  std::vector<int32_t> greedy;      // the next 16 tokens of greedy decoding after the prompt
-  float min_top2_margin = 0;        // smallest best-minus-second logit gap along that run
+  std::filesystem::path dir;       // a model folder: Checkpoint::open(dir) loads it
+  std::vector<int32_t> input_ids;  // the prompt {L}
+  std::vector<float> logits;       // transformers' logits {L, vocab}, row t after token t
+  int64_t vocab = 0;               // columns of logits (the embedding's rows)
+  std::vector<int32_t> greedy;     // the next 16 tokens of greedy decoding after the prompt
+  float min_top2_margin = 0;       // smallest best-minus-second logit gap along that run
 
   const float* logits_row(size_t t) const { return logits.data() + t * size_t(vocab); }
 };
@@ -39,8 +38,8 @@ inline std::filesystem::path hf_fixtures_dir() {
 
 // Every case, in a fixed order.
 inline std::vector<std::string> hf_fixture_cases() {
-  return {"tied_fp32", "bf16", "original_names", "untied_bias_noconvbias",
-          "dstate_8", "conv_kernel_3", "long_500", "sharded"};
+  return {"tied_fp32", "bf16",          "original_names", "untied_bias_noconvbias",
+          "dstate_8",  "conv_kernel_3", "long_500",       "sharded"};
 }
 
 inline HfFixture load_hf_fixture(const std::string& name) {

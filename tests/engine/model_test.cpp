@@ -1,6 +1,8 @@
 // Model::load: checkpoint + tokenizer (the folder's own, else the bundled GPT-NeoX-20B one),
 // the zephyr chat format of mamba-chat rendered as transformers renders it, the plain transcript
 // otherwise, and the stop strings that go with each.
+#include "mambascope/model.hpp"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -10,7 +12,6 @@
 #include "checkpoint_testing.hpp"
 #include "hf_fixture.hpp"
 #include "mambascope/error.hpp"
-#include "mambascope/model.hpp"
 
 namespace mambascope {
 namespace {
@@ -26,8 +27,10 @@ class ScopedEnv {
     ::setenv(name, value.c_str(), 1);
   }
   ~ScopedEnv() {
-    if (old_) ::setenv(name_, old_->c_str(), 1);
-    else ::unsetenv(name_);
+    if (old_)
+      ::setenv(name_, old_->c_str(), 1);
+    else
+      ::unsetenv(name_);
   }
 
  private:
@@ -46,9 +49,12 @@ void make_model_folder(const fs::path& dir) {
 // The chat template of havenhq/mamba-chat (zephyr's), as its tokenizer_config.json holds it.
 const char* kZephyrTemplate =
     "{% for message in messages %}\n{% if message['role'] == 'user' %}\n{{ '<|user|>\n' + "
-    "message['content'] + eos_token }}\n{% elif message['role'] == 'system' %}\n{{ '<|system|>\n' + "
-    "message['content'] + eos_token }}\n{% elif message['role'] == 'assistant' %}\n{{ '<|assistant|>\n'  "
-    "+ message['content'] + eos_token }}\n{% endif %}\n{% if loop.last and add_generation_prompt %}\n"
+    "message['content'] + eos_token }}\n{% elif message['role'] == 'system' %}\n{{ '<|system|>\n' "
+    "+ "
+    "message['content'] + eos_token }}\n{% elif message['role'] == 'assistant' %}\n{{ "
+    "'<|assistant|>\n'  "
+    "+ message['content'] + eos_token }}\n{% endif %}\n{% if loop.last and add_generation_prompt "
+    "%}\n"
     "{{ '<|assistant|>' }}\n{% endif %}\n{% endfor %}";
 
 TEST(Model, FolderWithoutTokenizerUsesTheBundledNeoxTokenizer) {
@@ -75,9 +81,11 @@ TEST(Model, ZephyrTemplateRendersAsTransformersDoes) {
   auto m = Model::load(tmp.path());
   ASSERT_TRUE(m->has_chat_template());
   // transformers' apply_chat_template(..., add_generation_prompt=True) on this template.
-  EXPECT_EQ(m->format_chat({{"system", "Be brief."}, {"user", "Hi"}, {"assistant", "Hello!"}, {"user", "Why?"}}),
-            "<|system|>\nBe brief.<|endoftext|>\n<|user|>\nHi<|endoftext|>\n"
-            "<|assistant|>\nHello!<|endoftext|>\n<|user|>\nWhy?<|endoftext|>\n<|assistant|>\n");
+  EXPECT_EQ(
+      m->format_chat(
+          {{"system", "Be brief."}, {"user", "Hi"}, {"assistant", "Hello!"}, {"user", "Why?"}}),
+      "<|system|>\nBe brief.<|endoftext|>\n<|user|>\nHi<|endoftext|>\n"
+      "<|assistant|>\nHello!<|endoftext|>\n<|user|>\nWhy?<|endoftext|>\n<|assistant|>\n");
   std::vector<std::string> stops = m->stop_strings();
   EXPECT_NE(std::find(stops.begin(), stops.end(), "<|endoftext|>"), stops.end());
   EXPECT_NE(std::find(stops.begin(), stops.end(), "<|user|>"), stops.end());
@@ -98,8 +106,11 @@ TEST(Model, WithoutATemplateChatIsAPlainTranscript) {
 TEST(Model, TemplateItCannotRenderFallsBackWithAWarning) {
   TempDir tmp;
   make_model_folder(tmp.path());
-  testing::write_text(tmp / "tokenizer_config.json",
-                      nlohmann::json{{"chat_template", "{% for m in messages %}[INST] {{ m['content'] }} [/INST]{% endfor %}"}}.dump());
+  testing::write_text(
+      tmp / "tokenizer_config.json",
+      nlohmann::json{
+          {"chat_template", "{% for m in messages %}[INST] {{ m['content'] }} [/INST]{% endfor %}"}}
+          .dump());
   ScopedEnv env("MAMBASCOPE_ASSETS_DIR", assets_dir().string());
   auto m = Model::load(tmp.path());
   EXPECT_FALSE(m->has_chat_template());

@@ -1,11 +1,12 @@
 // .npy files: what the engine writes NumPy reads (the header NumPy itself writes), what NumPy
 // writes the engine reads (the transformers fixtures), and bad files are refused by name.
+#include "mambascope/npy.hpp"
+
 #include <gtest/gtest.h>
 
 #include "checkpoint_testing.hpp"
 #include "hf_fixture.hpp"
 #include "mambascope/error.hpp"
-#include "mambascope/npy.hpp"
 
 namespace mambascope {
 namespace {
@@ -20,7 +21,8 @@ TEST(Npy, HeaderIsTheOneNumpyWrites) {
   size_t header_len = uint8_t(bytes[8]) | uint8_t(bytes[9]) << 8;
   EXPECT_EQ((10 + header_len) % 64, 0u);  // data aligned as NumPy aligns it
   std::string dict = bytes.substr(10, header_len);
-  EXPECT_EQ(dict.rfind("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", 0), 0u) << dict;
+  EXPECT_EQ(dict.rfind("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", 0), 0u)
+      << dict;
   EXPECT_EQ(dict.back(), '\n');
   EXPECT_EQ(bytes.size(), 10 + header_len + 6 * 4);
 }
@@ -75,7 +77,8 @@ TEST(Npy, ReadsTheNumpyWrittenFixtures) {
 // A hand-made file: NumPy's header for `descr` and `shape`, then raw bytes.
 std::string numpy_file(const std::string& descr, const std::string& shape, const std::string& data,
                        const std::string& fortran = "False") {
-  std::string dict = "{'descr': '" + descr + "', 'fortran_order': " + fortran + ", 'shape': " + shape + ", }";
+  std::string dict =
+      "{'descr': '" + descr + "', 'fortran_order': " + fortran + ", 'shape': " + shape + ", }";
   dict.append((64 - (10 + dict.size() + 1) % 64) % 64, ' ');
   dict += '\n';
   std::string out("\x93NUMPY\x01\x00", 8);
@@ -86,14 +89,18 @@ std::string numpy_file(const std::string& descr, const std::string& shape, const
 
 TEST(Npy, Int64AndFloat64AreNarrowed) {
   int64_t v[2] = {3, -4};
-  NpyArray a = parse_npy(numpy_file("<i8", "(2,)", std::string(reinterpret_cast<char*>(v), 16)), "x.npy");
+  NpyArray a =
+      parse_npy(numpy_file("<i8", "(2,)", std::string(reinterpret_cast<char*>(v), 16)), "x.npy");
   EXPECT_EQ(a.type, NpyArray::Type::I32);
   EXPECT_EQ(a.i32, (std::vector<int32_t>{3, -4}));
   double d[1] = {0.5};
-  NpyArray b = parse_npy(numpy_file("<f8", "(1, 1)", std::string(reinterpret_cast<char*>(d), 8)), "y.npy");
+  NpyArray b =
+      parse_npy(numpy_file("<f8", "(1, 1)", std::string(reinterpret_cast<char*>(d), 8)), "y.npy");
   EXPECT_EQ(b.f32, (std::vector<float>{0.5f}));
   int64_t big[1] = {int64_t(1) << 40};
-  EXPECT_THROW(parse_npy(numpy_file("<i8", "(1,)", std::string(reinterpret_cast<char*>(big), 8)), "z.npy"), Error);
+  EXPECT_THROW(
+      parse_npy(numpy_file("<i8", "(1,)", std::string(reinterpret_cast<char*>(big), 8)), "z.npy"),
+      Error);
 }
 
 void expect_npy_error(const std::string& bytes, const std::string& part) {

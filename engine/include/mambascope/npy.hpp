@@ -12,9 +12,9 @@ namespace mambascope {
 
 struct NpyArray {
   enum class Type { F32, I32 } type = Type::F32;
-  std::vector<int64_t> shape;   // empty for a 0-d array
-  std::vector<float> f32;       // filled when type == F32
-  std::vector<int32_t> i32;     // filled when type == I32
+  std::vector<int64_t> shape;  // empty for a 0-d array
+  std::vector<float> f32;      // filled when type == F32
+  std::vector<int32_t> i32;    // filled when type == I32
   int64_t numel() const;
 };
 

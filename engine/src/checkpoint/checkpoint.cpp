@@ -2,19 +2,19 @@
 // reads every safetensors header, gives tensors their canonical names and checks each one
 // against the shapes config.json implies. Everything a user can get wrong is reported with the
 // file, the tensor and what to do; nothing is copied.
+#include "mambascope/checkpoint.hpp"
+
 #include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
-
-#include <nlohmann/json.hpp>
 
 #include "checkpoint/layout.hpp"
 #include "checkpoint/mapped_file.hpp"
 #include "checkpoint/safetensors.hpp"
-#include "mambascope/checkpoint.hpp"
 #include "mambascope/error.hpp"
 
 namespace mambascope {
@@ -38,7 +38,9 @@ std::string convert_hint(const fs::path& dir, const std::string& found) {
          " (PyTorch pickle) but no safetensors; MambaScope reads safetensors only, since a pickle "
          "can run code when loaded. Convert it once, in that folder, with Python (torch and "
          "safetensors installed):\n  python3 -c \"import torch; from safetensors.torch import "
-         "save_file; sd = torch.load('" + found + "', map_location='cpu'); "
+         "save_file; sd = torch.load('" +
+         found +
+         "', map_location='cpu'); "
          "save_file({k: v.contiguous().clone() for k, v in sd.items()}, 'model.safetensors', "
          "metadata={'format': 'pt'})\"";
 }
@@ -68,10 +70,13 @@ WeightFiles find_weight_files(const fs::path& dir) {
       throw Error(index.string() + ": has no \"weight_map\" object naming each tensor's shard");
     std::set<std::string> shards;
     for (const auto& [name, file] : j["weight_map"].items()) {
-      if (!file.is_string()) throw Error(index.string() + ": weight_map entry for \"" + name + "\" is not a file name");
+      if (!file.is_string())
+        throw Error(index.string() + ": weight_map entry for \"" + name + "\" is not a file name");
       std::string s = file.get<std::string>();
-      if (s.empty() || s.find('/') != std::string::npos || s.find('\\') != std::string::npos || s == "..")
-        throw Error(index.string() + ": shard name \"" + s + "\" must be a plain file name in the model folder");
+      if (s.empty() || s.find('/') != std::string::npos || s.find('\\') != std::string::npos ||
+          s == "..")
+        throw Error(index.string() + ": shard name \"" + s +
+                    "\" must be a plain file name in the model folder");
       w.weight_map[name] = s;
       if (shards.insert(s).second && !fs::exists(dir / s, ec))
         throw Error(index.string() + " lists shard " + s + " (holding \"" + name + "\") but " +
@@ -90,7 +95,8 @@ WeightFiles find_weight_files(const fs::path& dir) {
   for (const auto& e : fs::directory_iterator(dir, ec)) {
     std::string ext = e.path().extension().string();
     if (ext == ".safetensors") st.push_back(e.path());
-    if ((ext == ".bin" || ext == ".pt" || ext == ".pth") && pickle.empty()) pickle = e.path().filename().string();
+    if ((ext == ".bin" || ext == ".pt" || ext == ".pth") && pickle.empty())
+      pickle = e.path().filename().string();
   }
   std::sort(st.begin(), st.end());
   if (st.size() == 1) {
@@ -98,8 +104,9 @@ WeightFiles find_weight_files(const fs::path& dir) {
     return w;
   }
   if (st.size() > 1)
-    throw Error(dir.string() + " holds " + std::to_string(st.size()) + " .safetensors files but no " +
-                kIndexName + " saying which tensor is in which; add the index or keep one file");
+    throw Error(dir.string() + " holds " + std::to_string(st.size()) +
+                " .safetensors files but no " + kIndexName +
+                " saying which tensor is in which; add the index or keep one file");
   if (!pickle.empty()) throw Error(convert_hint(dir, pickle));
   throw Error(dir.string() + " has no weights: expected " + kSingleName + " (or shards listed in " +
               kIndexName + ") next to config.json");
@@ -117,8 +124,9 @@ std::string unexpected_hint(const std::string& name, const ModelConfig& c) {
   if (name.rfind(layers, 0) == 0) {
     int64_t i = std::atoll(name.c_str() + layers.size());
     if (i >= c.n_layer)
-      return ": config.json says " + std::to_string(c.n_layer) + " layers but the checkpoint has layer " +
-             std::to_string(i) + " (wrong config.json for these weights?)";
+      return ": config.json says " + std::to_string(c.n_layer) +
+             " layers but the checkpoint has layer " + std::to_string(i) +
+             " (wrong config.json for these weights?)";
   }
   auto ends = [&](const char* s) {
     size_t n = std::strlen(s);
@@ -143,7 +151,8 @@ std::string missing_hint(const ExpectedTensor& t, const ModelConfig& c) {
   if (ends("conv1d.bias"))
     return " (config.json says use_conv_bias true; set it false if the model has none)";
   if (t.name == "lm_head.weight")
-    return " (config.json says tie_word_embeddings false; set it true if the head is the embedding)";
+    return " (config.json says tie_word_embeddings false; set it true if the head is the "
+           "embedding)";
   if (c.lti && t.name.ends_with("_lti")) return " (config.json says mambascope_lti)";
   return "";
 }
@@ -156,7 +165,8 @@ bool views_equal_sampled(const TensorView& a, const TensorView& b) {
   if (a.dtype != b.dtype) return false;
   for (int64_t k = 0; k < 17 && rows > 0; ++k) {
     int64_t r = k * (rows - 1) / 16;
-    if (std::memcmp(a.data + size_t(r) * row_bytes, b.data + size_t(r) * row_bytes, row_bytes) != 0) return false;
+    if (std::memcmp(a.data + size_t(r) * row_bytes, b.data + size_t(r) * row_bytes, row_bytes) != 0)
+      return false;
   }
   return true;
 }
@@ -183,8 +193,9 @@ class CheckpointLoader {
         std::string canon = canonical_tensor_name(e.name);
         if (found.count(canon)) {
           const Origin& o = origin[canon];
-          throw Error(p.string() + ": tensor \"" + e.name + "\" is also stored as \"" + o.stored_name +
-                      "\" in " + o.file + "; a checkpoint must hold each tensor once");
+          throw Error(p.string() + ": tensor \"" + e.name + "\" is also stored as \"" +
+                      o.stored_name + "\" in " + o.file +
+                      "; a checkpoint must hold each tensor once");
         }
         in_file.insert(e.name);
         TensorView v;
@@ -214,10 +225,11 @@ class CheckpointLoader {
     // The embedding's rows are the vocabulary; config.json must agree (after padding).
     if (auto it = found.find(emb); it != found.end() && it->second.shape.size() == 2 &&
                                    it->second.shape[0] != cfg.vocab_size) {
-      throw Error(origin[emb].file + ": " + emb + " has " + std::to_string(it->second.shape[0]) +
-                  " rows but config.json implies vocab_size " + std::to_string(cfg.vocab_size) +
-                  (cfg.naming == "original" ? " (vocab_size padded up to pad_vocab_size_multiple)" : "") +
-                  ": config.json and weights are from different models");
+      throw Error(
+          origin[emb].file + ": " + emb + " has " + std::to_string(it->second.shape[0]) +
+          " rows but config.json implies vocab_size " + std::to_string(cfg.vocab_size) +
+          (cfg.naming == "original" ? " (vocab_size padded up to pad_vocab_size_multiple)" : "") +
+          ": config.json and weights are from different models");
     }
 
     std::set<std::string> expected_names;
@@ -229,9 +241,10 @@ class CheckpointLoader {
                     ", which config.json calls for" + missing_hint(t, cfg));
       if (it->second.shape != t.shape)
         throw Error(origin[t.name].file + ": " + origin[t.name].stored_name + " has shape " +
-                    shape_to_string(it->second.shape) + " but config.json implies " + shape_to_string(t.shape) +
-                    " = " + t.formula + " with d_model " + std::to_string(cfg.d_model) + ", d_inner " +
-                    std::to_string(cfg.d_inner) + ", d_state " + std::to_string(cfg.d_state) + ", d_conv " +
+                    shape_to_string(it->second.shape) + " but config.json implies " +
+                    shape_to_string(t.shape) + " = " + t.formula + " with d_model " +
+                    std::to_string(cfg.d_model) + ", d_inner " + std::to_string(cfg.d_inner) +
+                    ", d_state " + std::to_string(cfg.d_state) + ", d_conv " +
                     std::to_string(cfg.d_conv) + ", dt_rank " + std::to_string(cfg.dt_rank) +
                     ": config.json and weights do not match");
       ck->index_[t.name] = ck->tensors_.size();
@@ -242,7 +255,8 @@ class CheckpointLoader {
       if (name == head && cfg.tie_embeddings) {
         const TensorView& e = ck->get(emb);
         if (v.shape != e.shape || !views_equal_sampled(v, e))
-          throw Error(origin[head].file + ": config.json ties the output head to the embedding, but "
+          throw Error(origin[head].file +
+                      ": config.json ties the output head to the embedding, but "
                       "lm_head.weight differs from it; set \"tie_word_embeddings\": false (or "
                       "\"tie_embeddings\": false) if this model has a separate head");
         continue;  // the same numbers: use the embedding, count them once
@@ -255,7 +269,9 @@ class CheckpointLoader {
   }
 };
 
-std::unique_ptr<Checkpoint> Checkpoint::open(const fs::path& dir) { return CheckpointLoader::load(dir); }
+std::unique_ptr<Checkpoint> Checkpoint::open(const fs::path& dir) {
+  return CheckpointLoader::load(dir);
+}
 
 Checkpoint::~Checkpoint() = default;
 

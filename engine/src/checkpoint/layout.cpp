@@ -33,7 +33,8 @@ std::vector<ExpectedTensor> expected_tensors(const ModelConfig& c) {
       out.push_back({m + "B_lti", {di, n}, "{d_inner, d_state} (mambascope_lti)"});
       out.push_back({m + "C_lti", {di, n}, "{d_inner, d_state} (mambascope_lti)"});
     } else {
-      out.push_back({m + "x_proj.weight", {c.dt_rank + 2 * n, di}, "{dt_rank + 2*d_state, d_inner}"});
+      out.push_back(
+          {m + "x_proj.weight", {c.dt_rank + 2 * n, di}, "{dt_rank + 2*d_state, d_inner}"});
       out.push_back({m + "dt_proj.weight", {di, c.dt_rank}, "{d_inner, dt_rank}"});
       out.push_back({m + "dt_proj.bias", {di}, "{d_inner}"});
     }
@@ -43,7 +44,8 @@ std::vector<ExpectedTensor> expected_tensors(const ModelConfig& c) {
     if (c.use_bias) out.push_back({m + "out_proj.bias", {d}, "{d_model} (use_bias)"});
   }
   out.push_back({"backbone.norm_f.weight", {d}, "{d_model}"});
-  if (!c.tie_embeddings) out.push_back({"lm_head.weight", {c.vocab_size, d}, "{vocab_size, d_model}"});
+  if (!c.tie_embeddings)
+    out.push_back({"lm_head.weight", {c.vocab_size, d}, "{vocab_size, d_model}"});
   return out;
 }
 

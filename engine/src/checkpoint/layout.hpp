@@ -11,9 +11,9 @@
 namespace mambascope {
 
 struct ExpectedTensor {
-  std::string name;             // canonical
+  std::string name;  // canonical
   std::vector<int64_t> shape;
-  std::string formula;          // the shape in config terms, for messages: "{2*d_inner, d_model}"
+  std::string formula;  // the shape in config terms, for messages: "{2*d_inner, d_model}"
 };
 
 // Every tensor the model needs, in load order; lm_head.weight only when the head is untied.

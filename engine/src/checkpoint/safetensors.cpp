@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-
 #include <nlohmann/json.hpp>
 
 #include "mambascope/error.hpp"
@@ -31,12 +30,13 @@ DType parse_dtype(const std::string& s, const std::string& where) {
   if (s == "F32") return DType::F32;
   if (s == "F16") return DType::F16;
   if (s == "BF16") return DType::BF16;
-  static const char* known[] = {"F64", "I64", "U64", "I32", "U32", "I16", "U16", "I8", "U8",
-                                "BOOL", "F8_E4M3", "F8_E5M2", "F8_E8M0", "F6_E2M3", "F6_E3M2",
-                                "F4", "C64"};
+  static const char* known[] = {"F64",     "I64",     "U64",     "I32",  "U32",     "I16",
+                                "U16",     "I8",      "U8",      "BOOL", "F8_E4M3", "F8_E5M2",
+                                "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4",   "C64"};
   for (const char* k : known)
     if (s == k)
-      throw Error(where + " has dtype " + s + ", which MambaScope cannot read (supported: F32, "
+      throw Error(where + " has dtype " + s +
+                  ", which MambaScope cannot read (supported: F32, "
                   "F16, BF16); convert the checkpoint to one of those");
   throw Error(where + " has unknown dtype \"" + s + "\" (supported: F32, F16, BF16)");
 }
@@ -51,16 +51,19 @@ std::vector<SafetensorsEntry> parse_safetensors(const std::byte* data, size_t si
   uint64_t n = 0;
   for (int i = 7; i >= 0; --i) n = (n << 8) | uint64_t(std::to_integer<uint8_t>(data[i]));
   if (n > size - 8)
-    throw Error(origin + ": header length " + std::to_string(n) + " runs past the end of the file (" +
-                std::to_string(size) + " bytes): the file is truncated or not safetensors");
+    throw Error(origin + ": header length " + std::to_string(n) +
+                " runs past the end of the file (" + std::to_string(size) +
+                " bytes): the file is truncated or not safetensors");
   if (n > kMaxHeader)
-    throw Error(origin + ": header length " + std::to_string(n) + " is over 100 MB: not a safetensors file");
+    throw Error(origin + ": header length " + std::to_string(n) +
+                " is over 100 MB: not a safetensors file");
   const size_t data_start = 8 + size_t(n);
   const size_t data_size = size - data_start;
 
   json header;
   try {
-    header = json::parse(reinterpret_cast<const char*>(data) + 8, reinterpret_cast<const char*>(data) + data_start);
+    header = json::parse(reinterpret_cast<const char*>(data) + 8,
+                         reinterpret_cast<const char*>(data) + data_start);
   } catch (const json::parse_error& e) {
     throw Error(origin + ": safetensors header is not valid JSON (" + e.what() + ")");
   }
@@ -70,7 +73,8 @@ std::vector<SafetensorsEntry> parse_safetensors(const std::byte* data, size_t si
   for (const auto& [name, v] : header.items()) {
     if (name == "__metadata__") continue;
     std::string where = origin + ": tensor \"" + name + "\"";
-    if (!v.is_object() || !v.contains("dtype") || !v.contains("shape") || !v.contains("data_offsets"))
+    if (!v.is_object() || !v.contains("dtype") || !v.contains("shape") ||
+        !v.contains("data_offsets"))
       throw Error(where + " lacks dtype, shape or data_offsets");
     if (!v["dtype"].is_string()) throw Error(where + ": dtype is not a string");
     SafetensorsEntry e;
@@ -81,7 +85,9 @@ std::vector<SafetensorsEntry> parse_safetensors(const std::byte* data, size_t si
     if (!shape.is_array()) throw Error(where + ": shape is not a list");
     uint64_t numel = 1;
     for (const json& d : shape) {
-      if (!d.is_number_unsigned()) throw Error(where + ": shape " + shape.dump() + " holds a non-integer or negative dimension");
+      if (!d.is_number_unsigned())
+        throw Error(where + ": shape " + shape.dump() +
+                    " holds a non-integer or negative dimension");
       uint64_t dim = d.get<uint64_t>();
       if (dim > (uint64_t(1) << 40) || (dim && numel > (uint64_t(1) << 50) / dim))
         throw Error(where + ": shape " + shape.dump() + " is impossibly large");
@@ -90,7 +96,8 @@ std::vector<SafetensorsEntry> parse_safetensors(const std::byte* data, size_t si
     }
 
     const json& off = v["data_offsets"];
-    if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
+    if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() ||
+        !off[1].is_number_unsigned())
       throw Error(where + ": data_offsets must be two non-negative integers, found " + off.dump());
     uint64_t begin = off[0].get<uint64_t>(), end = off[1].get<uint64_t>();
     if (begin > end) throw Error(where + ": data_offsets " + off.dump() + " end before they begin");
@@ -99,9 +106,9 @@ std::vector<SafetensorsEntry> parse_safetensors(const std::byte* data, size_t si
                   std::to_string(data_size) + " bytes): the file is truncated or its header lies");
     uint64_t need = numel * dtype_size(e.dtype);
     if (end - begin != need)
-      throw Error(where + ": shape " + shape_str(e.shape) + " of " + std::string(dtype_name(e.dtype)) +
-                  " needs " + std::to_string(need) + " bytes but data_offsets cover " +
-                  std::to_string(end - begin));
+      throw Error(where + ": shape " + shape_str(e.shape) + " of " +
+                  std::string(dtype_name(e.dtype)) + " needs " + std::to_string(need) +
+                  " bytes but data_offsets cover " + std::to_string(end - begin));
     e.begin = data_start + size_t(begin);
     e.end = data_start + size_t(end);
     out.push_back(std::move(e));
@@ -110,16 +117,18 @@ std::vector<SafetensorsEntry> parse_safetensors(const std::byte* data, size_t si
   std::vector<const SafetensorsEntry*> by_offset;
   for (const auto& e : out)
     if (e.end > e.begin) by_offset.push_back(&e);
-  std::sort(by_offset.begin(), by_offset.end(),
-            [](const SafetensorsEntry* a, const SafetensorsEntry* b) { return a->begin < b->begin; });
+  std::sort(
+      by_offset.begin(), by_offset.end(),
+      [](const SafetensorsEntry* a, const SafetensorsEntry* b) { return a->begin < b->begin; });
   for (size_t i = 1; i < by_offset.size(); ++i)
     if (by_offset[i]->begin < by_offset[i - 1]->end)
-      throw Error(origin + ": tensors \"" + by_offset[i - 1]->name + "\" and \"" + by_offset[i]->name +
-                  "\" overlap in the file: the header is corrupt");
+      throw Error(origin + ": tensors \"" + by_offset[i - 1]->name + "\" and \"" +
+                  by_offset[i]->name + "\" overlap in the file: the header is corrupt");
   return out;
 }
 
-std::string safetensors_header(const std::vector<SafetensorsTensor>& tensors, std::vector<size_t>* offsets) {
+std::string safetensors_header(const std::vector<SafetensorsTensor>& tensors,
+                               std::vector<size_t>* offsets) {
   json h = json::object();
   h["__metadata__"] = {{"format", "pt"}};
   size_t at = 0;
@@ -128,7 +137,9 @@ std::string safetensors_header(const std::vector<SafetensorsTensor>& tensors, st
     size_t numel = 1;
     for (int64_t d : t.shape) numel *= size_t(d);
     size_t bytes = numel * dtype_size(t.dtype);
-    h[t.name] = {{"dtype", std::string(dtype_name(t.dtype))}, {"shape", t.shape}, {"data_offsets", {at, at + bytes}}};
+    h[t.name] = {{"dtype", std::string(dtype_name(t.dtype))},
+                 {"shape", t.shape},
+                 {"data_offsets", {at, at + bytes}}};
     if (offsets) offsets->push_back(at);
     at += bytes;
   }
@@ -140,7 +151,8 @@ std::string safetensors_header(const std::vector<SafetensorsTensor>& tensors, st
   return out + text;
 }
 
-void write_safetensors(const std::filesystem::path& path, const std::vector<SafetensorsTensor>& tensors) {
+void write_safetensors(const std::filesystem::path& path,
+                       const std::vector<SafetensorsTensor>& tensors) {
   std::vector<size_t> offsets;
   std::string header = safetensors_header(tensors, &offsets);
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);

@@ -40,6 +40,7 @@ std::string safetensors_header(const std::vector<SafetensorsTensor>& tensors,
                                std::vector<size_t>* offsets = nullptr);
 // Writes a file whose tensors without data are holes: a full-size 2.8b checkpoint written this
 // way takes no disk space (the file is sized with ftruncate). Throws mambascope::Error.
-void write_safetensors(const std::filesystem::path& path, const std::vector<SafetensorsTensor>& tensors);
+void write_safetensors(const std::filesystem::path& path,
+                       const std::vector<SafetensorsTensor>& tensors);
 
 }  // namespace mambascope
