@@ -128,10 +128,7 @@ std::string unexpected_hint(const std::string& name, const ModelConfig& c) {
              " layers but the checkpoint has layer " + std::to_string(i) +
              " (wrong config.json for these weights?)";
   }
-  auto ends = [&](const char* s) {
-    size_t n = std::strlen(s);
-    return name.size() >= n && name.compare(name.size() - n, n, s) == 0;
-  };
+  auto ends = [&](const char* s) { return name.ends_with(s); };
   if ((ends("in_proj.bias") || ends("out_proj.bias")) && !c.use_bias)
     return ": config.json says use_bias false, but the checkpoint has projection biases";
   if (ends("conv1d.bias") && !c.use_conv_bias)
@@ -144,7 +141,7 @@ std::string unexpected_hint(const std::string& name, const ModelConfig& c) {
 }
 
 std::string missing_hint(const ExpectedTensor& t, const ModelConfig& c) {
-  auto ends = [&](const char* s) { return t.name.size() >= std::strlen(s) && t.name.ends_with(s); };
+  auto ends = [&](const char* s) { return t.name.ends_with(s); };
   if ((ends("in_proj.bias") || ends("out_proj.bias")) && c.use_bias)
     return " (config.json says use_bias true, or leaves it out, which means true in transformers; "
            "set \"use_bias\": false if the model has none)";

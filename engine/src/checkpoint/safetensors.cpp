@@ -9,6 +9,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "checkpoint/layout.hpp"
 #include "mambascope/error.hpp"
 
 namespace mambascope {
@@ -19,12 +20,6 @@ namespace {
 
 // safetensors' own limit; a larger "header" means the file is something else.
 constexpr uint64_t kMaxHeader = 100'000'000;
-
-std::string shape_str(const std::vector<int64_t>& shape) {
-  std::string s = "{";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "}";
-}
 
 DType parse_dtype(const std::string& s, const std::string& where) {
   if (s == "F32") return DType::F32;
@@ -106,7 +101,7 @@ std::vector<SafetensorsEntry> parse_safetensors(const std::byte* data, size_t si
                   std::to_string(data_size) + " bytes): the file is truncated or its header lies");
     uint64_t need = numel * dtype_size(e.dtype);
     if (end - begin != need)
-      throw Error(where + ": shape " + shape_str(e.shape) + " of " +
+      throw Error(where + ": shape " + shape_to_string(e.shape) + " of " +
                   std::string(dtype_name(e.dtype)) + " needs " + std::to_string(need) +
                   " bytes but data_offsets cover " + std::to_string(end - begin));
     e.begin = data_start + size_t(begin);
