@@ -69,7 +69,7 @@ void linear(const float* x, const float* W, const float* bias, int64_t n, int64_
 // hidden_states = act(conv1d(hidden_states)[..., :seq_len]), continuing from conv_state
 void conv1d_causal_silu(const float* x, int64_t ldx, float* conv_state, const float* w,
                         const float* b, int64_t L, int64_t d, int64_t k, float* out) {
-  parallel_for(d, 64, [&](int64_t c0, int64_t c1) {
+  parallel_for(d, channel_grain(L, k), [&](int64_t c0, int64_t c1) {
     std::vector<float> window(static_cast<size_t>(k - 1 + L));  // window {k-1+L}: state then new inputs
     for (int64_t c = c0; c < c1; ++c) {
       float* st = conv_state + c * (k - 1);

@@ -61,7 +61,7 @@ void ssm_lti_kernel(const LtiArgs& a, int64_t c, float* K) {
 // ssm_state = exp(Δ A) * ssm_state + Δ B u;  y = C · ssm_state + D u, with Δ, B, C fixed
 void ssm_lti_recurrent(const LtiArgs& a) {
   const int64_t L = a.L, d = a.d, N = a.N;
-  parallel_for(d, 32, [&](int64_t c0, int64_t c1) {
+  parallel_for(d, channel_grain(L, N), [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; ++c) {
       const float dt = a.delta[c];
       const float* A = a.A + c * N;

@@ -16,7 +16,7 @@ namespace mambascope::cpu {
 // scan_output = scan_output + hidden_states * D
 void ssm_scan_recurrent(const SsmArgs& a) {
   const int64_t L = a.L, d = a.d, N = a.N;
-  parallel_for(d, 32, [&](int64_t c0, int64_t c1) {
+  parallel_for(d, channel_grain(L, N), [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; ++c) {
       float* h = a.h + c * N;    // h {N}
       const float* A = a.A + c * N;
@@ -44,7 +44,7 @@ void ssm_scan_chunked(const SsmArgs& a, int64_t chunk) {
   const int64_t L = a.L, d = a.d, N = a.N;
   if (chunk <= 0) chunk = 64;
   const int64_t n_chunks = (L + chunk - 1) / chunk;
-  parallel_for(d, 32, [&](int64_t c0, int64_t c1) {
+  parallel_for(d, channel_grain(L, N), [&](int64_t c0, int64_t c1) {
     std::vector<float> S(static_cast<size_t>(L * N));            // S {L, N}: log-decay within the chunk
     std::vector<float> h_end(static_cast<size_t>(n_chunks * N));  // h_end {n_chunks, N}: local final states
     std::vector<float> h_start(static_cast<size_t>(N));
