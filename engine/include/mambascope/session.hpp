@@ -2,6 +2,12 @@
 // callback, can be cancelled from another thread within one token, and forks from any earlier
 // position by copying a state snapshot (never re-running the prefix when a snapshot is held;
 // snapshots are kept every `snapshot_interval` tokens, so at most that many are re-run).
+//
+// Replays are exact: every token remembers the mode and the forward call it was run in, and a
+// fork re-runs the tokens after its snapshot in the same calls (prompts are prefilled in calls
+// that end at multiples of snapshot_interval), so a fork continues bit for bit as the original
+// did. The one exception is a prompt prefilled in LtiFft mode with the mean freeze: it runs as a
+// single call (the mean is over that call), so a fork inside it re-runs with a shorter mean.
 #pragma once
 #include <atomic>
 #include <cstdint>
@@ -47,6 +53,10 @@ struct GenerateResult {
   double prefill_seconds = 0, decode_seconds = 0;
   std::string error;           // when reason == Error
 };
+// GenerateResult::text is exactly the concatenation of the generated tokens' TokenEvent::text:
+// the stop string and anything after it are not in it, nor the EOS token's text. Text held back
+// because it might have been the start of a stop string is released at the end, except when the
+// run is cancelled.
 
 using TokenCallback = std::function<void(const TokenEvent&)>;
 
@@ -55,14 +65,27 @@ class Session {
   Session(std::shared_ptr<const Model> model, std::shared_ptr<Backend> backend,
           ProbePolicy probes = {}, int snapshot_interval = 64);
 
+  // Never throws for a bad request or a backend failure: the result says Error and why, and the
+  // session stays usable at the last complete token. An empty history with an empty prompt
+  // starts from the BOS token. Prompt tokens are reported to on_token as they are prefilled.
   GenerateResult generate(const GenerateRequest& req, const TokenCallback& on_token,
                           const std::atomic<bool>* cancel = nullptr);
   // Feeds ids without sampling (e.g. a chosen alternative); reports them with is_prompt = true.
   void append(const std::vector<int32_t>& ids, const TokenCallback& on_token = {});
 
   // A new session whose history is this one's first `position` tokens (state copied).
+  // Throws mambascope::Error if position is outside [0, tokens().size()].
   std::unique_ptr<Session> fork(int64_t position) const;
+  // Like fork, in place: forget every token from `position` on.
+  void rewind(int64_t position);
   void reset();
+
+  // Snapshots are thinned (every other one dropped, so the interval doubles) when they would
+  // hold more than this many bytes. Default 1 GiB.
+  void set_snapshot_budget(size_t bytes);
+  size_t snapshot_bytes() const;
+  size_t snapshot_count() const { return snapshots_.size(); }
+  int64_t snapshot_interval() const { return snapshot_interval_; }
 
   const std::vector<int32_t>& tokens() const { return tokens_; }
   const ProbeRecorder& probes() const { return probes_; }
@@ -74,15 +97,37 @@ class Session {
   const std::vector<float>& last_logits() const { return last_logits_; }
 
  private:
-  void run(std::span<const int32_t> ids, ScanMode mode);  // forward + snapshots
+  // What a fork needs to resume at a position without re-running what came before it.
+  struct Snapshot {
+    std::shared_ptr<const BackendState> state;
+    std::shared_ptr<const Utf8StreamDecoder> decoder;  // streaming text state at that position
+    std::shared_ptr<const std::vector<float>> logits;  // {vocab}, empty at position 0
+    size_t bytes() const;
+  };
+  // One forward call over ids, appended to the history: texts gets the text each token
+  // releases. Takes a snapshot if the call ends on a multiple of the interval.
+  void run(std::span<const int32_t> ids, ScanMode mode, bool record_probes,
+           std::vector<std::string>* texts);
+  // Splits a prompt into calls ending at multiples of the interval, reporting each call's tokens.
+  bool prefill(std::span<const int32_t> ids, ScanMode mode, const TokenCallback& on_token,
+               const std::atomic<bool>* cancel);
+  void take_snapshot();
+  void thin_snapshots();
+  void restore(int64_t position);  // state, decoder and logits at position from a snapshot + replay
+  void check_ids(std::span<const int32_t> ids) const;
+
   std::shared_ptr<const Model> model_;
   std::shared_ptr<Backend> backend_;
   std::unique_ptr<BackendState> state_;
   ProbeRecorder probes_;
   int snapshot_interval_;
+  size_t snapshot_budget_ = size_t(1) << 30;
   std::vector<int32_t> tokens_;
+  // Per token: the mode it ran in (low bits) and whether a forward call started at it (kCallStart).
+  std::vector<uint8_t> runs_;
   std::vector<float> last_logits_;
-  std::map<int64_t, std::shared_ptr<const BackendState>> snapshots_;  // position -> state
+  std::unique_ptr<Utf8StreamDecoder> decoder_;
+  std::map<int64_t, Snapshot> snapshots_;  // position -> what a fork resumes from
 };
 
 }  // namespace mambascope
