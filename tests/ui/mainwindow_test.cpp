@@ -1,0 +1,296 @@
+// The real main window on the offscreen platform, driven as a user would: load a model, type a
+// prompt, generate, stop, fork from an alternative, export, open a bad folder, save and reopen.
+#include <gtest/gtest.h>
+
+#include <QApplication>
+#include <QComboBox>
+#include <QFile>
+#include <QImage>
+#include <QLabel>
+#include <QTextEdit>
+#include <QPlainTextEdit>
+#include <QPushButton>
+#include <QSet>
+#include <QSignalSpy>
+#include <QSpinBox>
+#include <QTemporaryDir>
+#include <QTest>
+#include <memory>
+
+#include "core/explorer.h"
+#include "core/sessiondocument.h"
+#include "uitestsupport.h"
+#include "views/heatmapwidget.h"
+#include "views/hiddenstateview.h"
+#include "views/linechartwidget.h"
+#include "views/tokenstripview.h"
+#include "views/tokenstripwidget.h"
+#include "window/chatpanel.h"
+#include "window/mainwindow.h"
+
+namespace {
+constexpr int kWaitMs = 120000;  // generous: the machine may be busy; never a timing assertion
+
+// Distinct colours in an image: a blank or single-colour view has very few.
+int distinctColours(const QImage& image) {
+  QSet<QRgb> colours;
+  const QImage img = image.convertToFormat(QImage::Format_RGB32);
+  for (int y = 0; y < img.height(); y += 2)
+    for (int x = 0; x < img.width(); x += 2) colours.insert(img.pixel(x, y));
+  return int(colours.size());
+}
+
+class MainWindowTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ensureApp();
+    MainWindow::Options o;
+    o.settingsFile = m_scratch.filePath(QStringLiteral("settings.ini"));
+    o.dialogs = &m_dialogs;
+    o.loadDefaultModel = false;
+    o.persistLayout = false;
+    m_window = std::make_unique<MainWindow>(o);
+    m_window->resize(1400, 900);
+    m_window->show();
+    ASSERT_TRUE(QTest::qWaitForWindowExposed(m_window.get()));
+  }
+
+  void loadTinyModel() {
+    QSignalSpy ready(m_window.get(), &MainWindow::modelReady);
+    m_window->loadModel(tinyModelDir(), QStringLiteral("cpu"));
+    ASSERT_TRUE(ready.wait(kWaitMs)) << m_dialogs.errors.join(QLatin1Char('\n')).toStdString();
+    ASSERT_TRUE(doc()->hasModel());
+  }
+
+  // Types the prompt into the prompt box and clicks Generate, as a user does.
+  void typeAndGenerate(const QString& prompt, int maxTokens) {
+    ChatPanel* chat = m_window->chatPanel();
+    SamplingSettings s = chat->sampling();
+    s.maxTokens = maxTokens;
+    s.stopAtEos = false;
+    chat->setSampling(s);
+    chat->promptEdit()->clear();
+    QTest::keyClicks(chat->promptEdit(), prompt);
+    ASSERT_TRUE(chat->generateButton()->isEnabled());
+    QTest::mouseClick(chat->generateButton(), Qt::LeftButton);
+  }
+
+  void waitUntilIdle() {
+    QTRY_VERIFY_WITH_TIMEOUT(!m_window->explorer()->isBusy(), kWaitMs);
+    QTest::qWait(300);  // let the views' coalesced rebuilds run
+  }
+
+  int generatedCount() const {
+    int n = 0;
+    for (const TokenRecord& t : doc()->tokens()) n += t.isPrompt ? 0 : 1;
+    return n;
+  }
+
+  SessionDocument* doc() const { return m_window->document(); }
+
+  QTemporaryDir m_scratch;
+  RecordingDialogs m_dialogs;
+  std::unique_ptr<MainWindow> m_window;
+};
+}  // namespace
+
+TEST_F(MainWindowTest, GeneratesFromATypedPromptAndEveryViewShowsData) {
+  loadTinyModel();
+  typeAndGenerate(QStringLiteral("Once upon a time"), 24);
+  waitUntilIdle();
+  EXPECT_EQ(generatedCount(), 24);
+  EXPECT_FALSE(m_window->chatPanel()->transcript()->toPlainText().isEmpty());
+  EXPECT_TRUE(m_dialogs.errors.isEmpty()) << m_dialogs.errors.join(QLatin1Char('\n')).toStdString();
+  EXPECT_NE(m_window->rateLabel()->text(), QStringLiteral("– tok/s"));
+
+  doc()->selectPosition(doc()->tokenCount() / 2);
+  QTest::qWait(300);
+  for (ViewPanel* view : m_window->views()) {
+    view->show();
+    if (auto* dock = qobject_cast<QWidget*>(view->parentWidget())) dock->raise();
+  }
+  // Each view's own widgets draw data, not an empty frame.
+  for (auto* heatmap : m_window->findChildren<HeatmapWidget*>()) {
+    heatmap->resize(500, 300);
+    const QImage shot = heatmap->grab().toImage();
+    EXPECT_GT(distinctColours(shot), 20) << heatmap->objectName().toStdString();
+    EXPECT_FALSE(heatmap->image().isNull()) << heatmap->objectName().toStdString();
+  }
+  for (auto* chart : m_window->findChildren<LineChartWidget*>()) {
+    QTRY_VERIFY_WITH_TIMEOUT(chart->pointCount() > 0, kWaitMs);
+  }
+  const QImage strip = m_window->tokenStrip()->strip()->grab().toImage();
+  EXPECT_GT(distinctColours(strip), 10);
+}
+
+TEST_F(MainWindowTest, StopEndsALongGenerationEarly) {
+  loadTinyModel();
+  typeAndGenerate(QStringLiteral("The cat"), 100000);
+  QTRY_VERIFY_WITH_TIMEOUT(generatedCount() >= 5, kWaitMs);
+  QSignalSpy finished(m_window->explorer(), &Explorer::generationFinished);
+  QTest::mouseClick(m_window->chatPanel()->stopButton(), Qt::LeftButton);
+  ASSERT_TRUE(finished.wait(kWaitMs));
+  const auto summary = finished.first().at(1).value<GenerationSummary>();
+  EXPECT_TRUE(summary.cancelled);
+  EXPECT_EQ(summary.stopReason, QStringLiteral("cancelled"));
+  EXPECT_LT(generatedCount(), 100000);
+  waitUntilIdle();
+  EXPECT_TRUE(m_window->chatPanel()->generateButton()->isEnabled());
+}
+
+TEST_F(MainWindowTest, ChoosingAnAlternativeForksAndBothBranchesStayBrowsable) {
+  loadTinyModel();
+  typeAndGenerate(QStringLiteral("A dog"), 12);
+  waitUntilIdle();
+  const int mainBranch = doc()->currentBranchId();
+  const QVector<TokenRecord> original = doc()->tokens();
+  qint64 at = -1;
+  for (qint64 i = 0; i < original.size(); ++i)
+    if (!original[i].isPrompt && original[i].alternatives.size() > 1) {
+      at = i;
+      break;
+    }
+  ASSERT_GE(at, 0);
+  TokenStripWidget* strip = m_window->tokenStrip()->strip();
+  QAction* forkAction = nullptr;
+  const QList<QAction*> actions = strip->tokenActions(at, strip);
+  for (QAction* a : actions)
+    if (a->data().isValid()) {
+      forkAction = a;
+      break;
+    }
+  ASSERT_NE(forkAction, nullptr);
+  const qint32 chosen = forkAction->data().toInt();
+  forkAction->trigger();
+  waitUntilIdle();
+
+  const int forkBranch = doc()->currentBranchId();
+  ASSERT_NE(forkBranch, mainBranch);
+  const Branch* fork = doc()->branch(forkBranch);
+  ASSERT_GT(fork->tokens.size(), at);
+  EXPECT_EQ(fork->tokens[at].id, chosen);
+  EXPECT_FALSE(fork->tokens[at].isPrompt);
+  for (qint64 i = 0; i < at; ++i) {
+    EXPECT_EQ(fork->tokens[i].id, original[i].id);
+    EXPECT_EQ(fork->tokens[i].probe.get(), original[i].probe.get()) << "the prefix's probes are shared";
+  }
+  EXPECT_EQ(fork->tokens.size(), at + 1 + 12);  // the chosen token, then a fresh run of 12
+  // Both branches are in the chooser; switching back shows the original tokens again.
+  QComboBox* branches = m_window->tokenStrip()->branchBox();
+  EXPECT_EQ(branches->count(), 2);
+  doc()->setCurrentBranch(mainBranch);
+  ASSERT_EQ(doc()->tokens().size(), original.size());
+  EXPECT_EQ(doc()->tokens()[at].id, original[at].id);
+}
+
+TEST_F(MainWindowTest, ExportsAViewAsPngSvgCsvAndNpy) {
+  loadTinyModel();
+  typeAndGenerate(QStringLiteral("Hello"), 10);
+  waitUntilIdle();
+  ViewPanel* channels = m_window->view(QStringLiteral("channels"));
+  ASSERT_NE(channels, nullptr);
+  channels->resize(600, 360);
+  QTest::qWait(200);
+  const QString png = m_scratch.filePath(QStringLiteral("channels.png"));
+  const QString svg = m_scratch.filePath(QStringLiteral("channels.svg"));
+  const QString csv = m_scratch.filePath(QStringLiteral("channels.csv"));
+  const QString npy = m_scratch.filePath(QStringLiteral("channels.npy"));
+  QString error;
+  ASSERT_TRUE(m_window->exportView(channels, ExportFormat::Png, png, &error)) << error.toStdString();
+  ASSERT_TRUE(m_window->exportView(channels, ExportFormat::Svg, svg, &error)) << error.toStdString();
+  ASSERT_TRUE(m_window->exportView(channels, ExportFormat::Csv, csv, &error)) << error.toStdString();
+  ASSERT_TRUE(m_window->exportView(channels, ExportFormat::Npy, npy, &error)) << error.toStdString();
+
+  const QImage image(png);
+  ASSERT_FALSE(image.isNull());
+  EXPECT_GT(distinctColours(image), 20);
+  QFile svgFile(svg);
+  ASSERT_TRUE(svgFile.open(QIODevice::ReadOnly));
+  EXPECT_TRUE(svgFile.readAll().contains("<svg"));
+  QFile csvFile(csv);
+  ASSERT_TRUE(csvFile.open(QIODevice::ReadOnly | QIODevice::Text));
+  const QStringList lines = QString::fromUtf8(csvFile.readAll()).split(QLatin1Char('\n'), Qt::SkipEmptyParts);
+  ASSERT_EQ(lines.size(), doc()->tokenCount() + 1);  // header + one line per token
+  EXPECT_TRUE(lines[0].startsWith(QStringLiteral("position,token,")));
+  EXPECT_EQ(lines[0].count(QLatin1Char(',')), 1 + doc()->model().dInner);
+  EXPECT_GT(QFileInfo(npy).size(), qint64(doc()->tokenCount()) * doc()->model().dInner * 4);
+}
+
+TEST_F(MainWindowTest, ABadFolderShowsAnErrorAndKeepsTheLoadedModel) {
+  loadTinyModel();
+  typeAndGenerate(QStringLiteral("Hi"), 4);
+  waitUntilIdle();
+  const int tokensBefore = doc()->tokenCount();
+  QSignalSpy failed(m_window.get(), &MainWindow::modelLoadFailed);
+  m_dialogs.chosenPath = m_scratch.path();  // a folder, but not a model
+  m_window->openModelFolder();
+  ASSERT_TRUE(failed.wait(kWaitMs));
+  ASSERT_EQ(m_dialogs.errors.size(), 1);
+  EXPECT_TRUE(m_dialogs.errors[0].contains(QStringLiteral("config.json"))) << m_dialogs.errors[0].toStdString();
+  EXPECT_TRUE(doc()->hasModel());
+  EXPECT_EQ(doc()->tokenCount(), tokensBefore);
+  EXPECT_TRUE(m_window->chatPanel()->generateButton()->isEnabled());
+
+  // A corrupt weights file is reported the same way.
+  const QString corrupt = m_scratch.filePath(QStringLiteral("corrupt"));
+  QDir().mkpath(corrupt);
+  QFile::copy(tinyModelDir() + QStringLiteral("/config.json"), corrupt + QStringLiteral("/config.json"));
+  QFile weights(corrupt + QStringLiteral("/model.safetensors"));
+  ASSERT_TRUE(weights.open(QIODevice::WriteOnly));
+  weights.write("\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":", 13);
+  weights.close();
+  m_window->loadModel(corrupt);
+  ASSERT_TRUE(failed.wait(kWaitMs));
+  EXPECT_EQ(m_dialogs.errors.size(), 2);
+  EXPECT_TRUE(doc()->hasModel());
+
+  // And so is a path that is not a folder at all.
+  m_window->loadModel(m_scratch.filePath(QStringLiteral("no-such-folder")));
+  EXPECT_EQ(m_dialogs.errors.size(), 3);
+}
+
+TEST_F(MainWindowTest, ASavedSessionReopensWithItsBranchesAndProbes) {
+  loadTinyModel();
+  typeAndGenerate(QStringLiteral("Sun"), 8);
+  waitUntilIdle();
+  const QVector<TokenRecord> before = doc()->tokens();
+  const QString path = m_scratch.filePath(QStringLiteral("s.json"));
+  QString error;
+  ASSERT_TRUE(m_window->saveSession(path, &error)) << error.toStdString();
+
+  typeAndGenerate(QStringLiteral("Moon"), 3);  // change what is shown
+  waitUntilIdle();
+  ASSERT_TRUE(m_window->openSession(path, &error)) << error.toStdString();
+  waitUntilIdle();
+  ASSERT_EQ(doc()->branchIds().size(), 1);
+  const QVector<TokenRecord>& after = doc()->tokens();
+  ASSERT_EQ(after.size(), before.size());
+  for (qsizetype i = 0; i < before.size(); ++i) {
+    EXPECT_EQ(after[i].id, before[i].id);
+    EXPECT_EQ(after[i].text, before[i].text);
+    ASSERT_TRUE(after[i].probe);
+    const LayerFrame* a = after[i].probe->layer(0);
+    const LayerFrame* b = before[i].probe->layer(0);
+    ASSERT_TRUE(a && b);
+    EXPECT_EQ(a->delta, b->delta);
+    EXPECT_FLOAT_EQ(a->writeStrength, b->writeStrength);
+  }
+  // The reopened branch can be continued: its engine state was rebuilt.
+  QTest::mouseClick(m_window->chatPanel()->continueButton(), Qt::LeftButton);
+  waitUntilIdle();
+  EXPECT_GT(doc()->tokenCount(), before.size());
+  EXPECT_TRUE(m_dialogs.errors.isEmpty()) << m_dialogs.errors.join(QLatin1Char('\n')).toStdString();
+}
+
+TEST_F(MainWindowTest, PlayStepsTheSelectionThroughTheTokens) {
+  loadTinyModel();
+  typeAndGenerate(QStringLiteral("Tree"), 6);
+  waitUntilIdle();
+  doc()->selectPosition(0);
+  auto* hidden = static_cast<HiddenStateView*>(m_window->view(QStringLiteral("hidden_state")));
+  ASSERT_NE(hidden, nullptr);
+  hidden->setPlaying(true);
+  QTRY_VERIFY_WITH_TIMEOUT(doc()->selectedPosition() >= 2, kWaitMs);
+  hidden->setPlaying(false);
+  EXPECT_FALSE(hidden->isPlaying());
+}
