@@ -1,0 +1,38 @@
+// mambascope-bench: shared pieces of the benchmark program (JSON-lines output, options, timing).
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+namespace mambascope::bench {
+
+struct Options {
+  bool scan = false;              // the scan kernel at the anchor shapes
+  std::vector<std::string> models;  // "130m", "1.4b", "2.8b": GPU decode and prefill
+  bool cpu = false;               // the CPU backend on the 130m shape
+  int reps = 20;                  // timed repetitions (the median is reported)
+  int decode_tokens = 512;
+  bool long_prefill = false;      // also a 131072-token prefill of the largest model given
+  std::string dir = "/tmp/mambascope-bench";  // where random checkpoints are written
+  std::string scan_only;          // "batch,d_inner,L,states_per_thread": one shape (profiling)
+};
+
+inline void emit(const nlohmann::json& j) {
+  std::printf("%s\n", j.dump().c_str());
+  std::fflush(stdout);
+}
+
+inline double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t m = v.size() / 2;
+  return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
+}
+
+void bench_scan(const Options& o);    // bench_scan.cpp (CUDA builds)
+void bench_models(const Options& o);  // bench_models.cpp
+
+}  // namespace mambascope::bench

@@ -1,0 +1,182 @@
+// The selective-scan kernel at the anchor shapes (../shared/guide/ANCHORS.md), bf16 I/O, N = 16,
+// with z, D, Δ bias and softplus, timed like the anchors: median of CUDA-event timings after
+// warm-up, rotating input sets when one set would sit in L2.
+#include "bench.hpp"
+
+#if MAMBASCOPE_HAVE_CUDA
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <cstdio>
+#include <iterator>
+#include <memory>
+#include <stdexcept>
+
+#include "cuda/cuda_check.hpp"
+#include "cuda/fill.hpp"
+#include "cuda/scan.hpp"
+
+namespace mambascope::bench {
+namespace {
+
+struct Anchor {
+  int batch, d;
+  int64_t L;
+  double official_ms;  // state-spaces/mamba selective_scan_fwd, H200
+};
+const Anchor kAnchors[] = {
+    {1, 4096, 512, 0.0666},   {1, 4096, 2048, 0.1829},  {1, 4096, 8192, 0.739},
+    {1, 4096, 32768, 2.956},  {1, 4096, 131072, 11.919}, {1, 5120, 2048, 0.2597},
+    {1, 5120, 131072, 15.006}, {1, 1536, 2048, 0.111},  {8, 1536, 2048, 0.4775},
+    {8, 4096, 8192, 5.112},
+};
+// FlashAttention-2 (causal, 32 heads × 64, bf16) at the same L, from the anchors.
+double fa2_ms(int64_t L) {
+  switch (L) {
+    case 512: return 0.0291;
+    case 2048: return 0.1084;
+    case 8192: return 1.022;
+    case 32768: return 14.22;
+    case 131072: return 225.4;
+    default: return NAN;
+  }
+}
+
+struct DeviceMem {
+  void* p = nullptr;
+  explicit DeviceMem(size_t bytes) { MS_CUDA_CHECK(cudaMalloc(&p, bytes)); }
+  ~DeviceMem() { cudaFree(p); }
+};
+
+// Device-to-device copy bandwidth (bytes read + written), the bound for a streaming kernel.
+double copy_gbps() {
+  const size_t bytes = size_t(2) << 30;
+  DeviceMem a(bytes), b(bytes);
+  MS_CUDA_CHECK(cudaMemset(a.p, 1, bytes));
+  cudaEvent_t e0, e1;
+  MS_CUDA_CHECK(cudaEventCreate(&e0));
+  MS_CUDA_CHECK(cudaEventCreate(&e1));
+  std::vector<double> ms;
+  for (int i = 0; i < 8; ++i) {
+    MS_CUDA_CHECK(cudaEventRecord(e0));
+    MS_CUDA_CHECK(cudaMemcpyAsync(b.p, a.p, bytes, cudaMemcpyDeviceToDevice));
+    MS_CUDA_CHECK(cudaEventRecord(e1));
+    MS_CUDA_CHECK(cudaEventSynchronize(e1));
+    float t = 0;
+    MS_CUDA_CHECK(cudaEventElapsedTime(&t, e0, e1));
+    if (i >= 2) ms.push_back(t);
+  }
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  return 2.0 * bytes / (median(ms) * 1e6);
+}
+
+struct InputSet {
+  std::unique_ptr<DeviceMem> u, dt, z, bc, y, h;
+};
+
+}  // namespace
+
+void bench_scan(const Options& o) {
+  const double bw = copy_gbps();
+  emit({{"bench", "copy"}, {"gbps", bw}});
+  const int N = 16;
+  DeviceMem A(sizeof(float) * 5120 * N), D(sizeof(float) * 5120), bias(sizeof(float) * 5120);
+  {
+    std::vector<float> a(5120 * N), dd(5120, 1.f), bb(5120);
+    for (int c = 0; c < 5120; ++c) {
+      for (int n = 0; n < N; ++n) a[c * N + n] = -float(n + 1);
+      const float dt0 = std::exp(std::log(1e-3f) + (std::log(1e-1f) - std::log(1e-3f)) * float(c % 97) / 96.f);
+      bb[c] = dt0 + std::log(-std::expm1(-dt0));
+    }
+    MS_CUDA_CHECK(cudaMemcpy(A.p, a.data(), a.size() * 4, cudaMemcpyHostToDevice));
+    MS_CUDA_CHECK(cudaMemcpy(D.p, dd.data(), dd.size() * 4, cudaMemcpyHostToDevice));
+    MS_CUDA_CHECK(cudaMemcpy(bias.p, bb.data(), bb.size() * 4, cudaMemcpyHostToDevice));
+  }
+  cudaEvent_t e0, e1;
+  MS_CUDA_CHECK(cudaEventCreate(&e0));
+  MS_CUDA_CHECK(cudaEventCreate(&e1));
+  std::vector<Anchor> anchors(std::begin(kAnchors), std::end(kAnchors));
+  std::vector<int> variants = {0, 1, 2, 4};
+  if (!o.scan_only.empty()) {
+    Anchor a{};
+    int spt = 0;
+    if (std::sscanf(o.scan_only.c_str(), "%d,%d,%ld,%d", &a.batch, &a.d, &a.L, &spt) != 4)
+      throw std::runtime_error("--scan-only wants batch,d_inner,L,states_per_thread");
+    a.official_ms = NAN;
+    anchors = {a};
+    variants = {spt};
+  }
+  for (const Anchor& an : anchors) {
+    const int64_t tok = int64_t(an.batch) * an.L;
+    const size_t act = size_t(tok) * an.d * 2;   // one bf16 {batch, L, d} tensor
+    const size_t bcb = size_t(tok) * 2 * N * 2;  // B and C {batch, L, 2N}
+    const double moved = 4.0 * double(act) + double(bcb);
+    const int nsets = int(std::clamp<double>(std::ceil(400e6 / moved), 1, 6));
+    std::vector<InputSet> sets(static_cast<size_t>(nsets));
+    uint64_t seed = 1;
+    for (InputSet& s : sets) {
+      s.u = std::make_unique<DeviceMem>(act);
+      s.dt = std::make_unique<DeviceMem>(act);
+      s.z = std::make_unique<DeviceMem>(act);
+      s.y = std::make_unique<DeviceMem>(act);
+      s.bc = std::make_unique<DeviceMem>(bcb);
+      s.h = std::make_unique<DeviceMem>(sizeof(float) * an.batch * an.d * N);
+      cuda::fill_random(s.u->p, DType::BF16, act / 2, seed++, 0.f, 1.f, nullptr);
+      cuda::fill_random(s.dt->p, DType::BF16, act / 2, seed++, 0.f, 0.5f, nullptr);
+      cuda::fill_random(s.z->p, DType::BF16, act / 2, seed++, 0.f, 1.f, nullptr);
+      cuda::fill_random(s.bc->p, DType::BF16, bcb / 2, seed++, 0.f, 1.f, nullptr);
+    }
+    auto params = [&](const InputSet& s, int spt) {
+      cuda::ScanParams p;
+      p.dtype = DType::BF16;
+      p.batch = an.batch; p.L = an.L; p.d = an.d; p.N = N;
+      p.u = s.u->p; p.ldu = an.d; p.bsu = an.L * an.d;
+      p.dt = s.dt->p; p.lddt = an.d; p.bsdt = an.L * an.d;
+      p.z = s.z->p; p.ldz = an.d; p.bsz = an.L * an.d;
+      p.B = s.bc->p; p.ldb = 2 * N; p.bsb = an.L * 2 * N;
+      p.C = static_cast<char*>(s.bc->p) + N * 2; p.ldc = 2 * N; p.bsc = an.L * 2 * N;
+      p.A = static_cast<const float*>(A.p);
+      p.D = static_cast<const float*>(D.p);
+      p.dt_bias = static_cast<const float*>(bias.p);
+      p.h = static_cast<float*>(s.h->p);
+      p.y = s.y->p; p.ldy = an.d; p.bsy = an.L * an.d;
+      p.states_per_thread = spt;
+      return p;
+    };
+    for (int spt : variants) {
+      std::vector<double> ms;
+      for (int i = 0; i < o.reps + 3; ++i) {
+        const cuda::ScanParams p = params(sets[size_t(i % nsets)], spt);
+        MS_CUDA_CHECK(cudaEventRecord(e0));
+        cuda::selective_scan(p, nullptr);
+        MS_CUDA_CHECK(cudaEventRecord(e1));
+        MS_CUDA_CHECK(cudaEventSynchronize(e1));
+        float t = 0;
+        MS_CUDA_CHECK(cudaEventElapsedTime(&t, e0, e1));
+        if (i >= 3) ms.push_back(t);
+      }
+      const double m = median(ms);
+      const cuda::ScanConfig cfg = cuda::scan_config(params(sets[0], spt));
+      const double exps = double(tok) * an.d * N;
+      emit({{"bench", "scan"}, {"batch", an.batch}, {"d_inner", an.d}, {"L", an.L}, {"N", N},
+            {"dtype", "bf16"}, {"variant", spt == 0 ? "auto" : "spt" + std::to_string(spt)},
+            {"states_per_thread", cfg.states_per_thread}, {"channels_per_block", cfg.channels_per_block},
+            {"ms", m}, {"gbps", moved / (m * 1e6)}, {"bandwidth_fraction", moved / (m * 1e6) / bw},
+            {"bandwidth_bound_ms", moved / (bw * 1e6)}, {"exp_per_s", exps / (m * 1e-3)},
+            {"official_ms", an.official_ms}, {"speedup_vs_official", an.official_ms / m},
+            {"fa2_ms", fa2_ms(an.L)}, {"faster_than_fa2", m < fa2_ms(an.L)}});
+    }
+  }
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+}
+
+}  // namespace mambascope::bench
+
+#else
+#include <stdexcept>
+namespace mambascope::bench {
+void bench_scan(const Options&) { throw std::runtime_error("this build has no CUDA backend"); }
+}  // namespace mambascope::bench
+#endif

@@ -1,0 +1,250 @@
+// The fused CUDA selective scan against the CPU reference ops (softplus_bias, ssm_scan_recurrent,
+// gate_silu) over dtypes and awkward shapes: L = 1, odd L, L not a multiple of the tile, long L,
+// d_state 4..64 (odd too), d_inner not a multiple of the block, batch > 1, strided B/C, y written
+// over u, Δ overrides, probe outputs, LTI (constant B, C).
+#include <gtest/gtest.h>
+
+#include <tuple>
+
+#include "cpu/cpu_ops.hpp"
+#include "cuda_test_util.hpp"
+
+#if MAMBASCOPE_HAVE_CUDA
+#include "cuda/scan.hpp"
+
+namespace mambascope::test {
+namespace {
+
+using cuda::ScanParams;
+using cuda::selective_scan;
+
+struct Shape {
+  int batch;
+  int64_t L;
+  int d, N;
+};
+
+// Tolerances on ‖gpu − cpu‖/‖cpu‖: the GPU rounds its output to the storage type; the state and
+// probes stay fp32 (exp2.approx differs from std::exp by ~1e-7 relative).
+double out_tol(DType dt) { return dt == DType::F32 ? 2e-5 : dt == DType::F16 ? 2e-3 : 1e-2; }
+constexpr double kStateTol = 5e-5;
+
+struct ScanCase {
+  Shape s;
+  DType dt;
+  int ldbc;  // row stride of the B/C buffer (x_dbl layout: [dt_rank | B | C])
+  std::vector<float> u, dtr, z, bc, A, D, bias, h0;
+};
+
+ScanCase make_case(Shape s, DType dt, uint32_t seed) {
+  std::mt19937 rng(seed);
+  ScanCase c{s, dt, 8 + 2 * s.N, {}, {}, {}, {}, {}, {}, {}, {}};
+  const size_t nt = size_t(s.batch * s.L);
+  c.u = randn(nt * s.d, rng);
+  c.dtr = randn(nt * s.d, rng, 0.5f);
+  c.z = randn(nt * s.d, rng);
+  c.bc = randn(nt * c.ldbc, rng);
+  std::uniform_real_distribution<float> log_dt(std::log(1e-3f), std::log(1e-1f));
+  for (int ch = 0; ch < s.d; ++ch) {
+    const float dt0 = std::exp(log_dt(rng));
+    c.bias.push_back(dt0 + std::log(-std::expm1(-dt0)));  // inverse softplus
+    c.D.push_back(1.0f + 0.1f * randn(1, rng)[0]);
+    for (int n = 0; n < s.N; ++n) c.A.push_back(-float(n + 1) * (0.5f + float(ch % 3) * 0.25f));
+  }
+  c.h0 = randn(size_t(s.batch) * s.d * s.N, rng, 0.5f);
+  for (auto* v : {&c.u, &c.dtr, &c.z, &c.bc}) round_all(dt, *v);
+  return c;
+}
+
+struct Reference {
+  std::vector<float> y, ypre, delta, h, h_all, hnorm;
+};
+
+Reference reference(const ScanCase& c, const std::vector<std::pair<int64_t, float>>& overrides = {}) {
+  const auto& s = c.s;
+  Reference r;
+  const size_t per = size_t(s.L * s.d);
+  r.y.resize(s.batch * per);
+  r.ypre.resize(s.batch * per);
+  r.delta.resize(s.batch * per);
+  r.h = c.h0;
+  r.h_all.resize(s.batch * per * s.N);
+  r.hnorm.resize(s.batch * per);
+  for (int b = 0; b < s.batch; ++b) {
+    float* delta = r.delta.data() + b * per;
+    cpu::softplus_bias(c.dtr.data() + b * per, c.bias.data(), s.L, s.d, delta);
+    for (auto [t, v] : overrides)
+      for (int ch = 0; ch < s.d; ++ch) delta[t * s.d + ch] = v;
+    const float* bc = c.bc.data() + size_t(b) * s.L * c.ldbc;
+    cpu::SsmArgs a{c.u.data() + b * per, delta, c.A.data(), bc + 8, c.ldbc, bc + 8 + s.N, c.ldbc,
+                   c.D.data(), s.L, s.d, s.N, r.h.data() + size_t(b) * s.d * s.N,
+                   r.ypre.data() + b * per, r.h_all.data() + b * per * s.N};
+    cpu::ssm_scan_recurrent(a);
+  }
+  for (size_t i = 0; i < r.hnorm.size(); ++i) {
+    double q = 0;
+    for (int n = 0; n < s.N; ++n) q += double(r.h_all[i * s.N + n]) * r.h_all[i * s.N + n];
+    r.hnorm[i] = float(std::sqrt(q));
+  }
+  r.y = r.ypre;
+  cpu::gate_silu(r.y.data(), c.z.data(), s.d, int64_t(s.batch) * s.L, s.d);
+  return r;
+}
+
+// Device copies of a case, and the ScanParams that point at them.
+struct DeviceCase {
+  DeviceBuffer u, dtr, z, bc, A, D, bias, h, y;
+  ScanParams p;
+  DeviceCase(const ScanCase& c, bool y_over_u = false)
+      : u(c.u, c.dt), dtr(c.dtr, c.dt), z(c.z, c.dt), bc(c.bc, c.dt), A(c.A), D(c.D),
+        bias(c.bias), h(c.h0), y(y_over_u ? 1 : c.u.size(), c.dt) {
+    const auto& s = c.s;
+    const int64_t esz = int64_t(dtype_size(c.dt));
+    p.dtype = c.dt;
+    p.batch = s.batch;
+    p.L = s.L;
+    p.d = s.d;
+    p.N = s.N;
+    p.u = u.get(); p.ldu = s.d; p.bsu = s.L * s.d;
+    p.dt = dtr.get(); p.lddt = s.d; p.bsdt = s.L * s.d;
+    p.z = z.get(); p.ldz = s.d; p.bsz = s.L * s.d;
+    p.B = static_cast<char*>(bc.get()) + 8 * esz; p.ldb = c.ldbc; p.bsb = s.L * c.ldbc;
+    p.C = static_cast<char*>(bc.get()) + (8 + s.N) * esz; p.ldc = c.ldbc; p.bsc = s.L * c.ldbc;
+    p.A = A.f32();
+    p.D = D.f32();
+    p.dt_bias = bias.f32();
+    p.h = h.f32();
+    p.y = y_over_u ? u.get() : y.get(); p.ldy = s.d; p.bsy = s.L * s.d;
+    if (!y_over_u) y.poison();
+  }
+  std::vector<float> output(const ScanCase& c) const {
+    if (p.y == u.get()) return u.download();
+    return y.download();
+  }
+};
+
+class ScanVsCpu : public ::testing::TestWithParam<std::tuple<Shape, DType, int>> {};
+
+TEST_P(ScanVsCpu, OutputAndFinalStateMatchTheRecurrence) {
+  SKIP_WITHOUT_GPU();
+  auto [s, dt, spt] = GetParam();
+  const ScanCase c = make_case(s, dt, 1234 + uint32_t(s.L));
+  const Reference r = reference(c);
+  DeviceCase g(c);
+  g.p.states_per_thread = spt;
+  selective_scan(g.p, nullptr);
+  MS_CUDA_CHECK(cudaDeviceSynchronize());
+  EXPECT_LT(rel_error(g.output(c), r.y), out_tol(dt));
+  EXPECT_LT(rel_error(g.h.download(), r.h), kStateTol);
+}
+
+const Shape kShapes[] = {
+    {1, 1, 64, 16},     // one token
+    {1, 7, 40, 4},      // odd L, d not a multiple of the block or the 16-byte vector
+    {1, 100, 136, 16},  // L not a multiple of the 64-token tile
+    {2, 129, 48, 8},    // batch, tile + 1
+    {1, 333, 72, 5},    // odd d_state (padded states)
+    {1, 257, 32, 64},   // the largest d_state (states_per_thread >= 2)
+    {1, 5000, 24, 16},  // long L: the state crosses many tiles
+};
+INSTANTIATE_TEST_SUITE_P(Shapes, ScanVsCpu,
+                         ::testing::Combine(::testing::ValuesIn(kShapes),
+                                            ::testing::Values(DType::F32, DType::F16, DType::BF16),
+                                            ::testing::Values(1, 2, 4)));
+
+TEST(Scan, ProbeOutputsMatchTheReference) {
+  SKIP_WITHOUT_GPU();
+  const Shape s{2, 90, 40, 16};
+  const ScanCase c = make_case(s, DType::BF16, 7);
+  const Reference r = reference(c);
+  DeviceCase g(c);
+  const int64_t from = 70;
+  DeviceBuffer delta(size_t(s.batch * s.L * s.d)), ypre(delta.size()), hnorm(delta.size()),
+      hout(size_t(s.batch * (s.L - from) * s.d * s.N));
+  for (auto* b : {&delta, &ypre, &hnorm, &hout}) b->poison();
+  g.p.delta_out = delta.f32();
+  g.p.ypre_out = ypre.f32();
+  g.p.hnorm_out = hnorm.f32();
+  g.p.h_out = hout.f32();
+  g.p.h_out_from = from;
+  selective_scan(g.p, nullptr);
+  MS_CUDA_CHECK(cudaDeviceSynchronize());
+  EXPECT_LT(rel_error(delta.download(), r.delta), 1e-5);
+  EXPECT_LT(rel_error(ypre.download(), r.ypre), kStateTol);
+  EXPECT_LT(rel_error(hnorm.download(), r.hnorm), kStateTol);
+  std::vector<float> want;
+  const size_t per = size_t(s.L * s.d * s.N);
+  for (int b = 0; b < s.batch; ++b)
+    want.insert(want.end(), r.h_all.begin() + b * per + from * s.d * s.N, r.h_all.begin() + (b + 1) * per);
+  EXPECT_LT(rel_error(hout.download(), want), kStateTol);
+  EXPECT_LT(rel_error(g.output(c), r.y), out_tol(DType::BF16));
+}
+
+TEST(Scan, OutputMayOverwriteTheInput) {
+  SKIP_WITHOUT_GPU();
+  const ScanCase c = make_case({1, 300, 64, 16}, DType::BF16, 9);
+  const Reference r = reference(c);
+  DeviceCase g(c, /*y_over_u=*/true);
+  selective_scan(g.p, nullptr);
+  MS_CUDA_CHECK(cudaDeviceSynchronize());
+  EXPECT_LT(rel_error(g.output(c), r.y), out_tol(DType::BF16));
+}
+
+TEST(Scan, DeltaOverridesReplaceDeltaAtTheirTokens) {
+  SKIP_WITHOUT_GPU();
+  const ScanCase c = make_case({1, 50, 32, 16}, DType::F32, 11);
+  const Reference r = reference(c, {{3, 0.f}, {20, 8.f}});
+  const Reference plain = reference(c);
+  DeviceCase g(c);
+  g.p.n_overrides = 2;
+  g.p.override_t[0] = 3;
+  g.p.override_value[0] = 0.f;
+  g.p.override_t[1] = 20;
+  g.p.override_value[1] = 8.f;
+  selective_scan(g.p, nullptr);
+  MS_CUDA_CHECK(cudaDeviceSynchronize());
+  EXPECT_LT(rel_error(g.output(c), r.y), out_tol(DType::F32));
+  EXPECT_GT(rel_error(plain.y, r.y), 1e-2);  // the override matters, so the check can fail
+}
+
+TEST(Scan, ConstantDeltaBAndCMatchTheLtiRecurrence) {
+  SKIP_WITHOUT_GPU();
+  const Shape s{1, 200, 48, 16};
+  ScanCase c = make_case(s, DType::F32, 13);
+  std::mt19937 rng(5);
+  std::vector<float> dt_const = randn(s.d, rng, 0.3f, -3.f), Bk = randn(size_t(s.d) * s.N, rng),
+                     Ck = randn(size_t(s.d) * s.N, rng);
+  std::vector<float> delta(s.d), h = c.h0, y(size_t(s.L * s.d));
+  for (int ch = 0; ch < s.d; ++ch) delta[ch] = std::log1p(std::exp(dt_const[ch]));
+  cpu::LtiArgs a{c.u.data(), delta.data(), c.A.data(), Bk.data(), Ck.data(), c.D.data(),
+                 s.L, s.d, s.N, h.data(), y.data()};
+  cpu::ssm_lti_recurrent(a);
+  DeviceCase g(c);
+  DeviceBuffer dtk(dt_const), Bd(Bk), Cd(Ck);
+  g.p.dt_const = dtk.f32();
+  g.p.dt_bias = nullptr;
+  g.p.B_const = Bd.f32();
+  g.p.C_const = Cd.f32();
+  g.p.z = nullptr;
+  selective_scan(g.p, nullptr);
+  MS_CUDA_CHECK(cudaDeviceSynchronize());
+  EXPECT_LT(rel_error(g.output(c), y), out_tol(DType::F32));
+  EXPECT_LT(rel_error(g.h.download(), h), kStateTol);
+}
+
+TEST(Scan, RejectsATooLargeStateWithAMessage) {
+  SKIP_WITHOUT_GPU();
+  ScanParams p;
+  p.batch = 1; p.L = 4; p.d = 8; p.N = 300;
+  int dummy[4];
+  p.u = p.dt = p.B = p.C = p.y = dummy;
+  p.A = reinterpret_cast<const float*>(dummy);
+  EXPECT_THROW(selective_scan(p, nullptr), Error);
+}
+
+}  // namespace
+}  // namespace mambascope::test
+
+#else
+TEST(Scan, NeedsACudaBuild) { GTEST_SKIP() << "built without the CUDA backend"; }
+#endif
