@@ -109,7 +109,9 @@ int cmd_eval(int argc, char** argv) {
   Args a("eval", "--model DIR (--text FILE | --task FILE.jsonl) [options]",
          "Evaluates a model. --text: perplexity of a UTF-8 text file, by default in one pass with the\n"
          "state carried over the whole text (an SSM needs no window); --window W scores windows of W\n"
-         "tokens, each from a fresh state, moved by --stride S (default W: disjoint chunks). --task:\n"
+         "tokens, each from a fresh state, moved by --stride S (default W: disjoint chunks). A window's\n"
+         "first token is context only: tokens scored by no window (with S = W, one per window) are\n"
+         "left out and the count of scored tokens says so; S <= W - 1 scores every token. --task:\n"
          "for each line {\"prompt_ids\": [...], \"target_ids\": [...]}, greedy-decodes as many tokens as\n"
          "the target has and reports exact-match and per-token accuracy.");
   add_model_options(a);

@@ -190,12 +190,18 @@ TEST_F(CliTest, EvalPerplexityOfAWholeTextEqualsScore) {
   const double pe = nlohmann::json::parse(e.out)["text"]["perplexity"].get<double>();
   const double ps = nlohmann::json::parse(s.out)["perplexity"].get<double>();
   EXPECT_NEAR(pe, ps, 1e-4 * ps);
-  // Disjoint windows lose the context at each window start: a different number.
-  auto w = run_cli({"eval", "--model", model, "--text", (tmp / "t.txt").string(), "--json", "--window", "8"});
-  ASSERT_EQ(w.rc, 0) << w.err;
-  auto wj = nlohmann::json::parse(w.out)["text"];
-  EXPECT_NE(wj["perplexity"].get<double>(), pe);
-  EXPECT_EQ(wj["scored_tokens"], nlohmann::json::parse(e.out)["text"]["scored_tokens"]);
+  const int64_t scored = nlohmann::json::parse(e.out)["text"]["scored_tokens"].get<int64_t>();
+  // Windows of 8 from a fresh state: each window's first token is context only, so disjoint
+  // windows (stride 8) leave the tokens at 8, 16, ... unscored; stride 7 scores every token.
+  auto w8 = run_cli({"eval", "--model", model, "--text", (tmp / "t.txt").string(), "--json", "--window", "8"});
+  auto w7 = run_cli({"eval", "--model", model, "--text", (tmp / "t.txt").string(), "--json", "--window", "8",
+                     "--stride", "7"});
+  ASSERT_EQ(w8.rc, 0) << w8.err;
+  ASSERT_EQ(w7.rc, 0) << w7.err;
+  const auto j8 = nlohmann::json::parse(w8.out)["text"], j7 = nlohmann::json::parse(w7.out)["text"];
+  EXPECT_EQ(j8["scored_tokens"].get<int64_t>(), scored - scored / 8);
+  EXPECT_EQ(j7["scored_tokens"].get<int64_t>(), scored);
+  EXPECT_NE(j7["perplexity"].get<double>(), pe);  // less context than the whole text
 }
 
 TEST_F(CliTest, EvalTaskAccuracyCountsGreedyMatches) {
