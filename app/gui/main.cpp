@@ -29,8 +29,10 @@ int main(int argc, char** argv) {
   const QCommandLineOption layer(QStringLiteral("layer"), QStringLiteral("Layer the views show."), QStringLiteral("n"));
   const QCommandLineOption select(QStringLiteral("select"), QStringLiteral("Headless: token position to select."), QStringLiteral("n"));
   const QCommandLineOption size(QStringLiteral("size"), QStringLiteral("Headless: window size WxH (default 1600x1000)."), QStringLiteral("WxH"));
+  const QCommandLineOption raise(QStringLiteral("raise"), QStringLiteral("Headless: views to bring to the front, comma-separated ids (e.g. layers,retention)."), QStringLiteral("ids"));
+  const QCommandLineOption viewsDir(QStringLiteral("export-views"), QStringLiteral("Headless: also write every view as <id>.png into this folder."), QStringLiteral("dir"));
   const QCommandLineOption chat(QStringLiteral("chat"), QStringLiteral("Chat mode instead of plain completion."));
-  cli.addOptions({model, prompt, maxTokens, screenshot, backend, seed, temperature, layer, select, size, chat});
+  cli.addOptions({model, prompt, maxTokens, screenshot, backend, seed, temperature, layer, select, size, chat, raise, viewsDir});
   cli.process(app);
 
   if (cli.isSet(screenshot)) {
@@ -49,6 +51,8 @@ int main(int argc, char** argv) {
       if (wh.size() == 2) o.size = QSize(wh[0].toInt(), wh[1].toInt());
     }
     o.chat = cli.isSet(chat);
+    if (cli.isSet(raise)) o.raise = cli.value(raise).split(QLatin1Char(','), Qt::SkipEmptyParts);
+    o.viewsDir = cli.value(viewsDir);
     return runHeadless(o);
   }
 
@@ -60,6 +64,11 @@ int main(int argc, char** argv) {
   if (cli.isSet(prompt)) {
     window.chatPanel()->setChatMode(cli.isSet(chat));
     window.chatPanel()->setPrompt(cli.value(prompt));
+    if (cli.isSet(maxTokens)) {
+      SamplingSettings s = window.chatPanel()->sampling();
+      s.maxTokens = cli.value(maxTokens).toInt();
+      window.chatPanel()->setSampling(s);
+    }
     // Generate as soon as the model is ready, once.
     auto* once = new QObject(&window);
     QObject::connect(&window, &MainWindow::modelReady, once, [&window, once] {

@@ -4,6 +4,7 @@
 
 #include <QApplication>
 #include <QComboBox>
+#include <QDockWidget>
 #include <QFile>
 #include <QImage>
 #include <QLabel>
@@ -18,6 +19,7 @@
 #include <memory>
 
 #include "core/explorer.h"
+#include "mambascope/backend.hpp"
 #include "core/sessiondocument.h"
 #include "uitestsupport.h"
 #include "views/heatmapwidget.h"
@@ -26,6 +28,7 @@
 #include "views/tokenstripview.h"
 #include "views/tokenstripwidget.h"
 #include "window/chatpanel.h"
+#include "window/headlessrunner.h"
 #include "window/mainwindow.h"
 
 namespace {
@@ -293,4 +296,85 @@ TEST_F(MainWindowTest, PlayStepsTheSelectionThroughTheTokens) {
   QTRY_VERIFY_WITH_TIMEOUT(doc()->selectedPosition() >= 2, kWaitMs);
   hidden->setPlaying(false);
   EXPECT_FALSE(hidden->isPlaying());
+}
+
+TEST_F(MainWindowTest, AModelTheGpuCannotTakeIsOfferedToTheCpu) {
+  std::string why;
+  if (mambascope::cuda_backend_available(&why)) GTEST_SKIP() << "a GPU is present: the CUDA backend loads the model";
+  m_dialogs.answer = true;  // "Load it on the CPU instead?" — yes
+  QSignalSpy ready(m_window.get(), &MainWindow::modelReady);
+  m_window->loadModel(tinyModelDir(), QStringLiteral("cuda"));
+  ASSERT_TRUE(ready.wait(kWaitMs)) << m_dialogs.errors.join(QLatin1Char('\n')).toStdString();
+  EXPECT_EQ(m_dialogs.questions.size(), 1);
+  EXPECT_TRUE(m_dialogs.errors.isEmpty());
+  EXPECT_EQ(doc()->model().backend, QStringLiteral("cpu"));
+  EXPECT_TRUE(m_window->deviceLabel()->text().startsWith(QStringLiteral("CPU")));
+}
+
+TEST_F(MainWindowTest, AFailedGenerationShowsAnErrorAndKeepsTheTokens) {
+  loadTinyModel();
+  typeAndGenerate(QStringLiteral("Rain"), 5);
+  waitUntilIdle();
+  const int before = doc()->tokenCount();
+  // An id outside the vocabulary makes the engine refuse the fork.
+  m_window->explorer()->fork(2, qint32(doc()->model().vocab + 10), m_window->chatPanel()->sampling());
+  waitUntilIdle();
+  ASSERT_EQ(m_dialogs.errors.size(), 1);
+  EXPECT_TRUE(m_dialogs.errors[0].contains(QStringLiteral("vocabulary"))) << m_dialogs.errors[0].toStdString();
+  doc()->setCurrentBranch(doc()->branchIds().first());
+  EXPECT_EQ(doc()->tokenCount(), before);
+  EXPECT_TRUE(m_window->chatPanel()->generateButton()->isEnabled());
+}
+
+TEST_F(MainWindowTest, ChatTurnsContinueTheSameConversation) {
+  loadTinyModel();
+  m_window->chatPanel()->setChatMode(true);
+  typeAndGenerate(QStringLiteral("Hello there"), 6);
+  waitUntilIdle();
+  EXPECT_TRUE(m_window->chatPanel()->promptEdit()->toPlainText().isEmpty());  // sent
+  const int branch = doc()->currentBranchId();
+  const QVector<TokenRecord> first = doc()->tokens();
+  typeAndGenerate(QStringLiteral("Tell me more"), 6);
+  waitUntilIdle();
+  EXPECT_EQ(doc()->currentBranchId(), branch);
+  ASSERT_GT(doc()->tokenCount(), first.size());
+  const Branch* b = doc()->branch(branch);
+  ASSERT_EQ(b->chat.size(), 2);
+  EXPECT_EQ(b->chat[0].user, QStringLiteral("Hello there"));
+  EXPECT_EQ(b->chat[1].user, QStringLiteral("Tell me more"));
+  const QString transcript = m_window->chatPanel()->transcript()->toPlainText();
+  EXPECT_TRUE(transcript.contains(QStringLiteral("Hello there")));
+  EXPECT_TRUE(transcript.contains(QStringLiteral("Tell me more")));
+}
+
+TEST_F(MainWindowTest, TheDockLayoutIsRememberedAcrossRestarts) {
+  ASSERT_NE(m_window->findChild<QDockWidget*>(QStringLiteral("survivalDock")), nullptr);
+  MainWindow::Options o;
+  o.settingsFile = m_scratch.filePath(QStringLiteral("layout.ini"));
+  o.dialogs = &m_dialogs;
+  o.loadDefaultModel = false;
+  {
+    MainWindow first(o);
+    first.show();
+    first.findChild<QDockWidget*>(QStringLiteral("survivalDock"))->hide();
+    first.close();  // saves the layout
+  }
+  MainWindow second(o);
+  second.show();
+  EXPECT_TRUE(second.findChild<QDockWidget*>(QStringLiteral("survivalDock"))->isHidden());
+  EXPECT_FALSE(second.findChild<QDockWidget*>(QStringLiteral("channelsDock"))->isHidden());
+}
+
+TEST_F(MainWindowTest, HeadlessModeWritesAScreenshotOfTheWindow) {
+  HeadlessOptions o;
+  o.model = tinyModelDir();
+  o.prompt = QStringLiteral("Once upon a time");
+  o.maxTokens = 12;
+  o.backend = QStringLiteral("cpu");
+  o.size = QSize(1600, 1000);
+  o.screenshot = m_scratch.filePath(QStringLiteral("shot.png"));
+  ASSERT_EQ(runHeadless(o), 0);
+  const QImage shot(o.screenshot);
+  ASSERT_EQ(shot.size(), QSize(1600, 1000));
+  EXPECT_GT(distinctColours(shot), 100);
 }

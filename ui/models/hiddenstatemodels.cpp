@@ -197,7 +197,7 @@ QString SurvivalModel::rowLabel(int row) const {
   return t ? t->text : QString();
 }
 
-QString SurvivalModel::columnLabel(int column) const { return tr("layer %1").arg(column); }
+QString SurvivalModel::columnLabel(int column) const { return QString::number(column); }
 
 QString SurvivalModel::title() const {
   if (m_from < 0) return tr("survival: select a token");

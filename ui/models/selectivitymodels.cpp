@@ -205,7 +205,7 @@ float LayerModel::value(int row, int column) const {
 
 QString LayerModel::valueName() const { return m_field == Field::MeanDelta ? tr("mean Δ") : tr("‖h‖"); }
 QString LayerModel::title() const { return tr("%1 per layer").arg(valueName()); }
-QString LayerModel::columnLabel(int column) const { return tr("layer %1").arg(column); }
+QString LayerModel::columnLabel(int column) const { return QString::number(column); }
 
 // ---------------------------------------------------------------------------------------------
 WriteReadModel::WriteReadModel(SessionDocument* doc, QObject* parent) : TokenRowsModel(doc, parent) {}

@@ -110,10 +110,14 @@ ColorLegend::ColorLegend(QWidget* parent) : QWidget(parent) {
 void ColorLegend::setScale(const ColorScale& scale, const QString& title) {
   m_scale = scale;
   m_title = title;
+  updateGeometry();
   update();
 }
 
-QSize ColorLegend::sizeHint() const { return {260, fontMetrics().height() + 6}; }
+QSize ColorLegend::sizeHint() const {
+  const QFontMetrics fm = fontMetrics();
+  return {2 * fm.horizontalAdvance(QStringLiteral("0.00e+00")) + 100 + fm.horizontalAdvance(m_title) + 24, fm.height() + 6};
+}
 
 void ColorLegend::paintEvent(QPaintEvent*) {
   // Horizontal: "lo [bar] hi  title".
@@ -124,7 +128,7 @@ void ColorLegend::paintEvent(QPaintEvent*) {
   int x = 0;
   p.drawText(QRect(x, 0, fm.horizontalAdvance(lo) + 4, height()), Qt::AlignVCenter, lo);
   x += fm.horizontalAdvance(lo) + 6;
-  const int w = 120;
+  const int w = 90;
   for (int i = 0; i < w; ++i) {
     p.setPen(QColor::fromRgb(m_scale.map(m_scale.valueAt(float(i) / float(w - 1)))));
     p.drawLine(x + i, 3, x + i, 3 + h);

@@ -80,6 +80,7 @@ void LineChartWidget::rebuild() {
       auto* y = new QLogValueAxis;
       y->setBase(10);
       y->setLabelFormat(QStringLiteral("%g"));
+      y->setRange(0.1, 10);  // positive from the start: an empty log axis warns about log(0)
       m_y = y;
     } else {
       auto* y = new QValueAxis;
@@ -159,7 +160,11 @@ void LineChartWidget::rebuild() {
     }
   }
   for (int col = 0; col < columns; ++col) {
-    m_series[col]->setName(m_model->columnLabel(col));
+    // A bare number names the series by its axis ("layer 3"); other labels stand alone.
+    const QString label = m_model->columnLabel(col);
+    bool numeric = false;
+    label.toInt(&numeric);
+    m_series[col]->setName(numeric ? m_model->columnAxis() + QLatin1Char(' ') + label : label);
     m_series[col]->replace(points[col]);
   }
   if (yMin > yMax) yMin = log ? 0.1 : 0, yMax = 1;
@@ -169,8 +174,12 @@ void LineChartWidget::rebuild() {
     yMax += pad;
   } else if (!log) {
     const double pad = (yMax - yMin) * 0.05;
-    yMin -= pad;
+    yMin = yMin >= 0 ? std::max(0.0, yMin - pad) : yMin - pad;  // no negative axis for norms
     yMax += pad;
+  }
+  if (log) {  // whole decades, so that the axis always has at least two labels
+    yMin = std::pow(10.0, std::floor(std::log10(yMin)));
+    yMax = std::pow(10.0, std::max(std::ceil(std::log10(yMax)), std::log10(yMin) + 1));
   }
   m_yMin = yMin;
   m_yMax = yMax;

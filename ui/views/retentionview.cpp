@@ -13,7 +13,7 @@ RetentionView::RetentionView(SessionDocument* doc, QWidget* parent)
     : ViewPanel(QStringLiteral("retention"), tr("Retention and half-life"), parent),
       m_retention(new RetentionModel(doc, this)),
       m_halfLife(new HalfLifeModel(doc, this)) {
-  auto* split = new QSplitter(Qt::Vertical, this);
+  auto* split = new QSplitter(Qt::Horizontal, this);  // docks below the strip are wide and short
   m_heatmap = new HeatmapWidget(split);
   m_heatmap->setObjectName(QStringLiteral("retentionHeatmap"));
   m_heatmap->setModel(m_retention);
@@ -24,6 +24,8 @@ RetentionView::RetentionView(SessionDocument* doc, QWidget* parent)
   ChartView::follow(m_chart, doc);
   split->addWidget(m_heatmap);
   split->addWidget(m_chart);
+  split->setStretchFactor(0, 1);
+  split->setStretchFactor(1, 1);
   setBody(split);
 }
 

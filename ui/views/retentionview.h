@@ -1,5 +1,5 @@
 // "How long will this token be remembered": the retention exp(Δ·A) per token and channel as a
-// heatmap, and below it the typical half-life ln2/(Δ·|A|) per token as a chart.
+// heatmap, and beside it the typical half-life ln2/(Δ·|A|) per token as a chart.
 #pragma once
 #include "views/viewpanel.h"
 

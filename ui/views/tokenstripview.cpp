@@ -3,6 +3,7 @@
 
 #include <QComboBox>
 #include <QHBoxLayout>
+#include <QVBoxLayout>
 #include <QLabel>
 #include <QScrollArea>
 #include <QScrollBar>
@@ -26,7 +27,6 @@ TokenStripView::TokenStripView(SessionDocument* doc, QWidget* parent)
   m_scroll->setWidgetResizable(true);
   m_scroll->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
   m_scroll->setWidget(m_strip);
-  setBody(m_scroll);
 
   m_measure = new QComboBox(this);
   m_measure->setObjectName(QStringLiteral("measureBox"));
@@ -38,9 +38,16 @@ TokenStripView::TokenStripView(SessionDocument* doc, QWidget* parent)
   m_branch->setSizeAdjustPolicy(QComboBox::AdjustToContents);
   controls()->addWidget(new QLabel(tr("Colour by"), this));
   controls()->addWidget(m_measure);
-  controls()->addWidget(m_legend, 1);
-  controls()->addWidget(new QLabel(tr("Branch"), this));
   controls()->addWidget(m_branch);
+  // The legend gets a row of its own above the tokens, so that its numbers are never squeezed.
+  auto* body = new QWidget(this);
+  auto* column = new QVBoxLayout(body);
+  column->setContentsMargins(0, 0, 0, 0);
+  column->setSpacing(2);
+  column->addWidget(m_legend);
+  column->addWidget(m_scroll, 1);
+  setBody(body);
+  m_branch->setToolTip(tr("The branch shown: the main run, other runs and the forks made from alternatives"));
 
   connect(m_measure, &QComboBox::currentIndexChanged, m_strip, &TokenStripWidget::setMeasure);
   connect(m_strip, &TokenStripWidget::scaleChanged, this, [this] {

@@ -1,6 +1,8 @@
 // Headless generate-and-screenshot.
 #include "window/headlessrunner.h"
 
+#include <QDir>
+#include <QDockWidget>
 #include <QEventLoop>
 #include <QPixmap>
 #include <QTemporaryDir>
@@ -90,6 +92,9 @@ int runHeadless(const HeadlessOptions& o) {
   const qint64 pick = o.select >= 0 ? o.select : mostSelective(*doc);
   doc->selectPosition(pick);
   doc->setTrackedPosition(pick);
+  for (const QString& id : o.raise)
+    if (ViewPanel* v = window.view(id))
+      if (auto* dock = qobject_cast<QDockWidget*>(v->parentWidget())) dock->raise();
   settle(400);  // the views rebuild on short timers
 
   QString text;
@@ -103,6 +108,16 @@ int runHeadless(const HeadlessOptions& o) {
     if (shot.isNull() || !shot.save(o.screenshot, "PNG")) {
       std::fprintf(stderr, "mambascope: cannot write %s\n", qPrintable(o.screenshot));
       return 5;
+    }
+  }
+  if (!o.viewsDir.isEmpty()) {
+    QDir().mkpath(o.viewsDir);
+    for (ViewPanel* v : window.views()) {
+      if (auto* dock = qobject_cast<QDockWidget*>(v->parentWidget())) dock->raise();
+      settle(200);
+      QString error;
+      if (!window.exportView(v, ExportFormat::Png, QDir(o.viewsDir).filePath(v->viewId() + QStringLiteral(".png")), &error))
+        std::fprintf(stderr, "mambascope: %s\n", qPrintable(error));
     }
   }
   return dialogs.errorCount() > 0 ? 6 : 0;

@@ -5,6 +5,7 @@
 #pragma once
 #include <QSize>
 #include <QString>
+#include <QStringList>
 
 struct HeadlessOptions {
   QString model;        // empty: the default model
@@ -18,6 +19,8 @@ struct HeadlessOptions {
   int layer = -1;           // -1: the middle layer
   qint64 select = -1;       // token to select; -1: the generated token with the largest mean Δ
   bool chat = false;
+  QStringList raise;    // view ids whose docks are brought to the front before the screenshot
+  QString viewsDir;     // if set: every view is also written there as <view id>.png
   int timeoutSeconds = 600;
 };
 

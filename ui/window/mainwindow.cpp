@@ -13,7 +13,7 @@
 #include <QSpinBox>
 #include <QStatusBar>
 #include <QTimer>
-#include <QToolBar>
+#include <QHBoxLayout>
 
 #include "core/appsettings.h"
 #include "core/explorer.h"
@@ -135,7 +135,7 @@ QDockWidget* MainWindow::addViewDock(ViewPanel* view, Qt::DockWidgetArea area, c
   dock->setWidget(view);
   QDockWidget* sibling = nullptr;
   for (QDockWidget* d : m_docks)
-    if (d->widget() && d->objectName() == tabifyWith + QStringLiteral("Dock")) sibling = d;
+    if (!tabifyWith.isEmpty() && d->objectName() == tabifyWith + QStringLiteral("Dock")) sibling = d;
   if (sibling)
     tabifyDockWidget(sibling, dock);
   else
@@ -161,22 +161,23 @@ void MainWindow::buildDocks() {
   });
   connect(m_chat, &ChatPanel::stopRequested, m_explorer, &Explorer::stop);
 
-  // The views, grouped: selectivity on the right, hidden state below (two tab groups side by side).
-  QString firstOf[3];
+  // The views, grouped: selectivity on the right, hidden state below in two tab groups side by
+  // side. The first view of each group is placed (and split) before the others are tabbed onto
+  // it, because splitting a dock that is already tabbed only adds another tab.
+  const QList<ViewCatalog::Entry> entries = ViewCatalog::create(document(), this);
   QDockWidget* firstDock[3] = {nullptr, nullptr, nullptr};
-  for (const ViewCatalog::Entry& e : ViewCatalog::create(document(), this)) {
-    const Qt::DockWidgetArea area = e.group == 0 ? Qt::RightDockWidgetArea : Qt::BottomDockWidgetArea;
-    QDockWidget* dock = addViewDock(e.view, area, firstOf[e.group]);
-    if (firstOf[e.group].isEmpty()) {
-      firstOf[e.group] = e.view->viewId();
-      firstDock[e.group] = dock;
-      if (e.group == 2 && firstDock[1]) splitDockWidget(firstDock[1], dock, Qt::Horizontal);
-    }
+  for (const ViewCatalog::Entry& e : entries) {
+    if (firstDock[e.group]) continue;
+    firstDock[e.group] = addViewDock(e.view, e.group == 0 ? Qt::RightDockWidgetArea : Qt::BottomDockWidgetArea);
+    if (e.group == 2 && firstDock[1]) splitDockWidget(firstDock[1], firstDock[2], Qt::Horizontal);
   }
+  for (const ViewCatalog::Entry& e : entries)
+    if (!m_views.contains(e.view)) addViewDock(e.view, Qt::BottomDockWidgetArea, 
+                  static_cast<ViewPanel*>(firstDock[e.group]->widget())->viewId());
   for (QDockWidget* d : firstDock)
     if (d) d->raise();
   resizeDocks({chatDock}, {380}, Qt::Horizontal);
-  if (firstDock[0]) resizeDocks({firstDock[0]}, {560}, Qt::Horizontal);
+  if (firstDock[0]) resizeDocks({firstDock[0]}, {640}, Qt::Horizontal);
   if (firstDock[1]) resizeDocks({firstDock[1]}, {400}, Qt::Vertical);
 }
 void MainWindow::buildMenus() {
@@ -236,14 +237,17 @@ void MainWindow::buildMenus() {
                                  .arg(QApplication::applicationVersion()), 8000);
   });
 
-  QToolBar* bar = addToolBar(tr("Layer"));
-  bar->setObjectName(QStringLiteral("layerToolBar"));
-  bar->addWidget(new QLabel(tr(" Layer "), this));
-  m_layer = new QSpinBox(this);
+  // The layer chooser sits in the menu bar's corner: it steers every per-layer view.
+  auto* corner = new QWidget(this);
+  auto* row = new QHBoxLayout(corner);
+  row->setContentsMargins(0, 0, 6, 0);
+  row->addWidget(new QLabel(tr("Layer"), corner));
+  m_layer = new QSpinBox(corner);
   m_layer->setObjectName(QStringLiteral("layerBox"));
   m_layer->setToolTip(tr("The layer every per-layer view shows (and whose hidden state h is kept while generating)"));
   m_layer->setRange(0, 0);
-  bar->addWidget(m_layer);
+  row->addWidget(m_layer);
+  menuBar()->setCornerWidget(corner, Qt::TopRightCorner);
   connect(m_layer, &QSpinBox::valueChanged, document(), &SessionDocument::setLayer);
 }
 
