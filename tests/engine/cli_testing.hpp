@@ -170,6 +170,8 @@ class CliTest : public ::testing::Test {
   void SetUp() override {
     if (std::string(MAMBASCOPE_CLI_PATH).empty() || !fs::exists(MAMBASCOPE_CLI_PATH))
       GTEST_SKIP() << "mambascope-cli is not built";
+    // Fixture folders ship no tokenizer: the CLI finds the GPT-NeoX one here, wherever the build is.
+    setenv("MAMBASCOPE_ASSETS_DIR", MAMBASCOPE_SOURCE_DIR "/assets", 0);
   }
   TempDir tmp;
 };

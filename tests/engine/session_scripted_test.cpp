@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <condition_variable>
 #include <functional>
 #include <limits>
@@ -72,7 +73,11 @@ class ScriptedBackend : public Backend {
 };
 
 std::shared_ptr<Model> fixture_model() {
-  static std::shared_ptr<Model> m = Model::load(MAMBASCOPE_FIXTURES_DIR "/hf/tied_fp32");
+  // The fixture ships no tokenizer: Model::load falls back to the GPT-NeoX one in assets/.
+  static std::shared_ptr<Model> m = [] {
+    setenv("MAMBASCOPE_ASSETS_DIR", MAMBASCOPE_SOURCE_DIR "/assets", 0);
+    return Model::load(MAMBASCOPE_FIXTURES_DIR "/hf/tied_fp32");
+  }();
   return m;
 }
 

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <thread>
 #include <vector>
 
@@ -19,7 +20,11 @@ using namespace mambascope;
 namespace {
 
 std::shared_ptr<Model> fixture_model() {
-  static std::shared_ptr<Model> m = Model::load(MAMBASCOPE_FIXTURES_DIR "/hf/tied_fp32");
+  // The fixture ships no tokenizer: Model::load falls back to the GPT-NeoX one in assets/.
+  static std::shared_ptr<Model> m = [] {
+    setenv("MAMBASCOPE_ASSETS_DIR", MAMBASCOPE_SOURCE_DIR "/assets", 0);
+    return Model::load(MAMBASCOPE_FIXTURES_DIR "/hf/tied_fp32");
+  }();
   return m;
 }
 
