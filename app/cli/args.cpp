@@ -80,7 +80,8 @@ void Args::parse(int argc, char** argv) {
 
 std::string Args::help() const {
   std::ostringstream o;
-  o << "usage: mambascope-cli " << command_ << " " << usage_ << "\n\n" << about_ << "\n\noptions:\n";
+  o << "usage: mambascope-cli " << command_ << " " << usage_ << "\n\n"
+    << about_ << "\n\noptions:\n";
   for (const auto& s : specs_) {
     std::string left = "  " + s.name + (s.takes_value ? " " + s.metavar : "");
     o << left;
@@ -125,9 +126,10 @@ int64_t Args::integer(const std::string& name, int64_t fallback, int64_t lo, int
   const std::string v = str(name);
   int64_t out = 0;
   auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
-  if (ec == std::errc::result_out_of_range || (ec == std::errc() && end == v.data() + v.size() && (out < lo || out > hi)))
-    fail("option " + name + " must be between " + std::to_string(lo) + " and " + std::to_string(hi) +
-         ", got '" + v + "'");
+  if (ec == std::errc::result_out_of_range ||
+      (ec == std::errc() && end == v.data() + v.size() && (out < lo || out > hi)))
+    fail("option " + name + " must be between " + std::to_string(lo) + " and " +
+         std::to_string(hi) + ", got '" + v + "'");
   if (ec != std::errc() || end != v.data() + v.size())
     fail("option " + name + " expects an integer, got '" + v + "'");
   return out;
@@ -163,7 +165,8 @@ void Args::exclusive(const std::vector<std::string>& names, bool need_one) const
   for (const auto& n : names)
     if (has(n)) given.push_back(n);
   std::string list;
-  for (size_t i = 0; i < names.size(); ++i) list += (i ? (i + 1 == names.size() ? " or " : ", ") : "") + names[i];
+  for (size_t i = 0; i < names.size(); ++i)
+    list += (i ? (i + 1 == names.size() ? " or " : ", ") : "") + names[i];
   if (given.size() > 1) fail("give only one of " + list);
   if (need_one && given.empty()) fail("give one of " + list);
 }
@@ -172,10 +175,12 @@ std::vector<int64_t> parse_int_list(const std::string& text, const std::string& 
   std::vector<int64_t> out;
   size_t i = 0;
   while (i < text.size()) {
-    while (i < text.size() && (text[i] == ',' || std::isspace(static_cast<unsigned char>(text[i])))) ++i;
+    while (i < text.size() && (text[i] == ',' || std::isspace(static_cast<unsigned char>(text[i]))))
+      ++i;
     if (i == text.size()) break;
     size_t j = i;
-    while (j < text.size() && text[j] != ',' && !std::isspace(static_cast<unsigned char>(text[j]))) ++j;
+    while (j < text.size() && text[j] != ',' && !std::isspace(static_cast<unsigned char>(text[j])))
+      ++j;
     int64_t v = 0;
     auto [end, ec] = std::from_chars(text.data() + i, text.data() + j, v);
     if (ec != std::errc() || end != text.data() + j)

@@ -45,7 +45,8 @@ class Args {
   // Typed values: UsageError for text that is not a number or lies outside [lo, hi].
   int64_t integer(const std::string& name, int64_t fallback, int64_t lo = INT64_MIN,
                   int64_t hi = INT64_MAX) const;
-  double number(const std::string& name, double fallback, double lo = -1e300, double hi = 1e300) const;
+  double number(const std::string& name, double fallback, double lo = -1e300,
+                double hi = 1e300) const;
   uint64_t unsigned_integer(const std::string& name, uint64_t fallback) const;
   const std::vector<std::string>& positional() const { return positional_; }
   // Throws UsageError if more than one of names or (when need_one) none of them is given.

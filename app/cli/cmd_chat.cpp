@@ -38,7 +38,9 @@ int cmd_chat(int argc, char** argv) {
       .option("--system", "TEXT", "a system message that opens the conversation")
       .option("--mode", "MODE", "SSM mode for prefilling each turn", "scan")
       .flag("--stats", "print tokens/s after each reply (stderr)");
-  a.epilog("example:\n  mambascope-cli chat --model models/mamba-chat --temperature 0.7 --system \"Be brief.\"");
+  a.epilog(
+      "example:\n  mambascope-cli chat --model models/mamba-chat --temperature 0.7 --system \"Be "
+      "brief.\"");
   a.parse(argc, argv);
   if (a.help_requested()) {
     std::cout << a.help();
@@ -103,9 +105,12 @@ int cmd_chat(int argc, char** argv) {
     req.prompt = formatted.substr(consumed.size());
     const int64_t before = int64_t(session.tokens().size());
     const std::atomic<bool>* cancel = interrupt.begin_generation();
-    GenerateResult r = session.generate(req, [](const TokenEvent& ev) {
-      if (!ev.is_prompt) std::cout << ev.text << std::flush;
-    }, cancel);
+    GenerateResult r = session.generate(
+        req,
+        [](const TokenEvent& ev) {
+          if (!ev.is_prompt) std::cout << ev.text << std::flush;
+        },
+        cancel);
     interrupt.end_generation();
     std::cout << "\n" << std::flush;
     if (r.reason == StopReason::Error) {
@@ -122,7 +127,8 @@ int cmd_chat(int argc, char** argv) {
     }
     if (r.reason == StopReason::Cancelled) std::cerr << "(reply stopped)\n";
     if (a.has("--stats") && r.decode_seconds > 0)
-      std::cerr << "(" << r.new_tokens << " tokens, " << r.new_tokens / r.decode_seconds << " tok/s)\n";
+      std::cerr << "(" << r.new_tokens << " tokens, " << r.new_tokens / r.decode_seconds
+                << " tok/s)\n";
     // Keep the prompt, forget the sampled tokens: the next turn prefills the reply as the
     // template writes it (with its end-of-turn marks), so the state matches the transcript.
     consumed = formatted;

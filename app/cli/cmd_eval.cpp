@@ -78,7 +78,8 @@ TaskResult run_task(const std::shared_ptr<Model>& model, const std::shared_ptr<B
     } catch (const std::exception&) {
       throw Error(where + ": expected {\"prompt_ids\": [ids...], \"target_ids\": [ids...]}");
     }
-    if (prompt.empty() || target.empty()) throw Error(where + ": prompt_ids and target_ids must not be empty");
+    if (prompt.empty() || target.empty())
+      throw Error(where + ": prompt_ids and target_ids must not be empty");
     check_ids_in_vocab(prompt, vocab, where + ": prompt_ids");
     check_ids_in_vocab(target, vocab, where + ": target_ids");
 
@@ -96,8 +97,11 @@ TaskResult run_task(const std::shared_ptr<Model>& model, const std::shared_ptr<B
     res.exact += exact;
     res.tokens += int64_t(target.size());
     res.correct += correct;
-    res.per_example.push_back({{"line", line_no}, {"exact", exact}, {"correct_tokens", correct},
-                               {"target_tokens", target.size()}, {"output_ids", got}});
+    res.per_example.push_back({{"line", line_no},
+                               {"exact", exact},
+                               {"correct_tokens", correct},
+                               {"target_tokens", target.size()},
+                               {"output_ids", got}});
   }
   if (res.examples == 0) throw Error("the --task file '" + path + "' holds no examples");
   return res;
@@ -106,14 +110,18 @@ TaskResult run_task(const std::shared_ptr<Model>& model, const std::shared_ptr<B
 }  // namespace
 
 int cmd_eval(int argc, char** argv) {
-  Args a("eval", "--model DIR (--text FILE | --task FILE.jsonl) [options]",
-         "Evaluates a model. --text: perplexity of a UTF-8 text file, by default in one pass with the\n"
-         "state carried over the whole text (an SSM needs no window); --window W scores windows of W\n"
-         "tokens, each from a fresh state, moved by --stride S (default W: disjoint chunks). A window's\n"
-         "first token is context only: tokens scored by no window (with S = W, one per window) are\n"
-         "left out and the count of scored tokens says so; S <= W - 1 scores every token. --task:\n"
-         "for each line {\"prompt_ids\": [...], \"target_ids\": [...]}, greedy-decodes as many tokens as\n"
-         "the target has and reports exact-match and per-token accuracy.");
+  Args a(
+      "eval", "--model DIR (--text FILE | --task FILE.jsonl) [options]",
+      "Evaluates a model. --text: perplexity of a UTF-8 text file, by default in one pass with "
+      "the\n"
+      "state carried over the whole text (an SSM needs no window); --window W scores windows of W\n"
+      "tokens, each from a fresh state, moved by --stride S (default W: disjoint chunks). A "
+      "window's\n"
+      "first token is context only: tokens scored by no window (with S = W, one per window) are\n"
+      "left out and the count of scored tokens says so; S <= W - 1 scores every token. --task:\n"
+      "for each line {\"prompt_ids\": [...], \"target_ids\": [...]}, greedy-decodes as many tokens "
+      "as\n"
+      "the target has and reports exact-match and per-token accuracy.");
   add_model_options(a);
   a.option("--text", "FILE", "text file whose perplexity is measured ('-' = stdin)")
       .option("--task", "FILE", "JSON-lines task file")
@@ -126,7 +134,8 @@ int cmd_eval(int argc, char** argv) {
       .flag("--json", "print one JSON object");
   a.epilog(
       "examples:\n"
-      "  mambascope-cli eval --model models/mamba-130m-hf --text ../shared/corpus/heidi.txt --max-tokens 4096\n"
+      "  mambascope-cli eval --model models/mamba-130m-hf --text ../shared/corpus/heidi.txt "
+      "--max-tokens 4096\n"
       "  mambascope-cli eval --model DIR --text book.txt --window 1024 --stride 512 --json\n"
       "  mambascope-cli eval --model DIR --task tasks/copy.jsonl");
   a.parse(argc, argv);
@@ -135,11 +144,15 @@ int cmd_eval(int argc, char** argv) {
     return 0;
   }
   no_positional(a);
-  if (!a.has("--text") && !a.has("--task")) throw UsageError("eval: give --text FILE and/or --task FILE (see 'mambascope-cli eval --help')");
+  if (!a.has("--text") && !a.has("--task"))
+    throw UsageError(
+        "eval: give --text FILE and/or --task FILE (see 'mambascope-cli eval --help')");
   const int64_t window = a.integer("--window", 0, 0, INT64_MAX / 4);
   const int64_t stride = a.integer("--stride", window, 1, INT64_MAX / 4);
-  if (window > 0 && stride > window) throw UsageError("eval: --stride must not exceed --window (tokens would go unscored)");
-  if (window == 1) throw UsageError("eval: --window must be at least 2 (a window of 1 predicts nothing)");
+  if (window > 0 && stride > window)
+    throw UsageError("eval: --stride must not exceed --window (tokens would go unscored)");
+  if (window == 1)
+    throw UsageError("eval: --window must be at least 2 (a window of 1 predicts nothing)");
   const int64_t max_tokens = a.integer("--max-tokens", 0, 0, INT64_MAX);
   const int64_t limit = a.integer("--limit", 0, 0, INT64_MAX);
   const int64_t chunk = a.integer("--chunk", 256, 1, 1 << 24);
@@ -154,20 +167,27 @@ int cmd_eval(int argc, char** argv) {
     std::vector<int32_t> ids = m.model->tokenizer().encode(text);
     if (max_tokens > 0 && int64_t(ids.size()) > max_tokens) ids.resize(size_t(max_tokens));
     check_ids_in_vocab(ids, m.model->config().vocab_size, "the tokenized text");
-    if (ids.size() < 2) throw Error("the --text file '" + path + "' has fewer than 2 tokens: nothing to predict");
+    if (ids.size() < 2)
+      throw Error("the --text file '" + path + "' has fewer than 2 tokens: nothing to predict");
     check_logits_budget(std::min<int64_t>(chunk, int64_t(ids.size())), m.model->config().vocab_size,
                         4.0 * double(1 << 30), "use a smaller --chunk");
     const TokenScores s = perplexity(*m.backend, ids, mode, chunk, window, window > 0 ? stride : 0);
-    out["text"] = {{"file", path}, {"tokens", ids.size()}, {"scored_tokens", s.scored},
-                   {"mean_nll", s.mean_nll()}, {"perplexity", s.perplexity()},
-                   {"window", window}, {"stride", window > 0 ? stride : 0}};
+    out["text"] = {{"file", path},
+                   {"tokens", ids.size()},
+                   {"scored_tokens", s.scored},
+                   {"mean_nll", s.mean_nll()},
+                   {"perplexity", s.perplexity()},
+                   {"window", window},
+                   {"stride", window > 0 ? stride : 0}};
   }
   if (a.has("--task")) {
     const TaskResult t = run_task(m.model, m.backend, a.str("--task"), mode, limit);
-    out["task"] = {{"file", a.str("--task")}, {"examples", t.examples},
+    out["task"] = {{"file", a.str("--task")},
+                   {"examples", t.examples},
                    {"exact_match", double(t.exact) / double(t.examples)},
                    {"token_accuracy", double(t.correct) / double(t.tokens)},
-                   {"target_tokens", t.tokens}, {"results", t.per_example}};
+                   {"target_tokens", t.tokens},
+                   {"results", t.per_example}};
   }
 
   if (a.has("--json")) {
@@ -176,17 +196,22 @@ int cmd_eval(int argc, char** argv) {
   }
   if (out.contains("text")) {
     const auto& t = out["text"];
-    std::printf("perplexity %.4f (mean NLL %.4f nats) over %lld scored tokens of %s%s\n", t["perplexity"].get<double>(),
-                t["mean_nll"].get<double>(), static_cast<long long>(t["scored_tokens"].get<int64_t>()),
-                t["file"].get<std::string>().c_str(),
-                window > 0 ? (", windows of " + std::to_string(window) + " by " + std::to_string(stride)).c_str() : "");
+    std::printf(
+        "perplexity %.4f (mean NLL %.4f nats) over %lld scored tokens of %s%s\n",
+        t["perplexity"].get<double>(), t["mean_nll"].get<double>(),
+        static_cast<long long>(t["scored_tokens"].get<int64_t>()),
+        t["file"].get<std::string>().c_str(),
+        window > 0
+            ? (", windows of " + std::to_string(window) + " by " + std::to_string(stride)).c_str()
+            : "");
   }
   if (out.contains("task")) {
     const auto& t = out["task"];
-    std::printf("task %s: %lld examples, exact match %.4f, per-token accuracy %.4f (%lld target tokens)\n",
-                t["file"].get<std::string>().c_str(), static_cast<long long>(t["examples"].get<int64_t>()),
-                t["exact_match"].get<double>(), t["token_accuracy"].get<double>(),
-                static_cast<long long>(t["target_tokens"].get<int64_t>()));
+    std::printf(
+        "task %s: %lld examples, exact match %.4f, per-token accuracy %.4f (%lld target tokens)\n",
+        t["file"].get<std::string>().c_str(), static_cast<long long>(t["examples"].get<int64_t>()),
+        t["exact_match"].get<double>(), t["token_accuracy"].get<double>(),
+        static_cast<long long>(t["target_tokens"].get<int64_t>()));
   }
   return 0;
 }

@@ -8,8 +8,8 @@
 #include <cmath>
 #include <cstdio>
 #include <iostream>
-#include <sstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "commands.hpp"
 #include "common.hpp"
@@ -46,8 +46,9 @@ struct Diff {
 };
 
 Diff compare(const std::vector<float>& got, const std::vector<float>& ref) {
-  if (got.size() != ref.size()) throw Error("mode outputs differ in size (" + std::to_string(got.size()) + " vs " +
-                                            std::to_string(ref.size()) + ")");
+  if (got.size() != ref.size())
+    throw Error("mode outputs differ in size (" + std::to_string(got.size()) + " vs " +
+                std::to_string(ref.size()) + ")");
   Diff d;
   double scale = 0;
   for (size_t i = 0; i < ref.size(); ++i) {
@@ -62,21 +63,25 @@ Diff compare(const std::vector<float>& got, const std::vector<float>& ref) {
 }  // namespace
 
 int cmd_modes(int argc, char** argv) {
-  Args a("modes", "--model DIR (--prompt TEXT | --prompt-file FILE | --ids IDS) [options]",
-         "Runs the prompt in every SSM mode (recurrent, scan, convolution, lti-fft) and prints, for\n"
-         "each, the largest absolute and relative difference from the recurrent mode of the SSM\n"
-         "outputs y (every layer, before the gate) and of the logits, and the wall time. lti-fft\n"
-         "freezes Δ, B, C (a selective model to their mean over the prompt) and is compared with the\n"
-         "recurrence under the same freeze; its distance from the unfrozen model is shown too.\n"
-         "Relative = max |difference| / max |reference|. Exits with 1 if a mode is off by more than\n"
-         "the tolerance.");
+  Args a(
+      "modes", "--model DIR (--prompt TEXT | --prompt-file FILE | --ids IDS) [options]",
+      "Runs the prompt in every SSM mode (recurrent, scan, convolution, lti-fft) and prints, for\n"
+      "each, the largest absolute and relative difference from the recurrent mode of the SSM\n"
+      "outputs y (every layer, before the gate) and of the logits, and the wall time. lti-fft\n"
+      "freezes Δ, B, C (a selective model to their mean over the prompt) and is compared with the\n"
+      "recurrence under the same freeze; its distance from the unfrozen model is shown too.\n"
+      "Relative = max |difference| / max |reference|. Exits with 1 if a mode is off by more than\n"
+      "the tolerance.");
   add_model_options(a);
   add_input_options(a, "--prompt", "--prompt-file", true, "prompt");
   a.option("--modes", "LIST", "which modes to run", "recurrent,scan,convolution,lti-fft")
-      .option("--tolerance", "R", "largest relative difference allowed, on y and on the logits", "1e-4")
+      .option("--tolerance", "R", "largest relative difference allowed, on y and on the logits",
+              "1e-4")
       .flag("--json", "print one JSON object instead of a table");
   add_logits_limit_option(a);
-  a.epilog("example:\n  mambascope-cli modes --model models/mamba-130m-hf --prompt-file tests/prompt.txt");
+  a.epilog(
+      "example:\n  mambascope-cli modes --model models/mamba-130m-hf --prompt-file "
+      "tests/prompt.txt");
   a.parse(argc, argv);
   if (a.help_requested()) {
     std::cout << a.help();
@@ -93,7 +98,9 @@ int cmd_modes(int argc, char** argv) {
     std::string name;
     while (in >> name) {
       auto m = parse_mode(name);
-      if (!m) throw UsageError("modes: --modes: unknown mode '" + name + "' (recurrent, scan, convolution, lti-fft)");
+      if (!m)
+        throw UsageError("modes: --modes: unknown mode '" + name +
+                         "' (recurrent, scan, convolution, lti-fft)");
       if (std::find(modes.begin(), modes.end(), *m) == modes.end()) modes.push_back(*m);
     }
     if (modes.empty()) throw UsageError("modes: --modes is empty");
@@ -143,9 +150,11 @@ int cmd_modes(int argc, char** argv) {
       const Diff sel = compare(got.logits, ref.logits);
       row["reference"] = "recurrent with the same frozen Δ, B, C (mean over the prompt)";
       row["vs_selective_logits_rel"] = sel.rel;
-      note = "lti-fft on a selective model freezes Δ, B, C to their mean over the prompt; against the\n"
-             "unfrozen model its logits differ by " + std::to_string(sel.rel) +
-             " relative: that gap is what selectivity does.";
+      note =
+          "lti-fft on a selective model freezes Δ, B, C to their mean over the prompt; against "
+          "the\n"
+          "unfrozen model its logits differ by " +
+          std::to_string(sel.rel) + " relative: that gap is what selectivity does.";
     } else {
       got = run_mode(b, ids, mode, {}, nullptr);
     }
@@ -159,7 +168,8 @@ int cmd_modes(int argc, char** argv) {
     row["ok"] = ok;
     if (!ok) {
       char buf[200];
-      std::snprintf(buf, sizeof buf, "%s differs from recurrent by %.3g relative on y and %.3g on the logits",
+      std::snprintf(buf, sizeof buf,
+                    "%s differs from recurrent by %.3g relative on y and %.3g on the logits",
                     mode_name(mode), dy.rel, dl.rel);
       failures.push_back(buf);
     }
@@ -167,15 +177,18 @@ int cmd_modes(int argc, char** argv) {
   }
 
   if (a.has("--json")) {
-    std::cout << nlohmann::json{{"tokens", ids.size()}, {"tolerance", tol}, {"backend", b.name()},
-                                {"modes", rows}, {"ok", failures.empty()}}
+    std::cout << nlohmann::json{{"tokens", ids.size()},
+                                {"tolerance", tol},
+                                {"backend", b.name()},
+                                {"modes", rows},
+                                {"ok", failures.empty()}}
                      .dump(1)
               << "\n";
   } else {
-    std::printf("%zu tokens, %s backend, tolerance %.3g relative (max |diff| / max |reference|)\n", ids.size(),
-                b.name().c_str(), tol);
-    std::printf("%-12s %10s %12s %12s %14s %12s\n", "mode", "time ms", "y max abs", "y rel", "logits max abs",
-                "logits rel");
+    std::printf("%zu tokens, %s backend, tolerance %.3g relative (max |diff| / max |reference|)\n",
+                ids.size(), b.name().c_str(), tol);
+    std::printf("%-12s %10s %12s %12s %14s %12s\n", "mode", "time ms", "y max abs", "y rel",
+                "logits max abs", "logits rel");
     for (const auto& r : rows) {
       const std::string name = r["mode"].get<std::string>();
       if (r.contains("skipped")) {
@@ -183,9 +196,10 @@ int cmd_modes(int argc, char** argv) {
       } else if (r.contains("reference") && r["reference"].is_boolean()) {
         std::printf("%-12s %10.2f %12s\n", name.c_str(), r["ms"].get<double>(), "(reference)");
       } else {
-        std::printf("%-12s %10.2f %12.3g %12.3g %14.3g %12.3g  %s\n", name.c_str(), r["ms"].get<double>(),
-                    r["y_max_abs"].get<double>(), r["y_rel"].get<double>(), r["logits_max_abs"].get<double>(),
-                    r["logits_rel"].get<double>(), r["ok"].get<bool>() ? "ok" : "OVER TOLERANCE");
+        std::printf("%-12s %10.2f %12.3g %12.3g %14.3g %12.3g  %s\n", name.c_str(),
+                    r["ms"].get<double>(), r["y_max_abs"].get<double>(), r["y_rel"].get<double>(),
+                    r["logits_max_abs"].get<double>(), r["logits_rel"].get<double>(),
+                    r["ok"].get<bool>() ? "ok" : "OVER TOLERANCE");
       }
     }
     if (!note.empty()) std::printf("%s\n", note.c_str());

@@ -15,10 +15,12 @@
 namespace mambascope::cli {
 
 int cmd_score(int argc, char** argv) {
-  Args a("score", "--model DIR (--text TEXT | --file FILE | --ids IDS) [--logits OUT.npy] [--json]",
-         "Scores a text: log p(token | the tokens before it) for every token after the first, their\n"
-         "mean negative log-likelihood and the perplexity exp(mean NLL). --logits writes the logits of\n"
-         "every position, row t predicting token t+1, as a float32 .npy of shape {L, vocab}.");
+  Args a(
+      "score", "--model DIR (--text TEXT | --file FILE | --ids IDS) [--logits OUT.npy] [--json]",
+      "Scores a text: log p(token | the tokens before it) for every token after the first, their\n"
+      "mean negative log-likelihood and the perplexity exp(mean NLL). --logits writes the logits "
+      "of\n"
+      "every position, row t predicting token t+1, as a float32 .npy of shape {L, vocab}.");
   add_model_options(a);
   add_input_options(a, "--text", "--file", true, "text");
   a.option("--logits", "OUT.npy", "write the full logits {L, vocab} (float32) to this file")
@@ -43,11 +45,14 @@ int cmd_score(int argc, char** argv) {
   Loaded m = load_model(a);
   const std::vector<int32_t> ids = input_ids(a, *m.model, "--text", "--file");
   const int64_t L = int64_t(ids.size()), V = m.model->config().vocab_size;
-  if (L < 2) throw Error("score needs at least 2 tokens (the first has no prediction); the input has " + std::to_string(L));
+  if (L < 2)
+    throw Error("score needs at least 2 tokens (the first has no prediction); the input has " +
+                std::to_string(L));
   const bool want_logits = a.has("--logits");
   check_logits_budget(std::min(chunk, L), V, limit, "use a smaller --chunk");
   if (want_logits)
-    check_logits_budget(L, V, limit, "score a shorter text, or raise --max-logits-gb if memory allows");
+    check_logits_budget(L, V, limit,
+                        "score a shorter text, or raise --max-logits-gb if memory allows");
 
   TokenScores s;
   s.logprob.assign(size_t(L), 0.0f);
@@ -68,12 +73,15 @@ int cmd_score(int argc, char** argv) {
   if (a.has("--json")) {
     nlohmann::json toks = nlohmann::json::array();
     for (int64_t t = 0; t < L; ++t) {
-      nlohmann::json e = {{"position", t}, {"id", ids[size_t(t)]}, {"piece", printable(tok.token_bytes(ids[size_t(t)]))}};
+      nlohmann::json e = {{"position", t},
+                          {"id", ids[size_t(t)]},
+                          {"piece", printable(tok.token_bytes(ids[size_t(t)]))}};
       e["logprob"] = t == 0 ? nlohmann::json(nullptr) : nlohmann::json(s.logprob[size_t(t)]);
       toks.push_back(e);
     }
-    nlohmann::json j = {{"tokens", toks}, {"scored_tokens", s.scored}, {"nll_sum", s.nll_sum},
-                        {"mean_nll", s.mean_nll()}, {"perplexity", s.perplexity()}, {"mode", mode_name(mode)}};
+    nlohmann::json j = {
+        {"tokens", toks},           {"scored_tokens", s.scored},    {"nll_sum", s.nll_sum},
+        {"mean_nll", s.mean_nll()}, {"perplexity", s.perplexity()}, {"mode", mode_name(mode)}};
     if (want_logits) {
       j["logits_file"] = a.str("--logits");
       j["logits_shape"] = {L, V};
@@ -88,13 +96,15 @@ int cmd_score(int argc, char** argv) {
       std::snprintf(lpbuf, sizeof lpbuf, "-");
     else
       std::snprintf(lpbuf, sizeof lpbuf, "%.4f", s.logprob[size_t(t)]);
-    std::cout << t << "\t" << ids[size_t(t)] << "\t" << lpbuf << "\t" << printable(tok.token_bytes(ids[size_t(t)])) << "\n";
+    std::cout << t << "\t" << ids[size_t(t)] << "\t" << lpbuf << "\t"
+              << printable(tok.token_bytes(ids[size_t(t)])) << "\n";
   }
   char line[200];
-  std::snprintf(line, sizeof line, "perplexity %.4f over %lld tokens (mean NLL %.4f nats)\n", s.perplexity(),
-                static_cast<long long>(s.scored), s.mean_nll());
+  std::snprintf(line, sizeof line, "perplexity %.4f over %lld tokens (mean NLL %.4f nats)\n",
+                s.perplexity(), static_cast<long long>(s.scored), s.mean_nll());
   std::cout << line;
-  if (want_logits) std::cout << "logits {" << L << ", " << V << "} written to " << a.str("--logits") << "\n";
+  if (want_logits)
+    std::cout << "logits {" << L << ", " << V << "} written to " << a.str("--logits") << "\n";
   return 0;
 }
 

@@ -11,19 +11,23 @@
 namespace mambascope::cli {
 
 int cmd_tokenize(int argc, char** argv) {
-  Args a("tokenize", "(--model DIR | --tokenizer FILE) (--text TEXT | --file FILE | --decode IDS) [--json]",
+  Args a("tokenize",
+         "(--model DIR | --tokenizer FILE) (--text TEXT | --file FILE | --decode IDS) [--json]",
          "Splits text into tokens and prints each id with the bytes it stands for, or decodes ids\n"
          "back to text. Pieces show control characters and partial UTF-8 as \\xNN.");
   a.option("--model", "DIR", "use this model folder's tokenizer")
-      .option("--tokenizer", "FILE", "use this tokenizer.json / tokenizer.model (or a folder holding one)");
+      .option("--tokenizer", "FILE",
+              "use this tokenizer.json / tokenizer.model (or a folder holding one)");
   add_input_options(a, "--text", "--file", false, "text");
   a.option("--decode", "IDS", "decode these ids (\"12,345,6\") instead of encoding")
       .flag("--no-special", "treat special-token text such as <|endoftext|> as plain text")
-      .flag("--json", "print {\"ids\": [...], \"pieces\": [...]} (or {\"text\": ...} with --decode)");
+      .flag("--json",
+            "print {\"ids\": [...], \"pieces\": [...]} (or {\"text\": ...} with --decode)");
   a.epilog(
       "examples:\n"
       "  mambascope-cli tokenize --model models/mamba-130m-hf --text \"Hello, world\"\n"
-      "  mambascope-cli tokenize --tokenizer assets/tokenizers/gpt-neox-20b/tokenizer.json --decode 12092,13,1533");
+      "  mambascope-cli tokenize --tokenizer assets/tokenizers/gpt-neox-20b/tokenizer.json "
+      "--decode 12092,13,1533");
   a.parse(argc, argv);
   if (a.help_requested()) {
     std::cout << a.help();
@@ -48,13 +52,15 @@ int cmd_tokenize(int argc, char** argv) {
     std::vector<int32_t> ids;
     for (int64_t v : parse_int_list(a.str("--decode"), "tokenize: --decode")) {
       if (v < 0 || v >= tok.vocab_size())
-        throw Error("--decode: token id " + std::to_string(v) + " is outside the tokenizer's vocabulary (0.." +
+        throw Error("--decode: token id " + std::to_string(v) +
+                    " is outside the tokenizer's vocabulary (0.." +
                     std::to_string(tok.vocab_size() - 1) + ")");
       ids.push_back(int32_t(v));
     }
     const std::string text = tok.decode(ids);
     if (json)
-      std::cout << nlohmann::json{{"text", text}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+      std::cout << nlohmann::json{{"text", text}}.dump(-1, ' ', false,
+                                                       nlohmann::json::error_handler_t::replace)
                 << "\n";
     else
       std::cout << text << "\n";

@@ -29,7 +29,8 @@ Loaded load_model(const Args& a, bool with_backend) {
   BackendChoice choice;
   choice.name = a.str("--backend", "auto");
   if (choice.name != "auto" && choice.name != "cpu" && choice.name != "cuda")
-    throw UsageError(a.command() + ": --backend must be auto, cpu or cuda, got '" + choice.name + "'");
+    throw UsageError(a.command() + ": --backend must be auto, cpu or cuda, got '" + choice.name +
+                     "'");
   choice.threads = int(a.integer("--threads", 0, 0, 1024));
   choice.device = int(a.integer("--device", 0, 0, 64));
   std::string note;
@@ -51,12 +52,18 @@ void add_sampling_options(Args& a) {
     return o.str();
   };
   a.option("--temperature", "T", "0 = greedy; higher = more random", num(d.temperature))
-      .option("--top-k", "K", "sample among the K most probable tokens (0 = off)", std::to_string(d.top_k))
-      .option("--top-p", "P", "smallest set of tokens whose probability reaches P (1 = off)", num(d.top_p))
-      .option("--min-p", "P", "drop tokens below P x the best token's probability (0 = off)", num(d.min_p))
-      .option("--repetition-penalty", "R", "CTRL penalty on recently seen tokens (1 = off)", num(d.repetition_penalty))
-      .option("--repetition-window", "N", "how many recent tokens the penalty looks at", std::to_string(d.repetition_window))
-      .option("--seed", "S", "random seed: the same seed gives the same text", std::to_string(d.seed));
+      .option("--top-k", "K", "sample among the K most probable tokens (0 = off)",
+              std::to_string(d.top_k))
+      .option("--top-p", "P", "smallest set of tokens whose probability reaches P (1 = off)",
+              num(d.top_p))
+      .option("--min-p", "P", "drop tokens below P x the best token's probability (0 = off)",
+              num(d.min_p))
+      .option("--repetition-penalty", "R", "CTRL penalty on recently seen tokens (1 = off)",
+              num(d.repetition_penalty))
+      .option("--repetition-window", "N", "how many recent tokens the penalty looks at",
+              std::to_string(d.repetition_window))
+      .option("--seed", "S", "random seed: the same seed gives the same text",
+              std::to_string(d.seed));
 }
 
 SamplingParams sampling_from(const Args& a) {
@@ -80,8 +87,8 @@ ScanMode mode_from(const Args& a, const std::string& name, ScanMode fallback) {
   if (!a.has(name)) return fallback;
   auto m = parse_mode(a.str(name));
   if (!m)
-    throw UsageError(a.command() + ": " + name + " must be recurrent, scan, convolution or lti-fft, got '" +
-                     a.str(name) + "'");
+    throw UsageError(a.command() + ": " + name +
+                     " must be recurrent, scan, convolution or lti-fft, got '" + a.str(name) + "'");
   return *m;
 }
 
@@ -133,7 +140,8 @@ std::string read_file(const std::string& path, const std::string& what) {
   }
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) throw Error(what + " '" + path + "' does not exist");
-  if (std::filesystem::is_directory(path, ec)) throw Error(what + " '" + path + "' is a folder, not a file");
+  if (std::filesystem::is_directory(path, ec))
+    throw Error(what + " '" + path + "' is a folder, not a file");
   std::ifstream f(path, std::ios::binary);
   if (!f) throw Error("cannot open " + what + " '" + path + "' for reading");
   std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
@@ -147,7 +155,11 @@ void require_utf8(std::string_view s, const std::string& what) {
   size_t i = 0;
   while (i < s.size()) {
     const unsigned char c = static_cast<unsigned char>(s[i]);
-    const size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    const size_t len = c < 0x80         ? 1
+                       : (c >> 5) == 6  ? 2
+                       : (c >> 4) == 14 ? 3
+                       : (c >> 3) == 30 ? 4
+                                        : 0;
     if (len == 0 || i + len > s.size() || !is_valid_utf8(s.substr(i, len))) break;
     i += len;
   }
@@ -232,13 +244,15 @@ void no_positional(const Args& a) {
                      "' (see 'mambascope-cli " + a.command() + " --help')");
 }
 
-void warn(const std::string& message) { std::cerr << "mambascope-cli: warning: " << message << "\n"; }
+void warn(const std::string& message) {
+  std::cerr << "mambascope-cli: warning: " << message << "\n";
+}
 
 void check_ids_in_vocab(const std::vector<int32_t>& ids, int64_t vocab, const std::string& what) {
   for (int32_t id : ids)
     if (id < 0 || id >= vocab)
-      throw Error(what + ": token id " + std::to_string(id) + " is outside the model's vocabulary (0.." +
-                  std::to_string(vocab - 1) + ")");
+      throw Error(what + ": token id " + std::to_string(id) +
+                  " is outside the model's vocabulary (0.." + std::to_string(vocab - 1) + ")");
 }
 
 }  // namespace mambascope::cli

@@ -61,7 +61,7 @@ double logits_limit_bytes(const Args& a);
 // --stop '\n' stops at a newline. Any other backslash is kept.
 std::string unescape(std::string_view s);
 
-void no_positional(const Args& a);  // UsageError on stray words
+void no_positional(const Args& a);      // UsageError on stray words
 void warn(const std::string& message);  // "mambascope-cli: warning: ..." on stderr
 
 // Throws UsageError if any id is outside [0, vocab).

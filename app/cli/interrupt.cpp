@@ -2,9 +2,10 @@
 // which is all a signal handler may do.
 #include "interrupt.hpp"
 
+#include <unistd.h>
+
 #include <csignal>
 #include <cstring>
-#include <unistd.h>
 
 namespace mambascope::cli {
 

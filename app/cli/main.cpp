@@ -21,10 +21,14 @@ const Command kCommands[] = {
     {"generate", mambascope::cli::cmd_generate, "generate text from a prompt, streamed to stdout"},
     {"chat", mambascope::cli::cmd_chat, "talk with a model in the terminal"},
     {"info", mambascope::cli::cmd_info, "a model's configuration, size, memory and backend"},
-    {"tokenize", mambascope::cli::cmd_tokenize, "text to token ids and pieces, or ids back to text"},
-    {"score", mambascope::cli::cmd_score, "per-token log-probabilities, perplexity, full logits as .npy"},
-    {"probe", mambascope::cli::cmd_probe, "record Δ, B, C, gate, ‖h‖ (and h) of a prompt as .npy files"},
-    {"modes", mambascope::cli::cmd_modes, "run the SSM modes on a prompt and compare their outputs"},
+    {"tokenize", mambascope::cli::cmd_tokenize,
+     "text to token ids and pieces, or ids back to text"},
+    {"score", mambascope::cli::cmd_score,
+     "per-token log-probabilities, perplexity, full logits as .npy"},
+    {"probe", mambascope::cli::cmd_probe,
+     "record Δ, B, C, gate, ‖h‖ (and h) of a prompt as .npy files"},
+    {"modes", mambascope::cli::cmd_modes,
+     "run the SSM modes on a prompt and compare their outputs"},
     {"eval", mambascope::cli::cmd_eval, "perplexity of a text file, accuracy on a task file"},
 };
 
@@ -36,7 +40,8 @@ void overview(std::ostream& o) {
     std::string name = c.name;
     o << "  " << name << std::string(12 - name.size(), ' ') << c.summary << "\n";
   }
-  o << "\n'mambascope-cli <command> --help' describes a command's options. docs/cli.md has examples.\n";
+  o << "\n'mambascope-cli <command> --help' describes a command's options. docs/cli.md has "
+       "examples.\n";
 }
 
 int fail(const std::string& message, int code) {
@@ -78,5 +83,6 @@ int main(int argc, char** argv) {
   }
   std::string list;
   for (const auto& c : kCommands) list += std::string(list.empty() ? "" : ", ") + c.name;
-  return fail("unknown command '" + name + "' (commands: " + list + "; see 'mambascope-cli --help')", 2);
+  return fail(
+      "unknown command '" + name + "' (commands: " + list + "; see 'mambascope-cli --help')", 2);
 }

@@ -1,8 +1,8 @@
 // mambascope-cli's commands doing their jobs on the HF fixtures: reproducible generation,
 // logits that match transformers, probe files that match their index, modes that agree, eval
 // consistent with score, chat through a pipe, and Ctrl-C stopping a reply but not the program.
-#include <csignal>
 #include <cmath>
+#include <csignal>
 #include <thread>
 
 #include "cli_testing.hpp"
@@ -28,7 +28,8 @@ std::string ids_arg(const std::vector<int32_t>& ids) {
 }
 
 const std::string kText =
-    "Once upon a time there was a little fox who lived by the river. Every morning the fox ran to the "
+    "Once upon a time there was a little fox who lived by the river. Every morning the fox ran to "
+    "the "
     "water, looked at the fish and thought about breakfast.";
 
 }  // namespace
@@ -36,8 +37,8 @@ const std::string kText =
 TEST_F(CliTest, GenerateWithTheSameSeedPrintsTheSameText) {
   const auto model = text_model(tmp / "m").string();
   auto gen = [&](const std::string& seed) {
-    return run_cli({"generate", "--model", model, "--prompt", "The fox", "--max-tokens", "24", "--temperature", "1",
-                    "--top-k", "0", "--top-p", "1", "--seed", seed});
+    return run_cli({"generate", "--model", model, "--prompt", "The fox", "--max-tokens", "24",
+                    "--temperature", "1", "--top-k", "0", "--top-p", "1", "--seed", seed});
   };
   auto a = gen("3"), b = gen("3"), c = gen("4");
   ASSERT_EQ(a.rc, 0) << a.err;
@@ -47,8 +48,8 @@ TEST_F(CliTest, GenerateWithTheSameSeedPrintsTheSameText) {
 }
 
 TEST_F(CliTest, GenerateJsonlReportsEveryTokenAndASummary) {
-  auto r = run_cli({"generate", "--model", kFixtures + "tied_fp32", "--ids", "5,6,7", "--max-tokens", "6", "--jsonl",
-                    "--alternatives", "3", "--seed", "1"});
+  auto r = run_cli({"generate", "--model", kFixtures + "tied_fp32", "--ids", "5,6,7",
+                    "--max-tokens", "6", "--jsonl", "--alternatives", "3", "--seed", "1"});
   ASSERT_EQ(r.rc, 0) << r.err;
   auto lines = json_lines(r.out);
   ASSERT_EQ(lines.size(), 7u);
@@ -68,8 +69,9 @@ TEST_F(CliTest, GenerateJsonlReportsEveryTokenAndASummary) {
 
 TEST_F(CliTest, GenerateStopsBeforeTheStopStringAndDoesNotPrintIt) {
   const auto model = text_model(tmp / "m").string();
-  std::vector<std::string> base = {"generate", "--model", model, "--prompt", "The fox", "--max-tokens", "40",
-                                   "--temperature", "1", "--top-k", "0", "--top-p", "1", "--seed", "5"};
+  std::vector<std::string> base = {
+      "generate", "--model", model, "--prompt", "The fox", "--max-tokens", "40", "--temperature",
+      "1",        "--top-k", "0",   "--top-p",  "1",       "--seed",       "5"};
   auto full = run_cli(base);
   ASSERT_EQ(full.rc, 0) << full.err;
   const std::string text = full.out.substr(0, full.out.size() - 1);  // the final newline
@@ -92,7 +94,8 @@ TEST_F(CliTest, ScoreLogitsMatchTransformers) {
   const std::string fx = kFixtures + "tied_fp32/";
   const auto ids = mambascope::read_npy(fx + "input_ids.npy").i32;
   const auto want = mambascope::read_npy(fx + "logits.npy");
-  auto r = run_cli({"score", "--model", fx, "--ids", ids_arg(ids), "--logits", (tmp / "l.npy").string(), "--json"});
+  auto r = run_cli({"score", "--model", fx, "--ids", ids_arg(ids), "--logits",
+                    (tmp / "l.npy").string(), "--json"});
   ASSERT_EQ(r.rc, 0) << r.err;
   const auto got = mambascope::read_npy(tmp / "l.npy");
   ASSERT_EQ(got.shape, want.shape);
@@ -113,13 +116,14 @@ TEST_F(CliTest, ScoreLogitsMatchTransformers) {
 }
 
 TEST_F(CliTest, ProbeFilesMatchTheirIndex) {
-  auto r = run_cli({"probe", "--model", kFixtures + "tied_fp32", "--ids", "5,6,7,8", "--out", (tmp / "p").string(),
-                    "--h-layers", "1"});
+  auto r = run_cli({"probe", "--model", kFixtures + "tied_fp32", "--ids", "5,6,7,8", "--out",
+                    (tmp / "p").string(), "--h-layers", "1"});
   ASSERT_EQ(r.rc, 0) << r.err;
   auto index = nlohmann::json::parse(slurp(tmp / "p" / "index.json"));
   EXPECT_EQ(index["tokens"], nlohmann::json({5, 6, 7, 8}));
   EXPECT_EQ(index["layers"], nlohmann::json({0, 1}));
-  for (const char* key : {"delta", "B", "C", "gate", "h_norm", "write_strength", "read_norm", "h_layer1", "tokens"}) {
+  for (const char* key :
+       {"delta", "B", "C", "gate", "h_norm", "write_strength", "read_norm", "h_layer1", "tokens"}) {
     ASSERT_TRUE(index["files"].contains(key)) << key;
     const auto f = index["files"][key];
     const auto a = mambascope::read_npy(tmp / "p" / f["file"].get<std::string>());
@@ -144,8 +148,8 @@ TEST_F(CliTest, ModesAgreeWithinTolerance) {
 }
 
 TEST_F(CliTest, ModesFailsWhenTheToleranceIsTooTight) {
-  auto r = run_cli({"modes", "--model", kFixtures + "tied_fp32", "--ids", "5,6,7,8,9,10", "--modes", "convolution",
-                    "--tolerance", "0"});
+  auto r = run_cli({"modes", "--model", kFixtures + "tied_fp32", "--ids", "5,6,7,8,9,10", "--modes",
+                    "convolution", "--tolerance", "0"});
   // The convolution is computed in log space: not bit-identical to the recurrence.
   EXPECT_EQ(r.rc, 1);
   EXPECT_NE(r.err.find("convolution differs from recurrent"), std::string::npos) << r.err;
@@ -175,7 +179,8 @@ TEST_F(CliTest, TokenizeAndDecodeRoundTrip) {
   auto j = nlohmann::json::parse(enc.out);
   ASSERT_GT(j["ids"].size(), 3u);
   EXPECT_EQ(j["ids"].size(), j["pieces"].size());
-  auto dec = run_cli({"tokenize", "--tokenizer", tok, "--decode", ids_arg(j["ids"].get<std::vector<int32_t>>()), "--json"});
+  auto dec = run_cli({"tokenize", "--tokenizer", tok, "--decode",
+                      ids_arg(j["ids"].get<std::vector<int32_t>>()), "--json"});
   ASSERT_EQ(dec.rc, 0) << dec.err;
   EXPECT_EQ(nlohmann::json::parse(dec.out)["text"], text);
 }
@@ -183,7 +188,8 @@ TEST_F(CliTest, TokenizeAndDecodeRoundTrip) {
 TEST_F(CliTest, EvalPerplexityOfAWholeTextEqualsScore) {
   const auto model = text_model(tmp / "m").string();
   write_file(tmp / "t.txt", kText);
-  auto e = run_cli({"eval", "--model", model, "--text", (tmp / "t.txt").string(), "--json", "--chunk", "7"});
+  auto e = run_cli(
+      {"eval", "--model", model, "--text", (tmp / "t.txt").string(), "--json", "--chunk", "7"});
   auto s = run_cli({"score", "--model", model, "--file", (tmp / "t.txt").string(), "--json"});
   ASSERT_EQ(e.rc, 0) << e.err;
   ASSERT_EQ(s.rc, 0) << s.err;
@@ -193,9 +199,10 @@ TEST_F(CliTest, EvalPerplexityOfAWholeTextEqualsScore) {
   const int64_t scored = nlohmann::json::parse(e.out)["text"]["scored_tokens"].get<int64_t>();
   // Windows of 8 from a fresh state: each window's first token is context only, so disjoint
   // windows (stride 8) leave the tokens at 8, 16, ... unscored; stride 7 scores every token.
-  auto w8 = run_cli({"eval", "--model", model, "--text", (tmp / "t.txt").string(), "--json", "--window", "8"});
-  auto w7 = run_cli({"eval", "--model", model, "--text", (tmp / "t.txt").string(), "--json", "--window", "8",
-                     "--stride", "7"});
+  auto w8 = run_cli(
+      {"eval", "--model", model, "--text", (tmp / "t.txt").string(), "--json", "--window", "8"});
+  auto w7 = run_cli({"eval", "--model", model, "--text", (tmp / "t.txt").string(), "--json",
+                     "--window", "8", "--stride", "7"});
   ASSERT_EQ(w8.rc, 0) << w8.err;
   ASSERT_EQ(w7.rc, 0) << w7.err;
   const auto j8 = nlohmann::json::parse(w8.out)["text"], j7 = nlohmann::json::parse(w7.out)["text"];
@@ -206,8 +213,8 @@ TEST_F(CliTest, EvalPerplexityOfAWholeTextEqualsScore) {
 
 TEST_F(CliTest, EvalTaskAccuracyCountsGreedyMatches) {
   // Targets taken from the model's own greedy continuation match; shuffled ones do not.
-  auto g = run_cli({"generate", "--model", kFixtures + "tied_fp32", "--ids", "5,6,7", "--max-tokens", "4",
-                    "--temperature", "0", "--ignore-eos", "--jsonl"});
+  auto g = run_cli({"generate", "--model", kFixtures + "tied_fp32", "--ids", "5,6,7",
+                    "--max-tokens", "4", "--temperature", "0", "--ignore-eos", "--jsonl"});
   ASSERT_EQ(g.rc, 0) << g.err;
   std::vector<int32_t> target;
   for (const auto& l : json_lines(g.out))
@@ -215,9 +222,11 @@ TEST_F(CliTest, EvalTaskAccuracyCountsGreedyMatches) {
   ASSERT_EQ(target.size(), 4u);
   std::vector<int32_t> wrong = target;
   wrong[3] = (wrong[3] + 1) % 512;
-  write_file(tmp / "t.jsonl", nlohmann::json{{"prompt_ids", {5, 6, 7}}, {"target_ids", target}}.dump() + "\n" +
-                                  nlohmann::json{{"prompt_ids", {5, 6, 7}}, {"target_ids", wrong}}.dump() + "\n");
-  auto r = run_cli({"eval", "--model", kFixtures + "tied_fp32", "--task", (tmp / "t.jsonl").string(), "--json"});
+  write_file(tmp / "t.jsonl",
+             nlohmann::json{{"prompt_ids", {5, 6, 7}}, {"target_ids", target}}.dump() + "\n" +
+                 nlohmann::json{{"prompt_ids", {5, 6, 7}}, {"target_ids", wrong}}.dump() + "\n");
+  auto r = run_cli(
+      {"eval", "--model", kFixtures + "tied_fp32", "--task", (tmp / "t.jsonl").string(), "--json"});
   ASSERT_EQ(r.rc, 0) << r.err;
   auto t = nlohmann::json::parse(r.out)["task"];
   EXPECT_EQ(t["examples"], 2);
@@ -227,7 +236,8 @@ TEST_F(CliTest, EvalTaskAccuracyCountsGreedyMatches) {
 
 TEST_F(CliTest, ChatThroughAPipeAnswersResetsAndQuits) {
   const auto model = text_model(tmp / "m").string();
-  auto r = run_cli({"chat", "--model", model, "--max-tokens", "8", "--seed", "2"}, "hi there\n/reset\nhello\n/quit\nnever read\n");
+  auto r = run_cli({"chat", "--model", model, "--max-tokens", "8", "--seed", "2"},
+                   "hi there\n/reset\nhello\n/quit\nnever read\n");
   EXPECT_EQ(r.rc, 0) << r.err;
   EXPECT_NE(r.err.find("(conversation cleared)"), std::string::npos) << r.err;
   EXPECT_TRUE(r.error_lines().size() == 1) << r.err;  // only the reset note
@@ -237,8 +247,9 @@ TEST_F(CliTest, ChatThroughAPipeAnswersResetsAndQuits) {
 TEST_F(CliTest, CtrlCStopsTheReplyNotTheChat) {
   const auto model = text_model(tmp / "m").string();
   TempDir io;
-  Child c({"chat", "--model", model, "--max-tokens", "100000000", "--temperature", "1", "--top-k", "0"}, io.path(),
-          "hi\n");
+  Child c(
+      {"chat", "--model", model, "--max-tokens", "100000000", "--temperature", "1", "--top-k", "0"},
+      io.path(), "hi\n");
   ASSERT_GT(c.pid(), 0);
   // Wait (no clock) until the reply has started streaming, then press Ctrl-C.
   while (c.stdout_so_far().empty()) {
@@ -254,7 +265,8 @@ TEST_F(CliTest, CtrlCStopsTheReplyNotTheChat) {
 
 TEST_F(CliTest, CtrlCEndsGenerateWithItsSummary) {
   TempDir io;
-  Child c({"generate", "--model", kFixtures + "tied_fp32", "--ids", "5,6", "--max-tokens", "100000000", "--ignore-eos"},
+  Child c({"generate", "--model", kFixtures + "tied_fp32", "--ids", "5,6", "--max-tokens",
+           "100000000", "--ignore-eos"},
           io.path());
   ASSERT_GT(c.pid(), 0);
   while (c.stdout_so_far().empty()) {

@@ -16,7 +16,8 @@ void expect_one_error(const Run& r, int rc, const std::string& needle) {
   const auto lines = r.error_lines();
   ASSERT_EQ(lines.size(), 1u) << r.err;
   EXPECT_EQ(lines[0].rfind("mambascope-cli: error: ", 0), 0u) << lines[0];
-  EXPECT_NE(lines[0].find(needle), std::string::npos) << "expected '" << needle << "' in: " << lines[0];
+  EXPECT_NE(lines[0].find(needle), std::string::npos)
+      << "expected '" << needle << "' in: " << lines[0];
 }
 
 struct Safetensors {
@@ -47,7 +48,8 @@ std::string first_tensor(const nlohmann::json& header) {
 
 const std::vector<std::string> kIds = {"--ids", "5,6,7"};
 
-std::vector<std::string> args(std::vector<std::string> a, const std::vector<std::string>& more = kIds) {
+std::vector<std::string> args(std::vector<std::string> a,
+                              const std::vector<std::string>& more = kIds) {
   a.insert(a.end(), more.begin(), more.end());
   return a;
 }
@@ -76,22 +78,31 @@ TEST_F(CliTest, MissingValueIsAUsageError) {
 
 TEST_F(CliTest, BadNumbersAreUsageErrors) {
   const std::string m = kFixtures + "tied_fp32";
-  expect_one_error(run_cli(args({"generate", "--model", m, "--max-tokens", "12abc"})), 2, "expects an integer");
-  expect_one_error(run_cli(args({"generate", "--model", m, "--temperature", "hot"})), 2, "expects a number");
+  expect_one_error(run_cli(args({"generate", "--model", m, "--max-tokens", "12abc"})), 2,
+                   "expects an integer");
+  expect_one_error(run_cli(args({"generate", "--model", m, "--temperature", "hot"})), 2,
+                   "expects a number");
   expect_one_error(run_cli(args({"generate", "--model", m, "--top-p", "1.5"})), 2, "--top-p");
-  expect_one_error(run_cli(args({"generate", "--model", m, "--temperature", "-1"})), 2, "--temperature");
-  expect_one_error(run_cli(args({"generate", "--model", m, "--max-tokens", "99999999999999999999"})), 2,
-                   "--max-tokens");
-  expect_one_error(run_cli(args({"score", "--model", m}, {"--ids", "1,x,3"})), 2, "'x' is not an integer");
+  expect_one_error(run_cli(args({"generate", "--model", m, "--temperature", "-1"})), 2,
+                   "--temperature");
+  expect_one_error(
+      run_cli(args({"generate", "--model", m, "--max-tokens", "99999999999999999999"})), 2,
+      "--max-tokens");
+  expect_one_error(run_cli(args({"score", "--model", m}, {"--ids", "1,x,3"})), 2,
+                   "'x' is not an integer");
 }
 
 TEST_F(CliTest, BadChoicesAreUsageErrors) {
   const std::string m = kFixtures + "tied_fp32";
-  expect_one_error(run_cli(args({"generate", "--model", m, "--mode", "fast"})), 2, "--mode must be");
-  expect_one_error(run_cli(args({"generate", "--model", m, "--backend", "tpu"})), 2, "--backend must be");
-  expect_one_error(run_cli(args({"probe", "--model", m, "--out", (tmp / "p").string(), "--layers", "7"})), 2,
-                   "layer 7 does not exist");
-  expect_one_error(run_cli({"score", "--model", m, "--text", "a", "--ids", "1,2"}), 2, "give only one of");
+  expect_one_error(run_cli(args({"generate", "--model", m, "--mode", "fast"})), 2,
+                   "--mode must be");
+  expect_one_error(run_cli(args({"generate", "--model", m, "--backend", "tpu"})), 2,
+                   "--backend must be");
+  expect_one_error(
+      run_cli(args({"probe", "--model", m, "--out", (tmp / "p").string(), "--layers", "7"})), 2,
+      "layer 7 does not exist");
+  expect_one_error(run_cli({"score", "--model", m, "--text", "a", "--ids", "1,2"}), 2,
+                   "give only one of");
 }
 
 TEST_F(CliTest, MissingModelOptionIsAUsageError) {
@@ -182,23 +193,27 @@ TEST_F(CliTest, HeaderLyingAboutSizesIsAnError) {
 TEST_F(CliTest, ShardIndexNamingAMissingShardIsAnError) {
   auto dir = copy_fixture("sharded", tmp / "m");  // with model.safetensors.index.json
   fs::remove(dir / "model-00002-of-00002.safetensors");
-  expect_one_error(run_cli({"info", "--model", dir.string()}), 1, "model-00002-of-00002.safetensors");
+  expect_one_error(run_cli({"info", "--model", dir.string()}), 1,
+                   "model-00002-of-00002.safetensors");
 }
 
 TEST_F(CliTest, NonUtf8PromptFileIsAnError) {
   write_file(tmp / "p.txt", "abc\xff\xfe def");
-  expect_one_error(run_cli({"generate", "--model", kFixtures + "tied_fp32", "--prompt-file", (tmp / "p.txt").string()}),
+  expect_one_error(run_cli({"generate", "--model", kFixtures + "tied_fp32", "--prompt-file",
+                            (tmp / "p.txt").string()}),
                    1, "not valid UTF-8 (byte 0xFF at offset 3)");
 }
 
 TEST_F(CliTest, MissingPromptFileIsAnError) {
-  expect_one_error(run_cli({"generate", "--model", kFixtures + "tied_fp32", "--prompt-file", (tmp / "no.txt").string()}),
+  expect_one_error(run_cli({"generate", "--model", kFixtures + "tied_fp32", "--prompt-file",
+                            (tmp / "no.txt").string()}),
                    1, "does not exist");
 }
 
 TEST_F(CliTest, FolderAsPromptFileIsAnError) {
-  expect_one_error(run_cli({"generate", "--model", kFixtures + "tied_fp32", "--prompt-file", tmp.path().string()}), 1,
-                   "is a folder");
+  expect_one_error(run_cli({"generate", "--model", kFixtures + "tied_fp32", "--prompt-file",
+                            tmp.path().string()}),
+                   1, "is a folder");
 }
 
 TEST_F(CliTest, TokenIdsOutsideTheVocabularyAreAnError) {
@@ -208,8 +223,8 @@ TEST_F(CliTest, TokenIdsOutsideTheVocabularyAreAnError) {
 
 TEST_F(CliTest, TextTheModelCannotReadIsAnError) {
   // The fixture has 512 embedding rows but the GPT-NeoX tokenizer: "Hello" is id 12092.
-  expect_one_error(run_cli({"generate", "--model", kFixtures + "tied_fp32", "--prompt", "Hello"}), 1,
-                   "outside the model's vocabulary");
+  expect_one_error(run_cli({"generate", "--model", kFixtures + "tied_fp32", "--prompt", "Hello"}),
+                   1, "outside the model's vocabulary");
 }
 
 TEST_F(CliTest, LogitsBeyondTheMemoryLimitAreRefused) {
@@ -219,13 +234,15 @@ TEST_F(CliTest, LogitsBeyondTheMemoryLimitAreRefused) {
                             (tmp / "l.npy").string(), "--max-logits-gb", "0.001"}),
                    1, "above the limit");
   EXPECT_FALSE(fs::exists(tmp / "l.npy"));
-  expect_one_error(run_cli({"modes", "--model", kFixtures + "tied_fp32", "--ids", ids, "--max-logits-gb", "0.001"}), 1,
-                   "above the limit");
+  expect_one_error(run_cli({"modes", "--model", kFixtures + "tied_fp32", "--ids", ids,
+                            "--max-logits-gb", "0.001"}),
+                   1, "above the limit");
 }
 
 TEST_F(CliTest, UnwritableOutputIsAnError) {
   write_file(tmp / "file", "x");
-  expect_one_error(run_cli({"probe", "--model", kFixtures + "tied_fp32", "--ids", "5,6", "--out", (tmp / "file").string()}),
+  expect_one_error(run_cli({"probe", "--model", kFixtures + "tied_fp32", "--ids", "5,6", "--out",
+                            (tmp / "file").string()}),
                    1, "file");
   expect_one_error(run_cli({"score", "--model", kFixtures + "tied_fp32", "--ids", "5,6", "--logits",
                             (tmp / "no" / "such" / "l.npy").string()}),
@@ -233,16 +250,20 @@ TEST_F(CliTest, UnwritableOutputIsAnError) {
 }
 
 TEST_F(CliTest, BadTaskFileLinesAreErrors) {
-  write_file(tmp / "t.jsonl", "{\"prompt_ids\": [5, 6], \"target_ids\": [7]}\n{\"prompt\": \"x\"}\n");
-  expect_one_error(run_cli({"eval", "--model", kFixtures + "tied_fp32", "--task", (tmp / "t.jsonl").string()}), 1,
-                   "t.jsonl line 2");
+  write_file(tmp / "t.jsonl",
+             "{\"prompt_ids\": [5, 6], \"target_ids\": [7]}\n{\"prompt\": \"x\"}\n");
+  expect_one_error(
+      run_cli({"eval", "--model", kFixtures + "tied_fp32", "--task", (tmp / "t.jsonl").string()}),
+      1, "t.jsonl line 2");
   write_file(tmp / "u.jsonl", "{\"prompt_ids\": [5, 6], \"target_ids\": [9999]}\n");
-  expect_one_error(run_cli({"eval", "--model", kFixtures + "tied_fp32", "--task", (tmp / "u.jsonl").string()}), 1,
-                   "u.jsonl line 1");
+  expect_one_error(
+      run_cli({"eval", "--model", kFixtures + "tied_fp32", "--task", (tmp / "u.jsonl").string()}),
+      1, "u.jsonl line 1");
 }
 
 TEST_F(CliTest, EveryCommandHasHelp) {
-  for (const char* cmd : {"generate", "chat", "info", "tokenize", "score", "probe", "modes", "eval"}) {
+  for (const char* cmd :
+       {"generate", "chat", "info", "tokenize", "score", "probe", "modes", "eval"}) {
     auto r = run_cli({cmd, "--help"});
     EXPECT_EQ(r.rc, 0) << cmd;
     EXPECT_NE(r.out.find(std::string("usage: mambascope-cli ") + cmd), std::string::npos) << cmd;

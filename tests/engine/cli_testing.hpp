@@ -4,6 +4,7 @@
 // any text can be fed to them.
 #pragma once
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,8 +17,6 @@
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 extern char** environ;
 
@@ -77,7 +76,8 @@ struct Run {
 // Starts the CLI with args, stdin from `input`, stdout/stderr into files of `dir`.
 class Child {
  public:
-  Child(const std::vector<std::string>& args, const fs::path& dir, const std::string& input = "") : dir_(dir) {
+  Child(const std::vector<std::string>& args, const fs::path& dir, const std::string& input = "")
+      : dir_(dir) {
     write_file(dir_ / "stdin.txt", input);
     std::vector<std::string> argv_s = {MAMBASCOPE_CLI_PATH};
     argv_s.insert(argv_s.end(), args.begin(), args.end());
@@ -130,7 +130,8 @@ inline fs::path copy_fixture(const std::string& name, const fs::path& to) {
 // The GPT-NeoX tokenizer restricted to ids < max_id: the same pre-tokenizer and decoder, the
 // merges whose parts and result stay below max_id (in their original order).
 inline std::string small_tokenizer_json(int max_id) {
-  auto t = nlohmann::json::parse(slurp(MAMBASCOPE_SOURCE_DIR "/assets/tokenizers/gpt-neox-20b/tokenizer.json"));
+  auto t = nlohmann::json::parse(
+      slurp(MAMBASCOPE_SOURCE_DIR "/assets/tokenizers/gpt-neox-20b/tokenizer.json"));
   nlohmann::json vocab = nlohmann::json::object();
   for (auto& [k, v] : t["model"]["vocab"].items())
     if (v.get<int>() < max_id) vocab[k] = v;
@@ -170,7 +171,8 @@ class CliTest : public ::testing::Test {
   void SetUp() override {
     if (std::string(MAMBASCOPE_CLI_PATH).empty() || !fs::exists(MAMBASCOPE_CLI_PATH))
       GTEST_SKIP() << "mambascope-cli is not built";
-    // Fixture folders ship no tokenizer: the CLI finds the GPT-NeoX one here, wherever the build is.
+    // Fixture folders ship no tokenizer: the CLI finds the GPT-NeoX one here, wherever the build
+    // is.
     setenv("MAMBASCOPE_ASSETS_DIR", MAMBASCOPE_SOURCE_DIR "/assets", 0);
   }
   TempDir tmp;

@@ -1,6 +1,8 @@
 // Properties of the sampler: each filter keeps exactly the set it promises, the seed fixes the
 // draws, the penalty lowers repeated tokens, alternatives are a sorted piece of the distribution.
 // Draw counts are fixed and the seeds are fixed, so these tests are deterministic.
+#include "mambascope/sampler.hpp"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -12,7 +14,6 @@
 #include <vector>
 
 #include "mambascope/error.hpp"
-#include "mambascope/sampler.hpp"
 
 using namespace mambascope;
 
@@ -70,7 +71,8 @@ TEST(Sampler, TopKNeverLeavesTheKBest) {
   auto l = random_logits(5000, 7, 1.0f);
   std::vector<int32_t> order(l.size());
   std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return l[size_t(a)] > l[size_t(b)]; });
+  std::sort(order.begin(), order.end(),
+            [&](int32_t a, int32_t b) { return l[size_t(a)] > l[size_t(b)]; });
   for (int k : {1, 5, 40}) {
     SamplingParams p = plain(2.0f);  // flatten so the tail would be drawn without top-k
     p.top_k = k;

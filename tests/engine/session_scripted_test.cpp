@@ -5,8 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <cstdlib>
 #include <condition_variable>
+#include <cstdlib>
 #include <functional>
 #include <limits>
 #include <map>
@@ -25,7 +25,9 @@ namespace {
 class ScriptedState : public BackendState {
  public:
   int64_t pos = 0;
-  std::unique_ptr<BackendState> clone() const override { return std::make_unique<ScriptedState>(*this); }
+  std::unique_ptr<BackendState> clone() const override {
+    return std::make_unique<ScriptedState>(*this);
+  }
   HostState to_host() const override {
     HostState h;
     h.position = pos;
@@ -39,7 +41,8 @@ class ScriptedState : public BackendState {
 // next(p): the token made certain after p tokens have been consumed.
 class ScriptedBackend : public Backend {
  public:
-  ScriptedBackend(int64_t vocab, std::function<int32_t(int64_t)> next) : vocab_(vocab), next_(std::move(next)) {}
+  ScriptedBackend(int64_t vocab, std::function<int32_t(int64_t)> next)
+      : vocab_(vocab), next_(std::move(next)) {}
   std::string name() const override { return "scripted"; }
   DeviceInfo device() const override { return {"cpu", "scripted", 0, 0, 1}; }
   bool supports(ScanMode mode, std::string* why_not) const override {
@@ -47,7 +50,9 @@ class ScriptedBackend : public Backend {
     if (why_not) *why_not = "the scripted backend has no convolution";
     return false;
   }
-  std::unique_ptr<BackendState> new_state() const override { return std::make_unique<ScriptedState>(); }
+  std::unique_ptr<BackendState> new_state() const override {
+    return std::make_unique<ScriptedState>();
+  }
   void forward(std::span<const int32_t> tokens, BackendState& state, const ForwardOptions& opts,
                std::vector<float>& logits) override {
     auto& st = static_cast<ScriptedState&>(state);
@@ -88,7 +93,8 @@ const std::map<unsigned char, int32_t>& byte_ids() {
     const auto& m = *fixture_model();
     for (int32_t id = 0; id < int32_t(m.config().vocab_size); ++id) {
       const std::string b = m.tokenizer().token_bytes(id);
-      if (b.size() == 1 && !out.count(static_cast<unsigned char>(b[0]))) out[static_cast<unsigned char>(b[0])] = id;
+      if (b.size() == 1 && !out.count(static_cast<unsigned char>(b[0])))
+        out[static_cast<unsigned char>(b[0])] = id;
     }
     return out;
   }();
@@ -99,7 +105,8 @@ std::vector<int32_t> spell(const std::string& text) {
   std::vector<int32_t> ids;
   for (unsigned char c : text) {
     auto it = byte_ids().find(c);
-    if (it == byte_ids().end()) throw std::runtime_error("no single-byte token for a byte of the test text");
+    if (it == byte_ids().end())
+      throw std::runtime_error("no single-byte token for a byte of the test text");
     ids.push_back(it->second);
   }
   return ids;
@@ -116,15 +123,17 @@ struct Scripted {
   std::shared_ptr<ScriptedBackend> backend;
   std::unique_ptr<Session> session;
   Scripted(size_t prompt_len, std::vector<int32_t> script, int snapshot_interval = 64) {
-    backend = std::make_shared<ScriptedBackend>(fixture_model()->config().vocab_size, [=](int64_t after) {
-      const int64_t i = std::max<int64_t>(0, after - int64_t(prompt_len));
-      return script[size_t(std::min<int64_t>(i, int64_t(script.size()) - 1))];
-    });
+    backend =
+        std::make_shared<ScriptedBackend>(fixture_model()->config().vocab_size, [=](int64_t after) {
+          const int64_t i = std::max<int64_t>(0, after - int64_t(prompt_len));
+          return script[size_t(std::min<int64_t>(i, int64_t(script.size()) - 1))];
+        });
     session = std::make_unique<Session>(fixture_model(), backend, ProbePolicy{}, snapshot_interval);
   }
 };
 
-GenerateRequest greedy(std::vector<int32_t> prompt, int max_new, std::vector<std::string> stops = {}) {
+GenerateRequest greedy(std::vector<int32_t> prompt, int max_new,
+                       std::vector<std::string> stops = {}) {
   GenerateRequest r;
   r.prompt_ids = std::move(prompt);
   r.max_new_tokens = max_new;
@@ -210,14 +219,15 @@ TEST(SessionScripted, IgnoringEosGoesOnToTheTokenLimit) {
 
 TEST(SessionScripted, StreamedTextIsWholeUtf8AndConcatenatesToTheDecodedIds) {
   const std::string prompt = "n\xC3\xA9\xF0\x9F\x98\x80!";  // "né😀!" one byte per token
-  const std::string reply = "\xC3\xBC\xE2\x82\xAC.";         // "ü€."
+  const std::string reply = "\xC3\xBC\xE2\x82\xAC.";        // "ü€."
   Scripted s(prompt.size(), spell(reply));
   Collected c;
   auto r = s.session->generate(greedy(spell(prompt), int(reply.size())), c.callback());
   ASSERT_EQ(r.reason, StopReason::MaxTokens) << r.error;
   EXPECT_EQ(c.prompt_text, prompt);
   EXPECT_EQ(c.generated_text, reply);
-  EXPECT_EQ(c.prompt_text + c.generated_text, fixture_model()->tokenizer().decode(s.session->tokens()));
+  EXPECT_EQ(c.prompt_text + c.generated_text,
+            fixture_model()->tokenizer().decode(s.session->tokens()));
   // The emoji is released by its fourth byte's token, not before.
   ASSERT_EQ(c.events.size(), prompt.size() + reply.size());
   EXPECT_EQ(c.events[3].text, "");
@@ -259,13 +269,16 @@ TEST(SessionScripted, CancelDuringATokenStopsBeforeTheNextOne) {
     cv.notify_all();
   });
   int generated = 0;
-  auto r = s.session->generate(greedy(spell("Q"), 100), [&](const TokenEvent& ev) {
-    if (ev.is_prompt || ++generated != 3) return;
-    std::unique_lock lock(mu);
-    asked = true;
-    cv.notify_all();
-    cv.wait(lock, [&] { return done; });
-  }, &cancel);
+  auto r = s.session->generate(
+      greedy(spell("Q"), 100),
+      [&](const TokenEvent& ev) {
+        if (ev.is_prompt || ++generated != 3) return;
+        std::unique_lock lock(mu);
+        asked = true;
+        cv.notify_all();
+        cv.wait(lock, [&] { return done; });
+      },
+      &cancel);
   other.join();
   EXPECT_EQ(r.reason, StopReason::Cancelled);
   EXPECT_EQ(r.new_tokens, 3);

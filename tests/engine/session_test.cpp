@@ -2,6 +2,8 @@
 // text, forks continue exactly as the original did, probes follow the policy, cancellation from
 // another thread stops within one token. The stop/EOS/streaming logic is pinned down with a
 // scripted backend whose next token is known in advance (session_scripted_test.cpp).
+#include "mambascope/session.hpp"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -13,7 +15,6 @@
 #include "mambascope/backend.hpp"
 #include "mambascope/error.hpp"
 #include "mambascope/model.hpp"
-#include "mambascope/session.hpp"
 
 using namespace mambascope;
 
@@ -28,7 +29,9 @@ std::shared_ptr<Model> fixture_model() {
   return m;
 }
 
-std::shared_ptr<Backend> cpu_backend() { return make_cpu_backend(fixture_model()->checkpoint(), 1); }
+std::shared_ptr<Backend> cpu_backend() {
+  return make_cpu_backend(fixture_model()->checkpoint(), 1);
+}
 
 std::vector<int32_t> prompt_ids(int n) {
   std::vector<int32_t> ids;
@@ -157,7 +160,8 @@ TEST(Session, ForkOutsideTheHistoryIsAnError) {
 
 TEST(Session, SnapshotBudgetThinsSnapshotsAndForksStayExact) {
   Session a(fixture_model(), cpu_backend(), {}, 2);
-  const size_t one = a.state().bytes() + size_t(fixture_model()->config().vocab_size) * sizeof(float);
+  const size_t one =
+      a.state().bytes() + size_t(fixture_model()->config().vocab_size) * sizeof(float);
   a.set_snapshot_budget(6 * one);
   std::vector<std::vector<float>> after;
   auto r = a.generate(sampled(4, 40, prompt_ids(4)), [&](const TokenEvent& ev) {
@@ -180,9 +184,12 @@ TEST(Session, CancelFromAnotherThreadStopsWithinOneToken) {
     cancel.store(true);
     seen_when_cancelled = seen.load();
   });
-  auto r = s.generate(sampled(1, 1 << 20, prompt_ids(4)), [&](const TokenEvent& ev) {
-    if (!ev.is_prompt) seen.fetch_add(1);
-  }, &cancel);
+  auto r = s.generate(
+      sampled(1, 1 << 20, prompt_ids(4)),
+      [&](const TokenEvent& ev) {
+        if (!ev.is_prompt) seen.fetch_add(1);
+      },
+      &cancel);
   canceller.join();
   EXPECT_EQ(r.reason, StopReason::Cancelled);
   EXPECT_LE(r.new_tokens, seen_when_cancelled + 1);
@@ -215,7 +222,8 @@ TEST(Session, ProbesFollowThePolicyAndAreTruncatedOnFork) {
 
 TEST(Session, WithProbesOffNothingIsRecorded) {
   Session s(fixture_model(), cpu_backend());
-  s.generate(sampled(2, 4, prompt_ids(3)), [&](const TokenEvent& ev) { EXPECT_EQ(ev.probe, nullptr); });
+  s.generate(sampled(2, 4, prompt_ids(3)),
+             [&](const TokenEvent& ev) { EXPECT_EQ(ev.probe, nullptr); });
   EXPECT_TRUE(s.probes().tokens().empty());
 }
 

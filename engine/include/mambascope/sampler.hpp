@@ -10,14 +10,14 @@
 namespace mambascope {
 
 struct SamplingParams {
-  float temperature = 0.8f;        // 0 = greedy
-  int top_k = 40;                  // 0 = off
-  float top_p = 0.95f;             // 1 = off
-  float min_p = 0.0f;              // 0 = off; keep tokens with p >= min_p * p_max
-  float repetition_penalty = 1.0f; // 1 = off; CTRL-style, over the last repetition_window tokens
+  float temperature = 0.8f;         // 0 = greedy
+  int top_k = 40;                   // 0 = off
+  float top_p = 0.95f;              // 1 = off
+  float min_p = 0.0f;               // 0 = off; keep tokens with p >= min_p * p_max
+  float repetition_penalty = 1.0f;  // 1 = off; CTRL-style, over the last repetition_window tokens
   int repetition_window = 64;
   uint64_t seed = 0;
-  int n_alternatives = 5;          // top-k alternatives reported per step
+  int n_alternatives = 5;  // top-k alternatives reported per step
 
   // Throws mambascope::Error naming the first value out of range (temperature < 0, top_k < 0,
   // top_p outside (0, 1], min_p outside [0, 1], repetition_penalty <= 0, ...).
@@ -48,9 +48,9 @@ class Sampler {
   SamplingParams params_;
   std::mt19937_64 rng_;
   // Scratch reused across calls so that a decode step allocates nothing.
-  std::vector<float> scaled_;                     // {vocab} penalised logits / temperature
-  std::vector<std::pair<float, int32_t>> cand_;   // (scaled logit, id) candidates
-  std::vector<uint8_t> seen_;                     // {vocab} penalty bookkeeping
+  std::vector<float> scaled_;                    // {vocab} penalised logits / temperature
+  std::vector<std::pair<float, int32_t>> cand_;  // (scaled logit, id) candidates
+  std::vector<uint8_t> seen_;                    // {vocab} penalty bookkeeping
 };
 
 // log p(token) for every entry of logits {vocab} at temperature 1 (scoring, perplexity).

@@ -24,8 +24,8 @@
 namespace mambascope {
 
 struct GenerateRequest {
-  std::string prompt;                  // appended to the session's history, then generated from
-  std::vector<int32_t> prompt_ids;     // used instead of prompt when non-empty
+  std::string prompt;               // appended to the session's history, then generated from
+  std::vector<int32_t> prompt_ids;  // used instead of prompt when non-empty
   int max_new_tokens = 128;
   SamplingParams sampling;
   std::vector<std::string> stop_strings;
@@ -35,11 +35,11 @@ struct GenerateRequest {
 };
 
 struct TokenEvent {
-  int64_t position = 0;      // index of this token in the history
+  int64_t position = 0;  // index of this token in the history
   int32_t id = 0;
-  std::string text;          // whole UTF-8 characters released by this token (may be empty)
+  std::string text;  // whole UTF-8 characters released by this token (may be empty)
   std::vector<Alternative> alternatives;
-  bool is_prompt = false;    // prompt tokens are reported too (with no alternatives)
+  bool is_prompt = false;             // prompt tokens are reported too (with no alternatives)
   const TokenProbe* probe = nullptr;  // valid during the callback only
 };
 
@@ -48,10 +48,10 @@ const char* stop_reason_name(StopReason r);
 
 struct GenerateResult {
   StopReason reason = StopReason::MaxTokens;
-  std::string text;            // generated text
+  std::string text;  // generated text
   int prompt_tokens = 0, new_tokens = 0;
   double prefill_seconds = 0, decode_seconds = 0;
-  std::string error;           // when reason == Error
+  std::string error;  // when reason == Error
 };
 // GenerateResult::text is exactly the concatenation of the generated tokens' TokenEvent::text:
 // the stop string and anything after it are not in it, nor the EOS token's text. Text held back

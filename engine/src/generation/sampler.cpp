@@ -25,9 +25,11 @@ void check_finite(std::span<const float> logits) {
   for (size_t i = 0; i < logits.size(); ++i) {
     float v = logits[i];
     if (std::isnan(v) || v == std::numeric_limits<float>::infinity())
-      throw Error("the model produced a non-finite logit (" + std::string(std::isnan(v) ? "NaN" : "+inf") +
-                  " at token id " + std::to_string(i) +
-                  "): the weights or the computation are broken; check the checkpoint, or try --backend cpu");
+      throw Error("the model produced a non-finite logit (" +
+                  std::string(std::isnan(v) ? "NaN" : "+inf") + " at token id " +
+                  std::to_string(i) +
+                  "): the weights or the computation are broken; check the checkpoint, or try "
+                  "--backend cpu");
   }
 }
 
@@ -38,7 +40,8 @@ double uniform01(std::mt19937_64& rng) { return double(rng() >> 11) * 0x1.0p-53;
 // The k best (scaled logit, id) pairs of v {n}, sorted best first. Small k (alternatives, the
 // usual top-k) keeps a min-heap of k while scanning, which touches the heap only for the few
 // tokens better than its worst; large k selects with nth_element. Neither sorts the vocabulary.
-void select_top(const std::vector<float>& v, int64_t k, std::vector<std::pair<float, int32_t>>& out) {
+void select_top(const std::vector<float>& v, int64_t k,
+                std::vector<std::pair<float, int32_t>>& out) {
   const int64_t n = int64_t(v.size());
   k = std::min(k, n);
   out.clear();
@@ -72,12 +75,16 @@ void SamplingParams::validate() const {
   if (!(temperature >= 0) || !std::isfinite(temperature))
     bad("temperature must be >= 0 (0 = greedy), got " + std::to_string(temperature));
   if (top_k < 0) bad("top-k must be >= 0 (0 = off), got " + std::to_string(top_k));
-  if (!(top_p > 0 && top_p <= 1)) bad("top-p must be in (0, 1] (1 = off), got " + std::to_string(top_p));
-  if (!(min_p >= 0 && min_p <= 1)) bad("min-p must be in [0, 1] (0 = off), got " + std::to_string(min_p));
+  if (!(top_p > 0 && top_p <= 1))
+    bad("top-p must be in (0, 1] (1 = off), got " + std::to_string(top_p));
+  if (!(min_p >= 0 && min_p <= 1))
+    bad("min-p must be in [0, 1] (0 = off), got " + std::to_string(min_p));
   if (!(repetition_penalty > 0) || !std::isfinite(repetition_penalty))
     bad("repetition penalty must be > 0 (1 = off), got " + std::to_string(repetition_penalty));
-  if (repetition_window < 0) bad("repetition window must be >= 0, got " + std::to_string(repetition_window));
-  if (n_alternatives < 0) bad("number of alternatives must be >= 0, got " + std::to_string(n_alternatives));
+  if (repetition_window < 0)
+    bad("repetition window must be >= 0, got " + std::to_string(repetition_window));
+  if (n_alternatives < 0)
+    bad("number of alternatives must be >= 0, got " + std::to_string(n_alternatives));
 }
 
 Sampler::Sampler(SamplingParams params) : params_(params), rng_(params.seed) { params_.validate(); }
@@ -130,7 +137,8 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
   if (alternatives) {
     alternatives->clear();
     select_top(scaled_, params_.n_alternatives, cand_);
-    for (const auto& c : cand_) alternatives->push_back({c.second, float(std::exp(double(c.first) - m) / z)});
+    for (const auto& c : cand_)
+      alternatives->push_back({c.second, float(std::exp(double(c.first) - m) / z)});
   }
   if (greedy) return int32_t(arg);
 

@@ -51,7 +51,7 @@ void Session::run(std::span<const int32_t> ids, ScanMode mode, bool record_probe
   ForwardOptions opts;
   opts.mode = mode;
   opts.probes = record_probes && probes_.enabled() ? &probes_ : nullptr;  // off: no probe work
-  backend_->forward(ids, *state_, opts, last_logits_);  // last_logits_ {1, vocab}
+  backend_->forward(ids, *state_, opts, last_logits_);                    // last_logits_ {1, vocab}
   for (size_t i = 0; i < ids.size(); ++i) {
     tokens_.push_back(ids[i]);
     runs_.push_back(uint8_t(uint8_t(mode) | (i == 0 ? kCallStart : 0)));
@@ -181,7 +181,9 @@ GenerateResult Session::generate(const GenerateRequest& req, const TokenCallback
   } catch (const Error& e) {
     fail(e.what());
   } catch (const std::bad_alloc&) {
-    fail("out of memory: the prompt or the model does not fit; try a shorter prompt or a smaller model");
+    fail(
+        "out of memory: the prompt or the model does not fit; try a shorter prompt or a smaller "
+        "model");
   }
   if (decoding) res.decode_seconds = seconds_since(t_decode);
   return res;

@@ -10,11 +10,16 @@ namespace mambascope {
 
 const char* stop_reason_name(StopReason r) {
   switch (r) {
-    case StopReason::MaxTokens: return "max-tokens";
-    case StopReason::Eos: return "eos";
-    case StopReason::StopString: return "stop-string";
-    case StopReason::Cancelled: return "cancelled";
-    case StopReason::Error: return "error";
+    case StopReason::MaxTokens:
+      return "max-tokens";
+    case StopReason::Eos:
+      return "eos";
+    case StopReason::StopString:
+      return "stop-string";
+    case StopReason::Cancelled:
+      return "cancelled";
+    case StopReason::Error:
+      return "error";
   }
   return "unknown";
 }
