@@ -19,6 +19,7 @@
 #include <memory>
 
 #include "core/explorer.h"
+#include "core/modellocator.h"
 #include "mambascope/backend.hpp"
 #include "core/sessiondocument.h"
 #include "uitestsupport.h"
@@ -377,4 +378,31 @@ TEST_F(MainWindowTest, HeadlessModeWritesAScreenshotOfTheWindow) {
   const QImage shot(o.screenshot);
   ASSERT_EQ(shot.size(), QSize(1600, 1000));
   EXPECT_GT(distinctColours(shot), 100);
+}
+
+TEST_F(MainWindowTest, ADemoOpensWithItsPromptAndAnswersGreedily) {
+  const QString root = m_scratch.filePath(QStringLiteral("models"));
+  const QString demo = root + QStringLiteral("/demos/copying-selective");
+  writeTinyModel(demo, TinyModelShape{}, 7);
+  QFile prompt(demo + QStringLiteral("/demo_prompt.txt"));
+  ASSERT_TRUE(prompt.open(QIODevice::WriteOnly));
+  prompt.write("a b c |\n");
+  prompt.close();
+  QFile eval(demo + QStringLiteral("/eval.jsonl"));
+  ASSERT_TRUE(eval.open(QIODevice::WriteOnly));
+  eval.write("{\"prompt_ids\": [4, 5, 6, 2], \"target_ids\": [4, 5, 6]}\n");
+  eval.close();
+  qputenv("MAMBASCOPE_MODELS_DIR", root.toUtf8());
+  const QVector<DemoModel> demos = modellocator::demos();
+  qunsetenv("MAMBASCOPE_MODELS_DIR");
+  ASSERT_EQ(demos.size(), 1);
+  EXPECT_EQ(demos[0].answerTokens, 3);
+
+  QSignalSpy finished(m_window->explorer(), &Explorer::generationFinished);
+  m_window->openDemo(demos[0]);
+  ASSERT_TRUE(finished.wait(kWaitMs)) << m_dialogs.errors.join(QLatin1Char('\n')).toStdString();
+  waitUntilIdle();
+  EXPECT_EQ(m_window->chatPanel()->prompt(), QStringLiteral("a b c |"));
+  EXPECT_EQ(m_window->chatPanel()->sampling().temperature, 0.0);
+  EXPECT_EQ(generatedCount(), 3);
 }

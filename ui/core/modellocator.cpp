@@ -5,6 +5,9 @@
 #include <QDir>
 #include <QFile>
 #include <QFileInfo>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
 
 #ifndef MAMBASCOPE_SOURCE_DIR
 #define MAMBASCOPE_SOURCE_DIR ""
@@ -24,6 +27,17 @@ QString demoPrompt(const QDir& modelDir) {
     if (!text.isEmpty()) return text.endsWith(QLatin1Char('\n')) ? text.chopped(1) : text;
   }
   return {};
+}
+// The first example of eval.jsonl says how many tokens the answer to the demo prompt has.
+int answerLength(const QDir& modelDir) {
+  QFile f(modelDir.filePath(QStringLiteral("eval.jsonl")));
+  if (!f.open(QIODevice::ReadOnly)) return 0;
+  const QJsonObject first = QJsonDocument::fromJson(f.readLine()).object();
+  return int(first.value(QStringLiteral("target_ids")).toArray().size());
+}
+
+DemoModel demoAt(const QString& title, const QDir& dir) {
+  return {title, dir.absolutePath(), demoPrompt(dir), answerLength(dir)};
 }
 }  // namespace
 
@@ -48,9 +62,9 @@ bool looksLikeModel(const QString& dir) { return QFileInfo::exists(QDir(dir).fil
 QString modelsDir() {
   for (const QString& r : candidateRoots()) {
     const QDir d(r);
-    // A models/ folder counts when it has DEFAULT or at least one model in it.
+    // A models/ folder counts when it has DEFAULT, demos/ or at least one model in it.
     if (!d.exists()) continue;
-    if (d.exists(QStringLiteral("DEFAULT"))) return d.absolutePath();
+    if (d.exists(QStringLiteral("DEFAULT")) || d.exists(QStringLiteral("demos"))) return d.absolutePath();
     for (const QString& sub : d.entryList(QDir::Dirs | QDir::NoDotAndDotDot))
       if (looksLikeModel(d.filePath(sub))) return d.absolutePath();
   }
@@ -82,12 +96,12 @@ QVector<DemoModel> demos() {
   for (const QString& task : demosDir.entryList(QDir::Dirs | QDir::NoDotAndDotDot, QDir::Name)) {
     const QDir taskDir(demosDir.filePath(task));
     if (looksLikeModel(taskDir.path())) {
-      out.push_back({task, taskDir.absolutePath(), demoPrompt(taskDir)});
+      out.push_back(demoAt(task, taskDir));
       continue;
     }
     for (const QString& variant : taskDir.entryList(QDir::Dirs | QDir::NoDotAndDotDot, QDir::Name)) {
       const QDir v(taskDir.filePath(variant));
-      if (looksLikeModel(v.path())) out.push_back({task + QStringLiteral(" / ") + variant, v.absolutePath(), demoPrompt(v)});
+      if (looksLikeModel(v.path())) out.push_back(demoAt(task + QStringLiteral(" / ") + variant, v));
     }
   }
   return out;

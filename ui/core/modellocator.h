@@ -10,6 +10,7 @@ struct DemoModel {
   QString title;   // e.g. "selective-copying / lti"
   QString dir;
   QString prompt;  // demo_prompt.txt beside the model (or in its parent folder)
+  int answerTokens = 0;  // length of the first answer in eval.jsonl (0: unknown)
 };
 
 namespace modellocator {

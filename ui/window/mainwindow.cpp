@@ -262,16 +262,18 @@ void MainWindow::rebuildDemosMenu() {
   m_demosMenu->clear();
   const QVector<DemoModel> demos = modellocator::demos();
   for (const DemoModel& d : demos) {
-    QAction* a = m_demosMenu->addAction(d.title, this, [this, d] {
-      m_pendingDemoPrompt = d.prompt;
-      loadModel(d.dir);
-    });
+    QAction* a = m_demosMenu->addAction(d.title, this, [this, d] { openDemo(d); });
     a->setToolTip(d.prompt);
   }
   if (demos.isEmpty()) m_demosMenu->addAction(tr("(no demo models under models/demos/)"))->setEnabled(false);
 }
 
 void MainWindow::loadModel(const QString& dir, const QString& backend) { m_explorer->loadModel(dir, backend); }
+
+void MainWindow::openDemo(const DemoModel& demo) {
+  m_pendingDemo = demo;
+  loadModel(demo.dir);
+}
 
 void MainWindow::openModelFolder() {
   const QString start = document()->hasModel() ? document()->model().dir : modellocator::modelsDir();
@@ -298,15 +300,23 @@ void MainWindow::onModelReady(const ModelInfo& info) {
   m_layer->setValue(document()->layer());
   m_chat->setModelReady(true);
   statusBar()->showMessage(info.note.isEmpty() ? tr("Model ready") : info.note, 8000);
-  if (!m_pendingDemoPrompt.isEmpty()) {
-    m_chat->setChatMode(false);
-    m_chat->setPrompt(m_pendingDemoPrompt);
-    m_pendingDemoPrompt.clear();
-  }
   Q_EMIT modelReady();
+  if (m_pendingDemo && QDir(m_pendingDemo->dir) == QDir(info.dir)) {
+    // The demo tasks are answered greedily, with exactly as many tokens as the answer has.
+    m_chat->setChatMode(false);
+    m_chat->setPrompt(m_pendingDemo->prompt);
+    SamplingSettings s = m_chat->sampling();
+    s.temperature = 0;
+    s.stopAtEos = false;
+    if (m_pendingDemo->answerTokens > 0) s.maxTokens = m_pendingDemo->answerTokens;
+    m_chat->setSampling(s);
+    m_pendingDemo.reset();
+    if (!m_chat->prompt().isEmpty()) generateFromPanel();
+  }
 }
 
 void MainWindow::onModelFailed(const QString& dir, const QString& message, bool offerCpu) {
+  if (!offerCpu) m_pendingDemo.reset();
   m_chat->setModelReady(document()->hasModel());  // the previous model, if any, is still there
   statusBar()->showMessage(tr("Could not open the model"), 5000);
   if (offerCpu && m_dialogs->askYesNo(this, tr("The model does not fit on the GPU"),

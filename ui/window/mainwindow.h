@@ -6,7 +6,9 @@
 #include <QMainWindow>
 #include <QList>
 #include <memory>
+#include <optional>
 
+#include "core/modellocator.h"
 #include "views/viewpanel.h"
 
 class AppSettings;
@@ -56,6 +58,8 @@ class MainWindow : public QMainWindow {
   bool saveSession(const QString& path, QString* error = nullptr);
   bool openSession(const QString& path, QString* error = nullptr);
   void resetLayout();
+  // Loads a demo model, puts its prompt in, and generates its answer greedily.
+  void openDemo(const DemoModel& demo);
 
  Q_SIGNALS:
   void modelReady();
@@ -96,5 +100,5 @@ class MainWindow : public QMainWindow {
   QLabel* m_deviceLabel = nullptr;
   QLabel* m_modelLabel = nullptr;
   QByteArray m_defaultState;
-  QString m_pendingDemoPrompt;
+  std::optional<DemoModel> m_pendingDemo;  // applied (and run) once its model is ready
 };
