@@ -108,21 +108,24 @@ TEST_F(MainWindowTest, GeneratesFromATypedPromptAndEveryViewShowsData) {
   EXPECT_NE(m_window->rateLabel()->text(), QStringLiteral("– tok/s"));
 
   doc()->selectPosition(doc()->tokenCount() / 2);
-  QTest::qWait(300);
+  // Each view, brought to the front of its dock, draws data rather than an empty frame.
+  int heatmaps = 0, charts = 0;
   for (ViewPanel* view : m_window->views()) {
-    view->show();
-    if (auto* dock = qobject_cast<QWidget*>(view->parentWidget())) dock->raise();
+    if (auto* dock = qobject_cast<QDockWidget*>(view->parentWidget())) dock->raise();
+    QTest::qWait(300);
+    for (auto* heatmap : view->findChildren<HeatmapWidget*>()) {
+      ++heatmaps;
+      const QImage shot = heatmap->grab().toImage();
+      EXPECT_GT(distinctColours(shot), 20) << heatmap->objectName().toStdString();
+      EXPECT_FALSE(heatmap->image().isNull()) << heatmap->objectName().toStdString();
+    }
+    for (auto* chart : view->findChildren<LineChartWidget*>()) {
+      ++charts;
+      QTRY_VERIFY_WITH_TIMEOUT(chart->pointCount() > 0, kWaitMs);
+    }
   }
-  // Each view's own widgets draw data, not an empty frame.
-  for (auto* heatmap : m_window->findChildren<HeatmapWidget*>()) {
-    heatmap->resize(500, 300);
-    const QImage shot = heatmap->grab().toImage();
-    EXPECT_GT(distinctColours(shot), 20) << heatmap->objectName().toStdString();
-    EXPECT_FALSE(heatmap->image().isNull()) << heatmap->objectName().toStdString();
-  }
-  for (auto* chart : m_window->findChildren<LineChartWidget*>()) {
-    QTRY_VERIFY_WITH_TIMEOUT(chart->pointCount() > 0, kWaitMs);
-  }
+  EXPECT_EQ(heatmaps, 6);  // channels, layers, B, C, h, retention
+  EXPECT_EQ(charts, 4);    // write/read, half-life, ‖h‖ per layer, survival
   const QImage strip = m_window->tokenStrip()->strip()->grab().toImage();
   EXPECT_GT(distinctColours(strip), 10);
 }

@@ -29,7 +29,14 @@ LineChartWidget::LineChartWidget(QWidget* parent) : QChartView(new QChart, paren
   chart()->setTitleFont(f);
   m_rebuildTimer.setSingleShot(true);
   m_rebuildTimer.setInterval(kRebuildMilliseconds);
-  connect(&m_rebuildTimer, &QTimer::timeout, this, &LineChartWidget::rebuild);
+  connect(&m_rebuildTimer, &QTimer::timeout, this, [this] {
+    // A chart in a background tab waits: with many layers and thousands of tokens a rebuild is
+    // the costliest thing the GUI thread does while streaming.
+    if (isVisible())
+      rebuild();
+    else
+      m_stale = true;
+  });
   m_emptyText = tr("No data yet: generate some text.");
 }
 
@@ -207,6 +214,14 @@ void LineChartWidget::mouseReleaseEvent(QMouseEvent* e) {
   const QPointF v = chart()->mapToValue(e->position());
   const qint64 pos = qint64(std::llround(v.x()));
   if (m_model->rowForPosition(pos) >= 0) Q_EMIT positionClicked(pos);
+}
+
+void LineChartWidget::showEvent(QShowEvent* e) {
+  QChartView::showEvent(e);
+  if (m_stale) {
+    m_stale = false;
+    rebuild();
+  }
 }
 
 void LineChartWidget::resizeEvent(QResizeEvent* e) {

@@ -30,6 +30,7 @@ class LineChartWidget : public QChartView {
  protected:
   void mouseReleaseEvent(QMouseEvent* event) override;
   void resizeEvent(QResizeEvent* event) override;
+  void showEvent(QShowEvent* event) override;
 
  private:
   void scheduleRebuild();
@@ -44,5 +45,6 @@ class LineChartWidget : public QChartView {
   QAbstractAxis* m_y = nullptr;
   double m_yMin = 0, m_yMax = 1;
   qint64 m_selected = -1;
+  bool m_stale = false;  // data changed while hidden: rebuild when shown
   QString m_emptyText;
 };

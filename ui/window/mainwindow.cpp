@@ -353,6 +353,11 @@ void MainWindow::generateFromPanel() {
 }
 
 bool MainWindow::exportView(ViewPanel* view, ExportFormat format, const QString& path, QString* error) {
+  // A view in a background tab is brought to the front first: it draws what it shows then.
+  if (auto* dock = qobject_cast<QDockWidget*>(view->parentWidget()); dock && !view->isVisible()) {
+    dock->raise();
+    QCoreApplication::processEvents();
+  }
   switch (format) {
     case ExportFormat::Png: return viewexport::savePng(view->renderTarget(), path, error);
     case ExportFormat::Svg: return viewexport::saveSvg(view->renderTarget(), path, view->title(), error);
