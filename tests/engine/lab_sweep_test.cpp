@@ -1,0 +1,134 @@
+// The sweep's logic (engine/src/lab/sweep.cpp, sweep_report.cpp) on small L, with no assertion
+// on how long anything takes: slopes of exact power laws, budgets that stop a method and say
+// why, cancel, the CSV, the S4 table and the attention reference parsed from markdown.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cmath>
+
+#include "hf_fixture.hpp"
+#include "mambascope/checkpoint.hpp"
+#include "mambascope/lab.hpp"
+
+using namespace mambascope;
+
+namespace {
+
+TEST(LabSweep, LogLogSlopeOfAPowerLawIsItsExponent) {
+  std::vector<lab::SweepPoint> lin, quad;
+  for (int64_t L : {64, 128, 256, 1024}) {
+    lin.push_back({L, 3e-6 * double(L), 1, 0});
+    quad.push_back({L, 1e-9 * double(L) * double(L), 1, 0});
+  }
+  EXPECT_NEAR(lab::loglog_slope(lin), 1.0, 1e-9);
+  EXPECT_NEAR(lab::loglog_slope(quad), 2.0, 1e-9);
+  EXPECT_TRUE(std::isnan(lab::loglog_slope(std::span(lin).first(1))));
+}
+
+TEST(LabSweep, EveryMethodProducesPointsOnSmallLengths) {
+  const auto fx = mambascope::testing::load_hf_fixture("tied_fp32");
+  auto ckpt = Checkpoint::open(fx.dir);
+  for (lab::SweepScope scope : {lab::SweepScope::Layer, lab::SweepScope::Model}) {
+    auto be = make_cpu_backend(*ckpt, 2);
+    lab::SweepOptions o;
+    o.scope = scope;
+    o.lengths = {16, 32, 64};
+    o.min_seconds = 0;
+    o.max_repeats = 1;
+    o.point_budget_seconds = 1e9;
+    int calls = 0;
+    const auto r = lab::sweep(*ckpt, be.get(), o, {}, [&](const lab::SweepSeries&, const lab::SweepPoint&) { ++calls; });
+    EXPECT_FALSE(r.cancelled);
+    EXPECT_FALSE(r.what.empty());
+    ASSERT_EQ(r.series.size(), 4u);
+    EXPECT_EQ(calls, 12);
+    for (const auto& s : r.series) {
+      SCOPED_TRACE(s.label);
+      EXPECT_TRUE(s.stopped.empty()) << s.stopped;
+      ASSERT_EQ(s.points.size(), 3u);
+      EXPECT_TRUE(std::isfinite(s.slope));
+      for (const auto& p : s.points) EXPECT_GT(p.seconds, 0);
+    }
+    // The CSV has a header and one line per point; the S4 table one row per method.
+    const std::string csv = lab::sweep_csv(r);
+    EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 13);
+    EXPECT_EQ(csv.rfind("method,L,seconds", 0), 0u);
+    const auto table = lab::s4_table(r);
+    ASSERT_EQ(table.size(), 4u);
+    for (const auto& row : table) {
+      EXPECT_EQ(row.at_L, 64);
+      EXPECT_GT(row.step_seconds, 0);
+    }
+  }
+}
+
+TEST(LabSweep, BudgetsStopAMethodAndSayWhy) {
+  const auto fx = mambascope::testing::load_hf_fixture("tied_fp32");
+  auto ckpt = Checkpoint::open(fx.dir);
+  lab::SweepOptions o;
+  o.lengths = {16, 32, 64};
+  o.methods = {ScanMode::Convolution};
+  o.min_seconds = 0;
+  o.max_repeats = 1;
+  o.point_budget_seconds = 1e-12;  // any measured point predicts a next one over budget
+  auto r = lab::sweep(*ckpt, nullptr, o);
+  ASSERT_EQ(r.series[0].points.size(), 1u);
+  EXPECT_NE(r.series[0].stopped.find("L = 32"), std::string::npos) << r.series[0].stopped;
+  EXPECT_NE(r.series[0].stopped.find("budget"), std::string::npos);
+
+  o.point_budget_seconds = 1e9;
+  o.memory_budget_bytes = 1000;  // nothing fits
+  r = lab::sweep(*ckpt, nullptr, o);
+  EXPECT_TRUE(r.series[0].points.empty());
+  EXPECT_NE(r.series[0].stopped.find("memory"), std::string::npos) << r.series[0].stopped;
+}
+
+TEST(LabSweep, CancelReturnsWhatItHas) {
+  const auto fx = mambascope::testing::load_hf_fixture("tied_fp32");
+  auto ckpt = Checkpoint::open(fx.dir);
+  std::atomic<bool> cancel{true};
+  lab::Progress p;
+  p.cancel = &cancel;
+  lab::SweepOptions o;
+  o.lengths = {16, 32};
+  const auto r = lab::sweep(*ckpt, nullptr, o, p);
+  EXPECT_TRUE(r.cancelled);
+  for (const auto& s : r.series) EXPECT_TRUE(s.points.empty());
+}
+
+TEST(LabSweep, BadLengthsAreAnError) {
+  const auto fx = mambascope::testing::load_hf_fixture("tied_fp32");
+  auto ckpt = Checkpoint::open(fx.dir);
+  lab::SweepOptions o;
+  o.lengths = {64, 32};
+  EXPECT_THROW(lab::sweep(*ckpt, nullptr, o), Error);
+  o.lengths = {64};
+  o.scope = lab::SweepScope::Model;
+  EXPECT_THROW(lab::sweep(*ckpt, nullptr, o), Error);  // no backend
+}
+
+TEST(LabSweep, AttentionReferenceIsReadFromEitherTableLayout) {
+  const char* rows_md =
+      "# Benchmarks\n\nsome text\n\n## FlashAttention-2 (PyTorch SDPA, causal, bf16)\n"
+      "| L | 512 | 2048 | 128K |\n|---|---|---|---|\n| ms | 0.0291 | 0.1084 | 225.4 |\n\n## Other\n";
+  auto a = lab::parse_attention_reference(rows_md);
+  ASSERT_TRUE(a.has_value());
+  ASSERT_EQ(a->points.size(), 3u);
+  EXPECT_EQ(a->points[0].first, 512);
+  EXPECT_NEAR(a->points[0].second, 0.0291e-3, 1e-12);
+  EXPECT_EQ(a->points[2].first, 131072);
+  EXPECT_NE(a->source.find("FlashAttention-2"), std::string::npos);
+
+  const char* cols_md =
+      "## Mamba scan\n| L | ms |\n|--|--|\n| 512 | 9 |\n\n### Attention reference\n"
+      "| sequence length | FA2 (ms) | note |\n|---|---|---|\n| 1,024 | 0.05 | x |\n| 4096 | 0.5 | y |\n";
+  a = lab::parse_attention_reference(cols_md);
+  ASSERT_TRUE(a.has_value());
+  ASSERT_EQ(a->points.size(), 2u);
+  EXPECT_EQ(a->points[0].first, 1024);
+  EXPECT_NEAR(a->points[1].second, 0.5e-3, 1e-12);
+
+  EXPECT_FALSE(lab::parse_attention_reference("# Nothing here\n| L | ms |\n|--|--|\n| 1 | 2 |\n").has_value());
+}
+
+}  // namespace
