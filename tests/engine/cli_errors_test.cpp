@@ -204,6 +204,17 @@ TEST_F(CliTest, NonUtf8PromptFileIsAnError) {
                    1, "not valid UTF-8 (byte 0xFF at offset 3)");
 }
 
+TEST_F(CliTest, NonUtf8PromptArgumentIsAnError) {
+  expect_one_error(run_cli({"generate", "--model", kFixtures + "tied_fp32", "--prompt", "ok \xC3("}), 1,
+                   "not valid UTF-8 (byte 0xC3 at offset 3)");
+}
+
+TEST_F(CliTest, CorruptTokenizerIsAnError) {
+  auto dir = copy_fixture("tied_fp32", tmp / "m");
+  write_file(dir / "tokenizer.json", "{\"model\": {\"type\": \"BPE\", \"vocab\": 7");
+  expect_one_error(run_cli({"info", "--model", dir.string()}), 1, "tokenizer.json");
+}
+
 TEST_F(CliTest, MissingPromptFileIsAnError) {
   expect_one_error(run_cli({"generate", "--model", kFixtures + "tied_fp32", "--prompt-file",
                             (tmp / "no.txt").string()}),
