@@ -69,7 +69,14 @@ def train_one(task, variant, args, device, tok_path):
     torch.manual_seed(args.seed)
     cfg = mt.MambaConfig(vocab_size=tasks.VOCAB_SIZE, d_model=args.d_model, n_layer=args.n_layer, d_state=16,
                          lti=(variant == "lti"), bos_token_id=0, eos_token_id=0, pad_token_id=0)
-    model = mt.MambaLM(cfg).to(device)
+    model = mt.MambaLM(cfg)
+    prior = None
+    if args.init_root:
+        src = os.path.join(args.init_root, f"{task}-{variant}")
+        model.load_state_dict(hf_export.load_folder(src).state_dict())
+        prior = json.load(open(os.path.join(src, "training_log.json")))
+        print(f"  {task}-{variant}: continuing from {src}", flush=True)
+    model = model.to(device)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "A_log" not in n and "_lti" not in n]
     rest = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "A_log" not in n and "_lti" not in n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}],
@@ -138,9 +145,11 @@ def train_one(task, variant, args, device, tok_path):
         "hf_check": hf, "eval_seed": EVAL_SEED,
         "prompt_len": p_len, "target_len": t_len, "train_curve": curve,
     }
+    phase = {"hyper": log["hyper"], "steps": step, "train_seconds": round(seconds, 1), "init_from": args.init_root}
+    log = write_cards.merge_phases(prior, log, ["train_curve"], phase)
     with open(os.path.join(folder, "training_log.json"), "w") as f:
         json.dump(log, f, indent=1)
-    print(f"{task}-{variant}: {step} steps in {seconds:.0f}s, loss {ema:.4f}, token accuracy "
+    print(f"{task}-{variant}: {step} steps in {seconds:.0f}s (in all {log['steps']}), loss {ema:.4f}, token accuracy "
           f"{acc['token_accuracy']:.4f}, exact {acc['exact_match']:.4f}" +
           (f", 4x length {extra['accuracy_at_4x_length']['token_accuracy']:.4f}" if extra else "") +
           (f", HF diff {hf.get('max_abs_diff', hf.get('error'))}" if hf else ""), flush=True)
@@ -160,6 +169,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--seconds", type=float, default=50.0, help="training time per model")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--init-root", default=None, help="continue from <init-root>/<task>-<variant> (weights, log)")
     ap.add_argument("--n-eval", type=int, default=N_EVAL, help="examples in eval.jsonl")
     ap.add_argument("--smoke", action="store_true")
     args = ap.parse_args()

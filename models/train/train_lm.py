@@ -131,6 +131,7 @@ def main():
     ap.add_argument("--eval-every", type=float, default=15.0, help="seconds between validations")
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--samples", type=int, default=5)
+    ap.add_argument("--init-from", default=None, help="continue from this model folder's weights (and log)")
     ap.add_argument("--smoke", action="store_true", help="tiny model, a few seconds: checks the pipeline")
     args = ap.parse_args()
     if args.smoke:
@@ -157,7 +158,14 @@ def main():
 
     cfg = mt.MambaConfig(vocab_size=sp.get_piece_size(), d_model=args.d_model, n_layer=args.n_layer,
                          d_state=args.d_state, bos_token_id=eot, eos_token_id=eot, pad_token_id=eot)
-    model = mt.MambaLM(cfg).to(device)
+    model = mt.MambaLM(cfg)
+    prior = None
+    if args.init_from:
+        model.load_state_dict(hf_export.load_folder(args.init_from).state_dict())
+        prior_path = os.path.join(args.init_from, "training_log.json")
+        prior = json.load(open(prior_path)) if os.path.exists(prior_path) else None
+        print(f"continuing from {args.init_from}", flush=True)
+    model = model.to(device)
     n_params = model.num_params()
     print(f"model: {n_params / 1e6:.2f} M parameters, d_model {cfg.d_model}, {cfg.n_layer} layers, "
           f"vocab {cfg.vocab_size}, device {device}", flush=True)
@@ -235,7 +243,7 @@ def main():
         "model": os.path.basename(os.path.normpath(args.out)),
         "parameters": n_params,
         "config": hf_export.hf_config(cfg),
-        "hyper": {k: v for k, v in vars(args).items() if k not in ("data", "out")},
+        "hyper": {k: v for k, v in vars(args).items() if k not in ("data", "out", "init_from")},
         "device": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu",
         "torch": torch.__version__,
         "steps": step, "tokens": tokens, "train_seconds": round(train_seconds, 1),
@@ -250,6 +258,10 @@ def main():
         "data": {k: meta[k] for k in ("group_weights", "tokens", "groups", "heldout", "val", "spm_train_command", "sources") if k in meta},
         "train_curve": train_curve, "val_curve": val_curve,
     }
+    phase = {"hyper": log["hyper"], "steps": step, "tokens": tokens, "train_seconds": round(train_seconds, 1),
+             "init_from": args.init_from}
+    log = write_cards.merge_phases(prior, log, ["train_curve", "val_curve"], phase)
+    train_curve, val_curve = log["train_curve"], log["val_curve"]
     with open(os.path.join(args.out, "training_log.json"), "w") as f:
         json.dump(log, f, indent=1)
     write_cards.plot_curves(os.path.join(args.out, "loss.png"), f"{log['model']}: {n_params / 1e6:.1f} M parameters", [

@@ -13,8 +13,9 @@ REBUILD_LM = """\
 ```sh
 # 1. data + tokenizer (any machine; Debian: apt-get install sentencepiece python3-sentencepiece)
 python3 models/train/prepare_data.py all --corpus ../shared/corpus --out .carry/lmdata
-# 2. training, export, checks, card (one GPU; needs torch, numpy, sentencepiece; transformers for the check)
-python3 models/train/train_lm.py --data .carry/lmdata --out {out} {flags}
+# 2. training, export, checks, card (one GPU; needs torch, numpy, sentencepiece; transformers for the check),
+#    one command per phase (each later phase continues from the folder the one before wrote)
+{commands}
 ```
 Or everything the bundled models were made with, in one command on the GPU machine:
 `bash models/train/device_run.sh` (see models/README.md)."""
@@ -41,6 +42,36 @@ def plot_curves(path, title, series, ylabel="cross-entropy (nats / token)"):
     fig.savefig(path)
     plt.close(fig)
     return True
+
+
+def merge_phases(prior, log, curve_keys, phase):
+    """A run continued from an earlier one (--init-from): totals add up, curves are joined (the new
+    one shifted by the earlier steps and seconds) and `phases` lists each run's own settings."""
+    if not prior:
+        log["phases"] = [phase]
+        return log
+    s0, t0 = prior["steps"], prior["train_seconds"]
+    for k in curve_keys:
+        log[k] = prior.get(k, []) + [[p[0] + s0, round(p[1] + t0, 1), p[2]] for p in log[k]]
+    for k in ("steps", "tokens", "train_seconds"):
+        if k in log and k in prior:
+            log[k] = log[k] + prior[k]
+    first = {"hyper": prior["hyper"], "steps": prior["steps"], "train_seconds": prior["train_seconds"]}
+    log["phases"] = prior.get("phases", [first]) + [phase]
+    return log
+
+
+def _phases(log):
+    return log.get("phases") or [{"hyper": log["hyper"], "steps": log["steps"], "train_seconds": log["train_seconds"]}]
+
+
+def _phases_md(log, cmd):
+    out = []
+    for i, ph in enumerate(_phases(log), 1):
+        h = ph["hyper"]
+        out.append(f"{i}. " + (f"continued from phase {i - 1}'s shipped weights (fresh optimizer): " if i > 1 else "")
+                   + f"{ph['steps']:,} steps, {ph['train_seconds']:.0f} s; " + cmd(h))
+    return out
 
 
 def _load(folder):
@@ -160,15 +191,18 @@ def write_lm_card(folder):
         f"Own PyTorch implementation (models/train/mamba_torch.py: HF parameterization and init — A_log = log(1..N), "
         "Δ bias = softplus⁻¹ of log-uniform Δ in [1e-3, 1e-1], D = 1; embedding N(0, 0.02); out_proj scaled by "
         f"1/√n_layer), bf16 autocast with the selective scan in fp32. AdamW (β 0.9/0.95, weight decay {h['wd']} on "
-        f"matrices), peak LR {h['lr']}, {h['warmup']} warm-up steps then a cosine to {h['min_lr_frac']}x over "
-        f"{h['minutes']} minutes of wall clock, gradient clip 1.0, batch {h['batch']} x {h['seq']} tokens, seed "
-        f"{h['seed']}.",
+        f"matrices), linear warm-up then a cosine over a fixed wall-clock time, gradient clip 1.0, batch "
+        f"{h['batch']} x {h['seq']} tokens. The validation loss is measured every {h['eval_every']:.0f} s and the "
+        "best weights are kept. Phases:",
+        "",
+        *_phases_md(log, lambda p: f"peak LR {p['lr']}, {p['warmup']} warm-up steps, cosine to {p['min_lr_frac']}x "
+                    f"over {p['minutes']} min, seed {p['seed']}."),
         "",
         f"- Device: {log['device']}, torch {log['torch']}.",
-        f"- {log['steps']:,} steps, {tokens_seen / 1e6:.1f} M tokens, {log['train_seconds']:.0f} s of training "
-        f"({log['total_seconds']:.0f} s with data loading, evaluation, export and checks).",
-        f"- Best validation loss {log['best_val']['nll']:.4f} at step {log['best_val']['step']:,}; those are the "
-        "weights shipped.",
+        f"- In all: {log['steps']:,} steps, {tokens_seen / 1e6:.1f} M tokens, {log['train_seconds']:.0f} s of "
+        "training.",
+        f"- Best validation loss of the last phase {log['best_val']['nll']:.4f} at its step "
+        f"{log['best_val']['step']:,}; those are the weights shipped.",
         "",
         "![loss curve](loss.png)",
         "",
@@ -194,7 +228,13 @@ def write_lm_card(folder):
     for i, t in enumerate(log["samples"]["texts"], 1):
         lines += [f"**{i}.**", "", "> " + t.strip().replace("\n", "\n>\n> "), ""]
     lines += ["Greedy (temperature 0):", "", "> " + log["samples"]["greedy"].strip().replace("\n", "\n>\n> "), ""]
-    flags = f"--minutes {h['minutes']} --seed {h['seed']}"
+    rebuild = []
+    for i, ph in enumerate(_phases(log), 1):
+        p = ph["hyper"]
+        flags = f"--minutes {p['minutes']} --lr {p['lr']} --warmup {p['warmup']} --seed {p['seed']}"
+        if i > 1:
+            flags += f" --init-from models/{name}"
+        rebuild.append(f"python3 models/train/train_lm.py --data .carry/lmdata --out models/{name} {flags}")
     lines += [
         "## Limitations",
         "",
@@ -206,7 +246,7 @@ def write_lm_card(folder):
         "",
         "## Rebuild",
         "",
-        REBUILD_LM.format(out=f"models/{name}", flags=flags),
+        REBUILD_LM.format(commands="\n".join(rebuild)),
         "",
     ]
     with open(os.path.join(folder, "README.md"), "w") as f:
@@ -280,21 +320,26 @@ def write_demo_card(folder):
         "",
         f"d_model {c['hidden_size']}, {c['num_hidden_layers']} layers, d_state {c['state_size']}, d_inner "
         f"{c['intermediate_size']}, vocabulary {c['vocab_size']}. Loss on the answer tokens only. AdamW (β 0.9/0.98, "
-        f"weight decay {h['weight_decay']} on matrices), peak LR {h['lr']}, {h['warmup']} warm-up steps then a "
-        f"cosine to 0.1x over {h['seconds']:.0f} s of wall clock, batch {h['batch']} fresh examples a step, seed "
-        f"{h['seed']}; {log['steps']:,} steps on {log['device']} ({log['train_seconds']:.0f} s), final "
-        f"answer-token loss {log['final_loss']:.4f}.",
+        f"weight decay {h['weight_decay']} on matrices), linear warm-up then a cosine to 0.1x of the peak LR over a "
+        f"fixed wall-clock time, batch {h['batch']} fresh examples a step; on {log['device']}. Phases:",
+        "",
+        *_phases_md(log, lambda p: f"peak LR {p['lr']}, {p['warmup']} warm-up steps, {p['seconds']:.0f} s, "
+                    f"data seed {p['seed']}."),
+        "",
+        f"In all {log['steps']:,} steps ({log['train_seconds']:.0f} s); final answer-token loss {log['final_loss']:.4f}.",
         "",
         "![loss curve](loss.png)",
         "",
         "## Rebuild",
         "",
         "```sh",
-        f"python3 models/train/train_demos.py --out-root models/demos --tasks {task} --variants {variant} "
-        f"--seconds {h['seconds']:.0f} --seed {h['seed']}",
-        "```",
-        "",
     ]
+    for i, ph in enumerate(_phases(log), 1):
+        p = ph["hyper"]
+        lines.append(f"python3 models/train/train_demos.py --out-root models/demos --tasks {task} --variants {variant} "
+                     f"--seconds {p['seconds']:.0f} --lr {p['lr']} --warmup {p['warmup']} --seed {p['seed']}"
+                     + (" --init-root models/demos" if i > 1 else ""))
+    lines += ["```", ""]
     with open(os.path.join(folder, "README.md"), "w") as f:
         f.write("\n".join(lines))
 
