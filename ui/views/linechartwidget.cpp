@@ -17,7 +17,7 @@
 
 namespace {
 constexpr int kRebuildMilliseconds = 80;
-constexpr int kMaxLegendSeries = 8;
+constexpr int kMaxLegendSeries = 16;
 }  // namespace
 
 LineChartWidget::LineChartWidget(QWidget* parent) : QChartView(new QChart, parent) {
@@ -120,7 +120,9 @@ void LineChartWidget::rebuild() {
     m_marker->attachAxis(m_y);
     for (QLegendMarker* mk : c->legend()->markers(m_marker)) mk->setVisible(false);
   }
+  // Few series: legend below; up to kMaxLegendSeries: a column on the right; more: tooltips only.
   c->legend()->setVisible(columns > 1 && columns <= kMaxLegendSeries);
+  c->legend()->setAlignment(columns <= 3 ? Qt::AlignBottom : Qt::AlignRight);
   if (!m_model || rows == 0 || columns == 0) {
     c->setTitle(m_model ? m_model->title() + QStringLiteral(" — ") + m_emptyText : m_emptyText);
     for (QLineSeries* s : m_series) s->clear();
@@ -172,6 +174,10 @@ void LineChartWidget::rebuild() {
     bool numeric = false;
     label.toInt(&numeric);
     m_series[col]->setName(numeric ? m_model->columnAxis() + QLatin1Char(' ') + label : label);
+    if (numeric && columns > 5) {  // many numbered series (layers): colour them in order
+      const QColor colour = QColor::fromRgb(ColorScale(0, float(columns - 1)).map(float(col)));
+      m_series[col]->setPen(QPen(colour, 1.5));
+    }
     m_series[col]->replace(points[col]);
   }
   if (yMin > yMax) yMin = log ? 0.1 : 0, yMax = 1;
@@ -187,6 +193,8 @@ void LineChartWidget::rebuild() {
   if (log) {  // whole decades, so that the axis always has at least two labels
     yMin = std::pow(10.0, std::floor(std::log10(yMin)));
     yMax = std::pow(10.0, std::max(std::ceil(std::log10(yMax)), std::log10(yMin) + 1));
+    yMin *= 0.999;  // a decade exactly at the end of the range may lose its label to rounding
+    yMax *= 1.001;
   }
   m_yMin = yMin;
   m_yMax = yMax;

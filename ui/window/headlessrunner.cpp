@@ -104,8 +104,9 @@ int runHeadless(const HeadlessOptions& o) {
                static_cast<long long>(doc->tokenCount()), window.explorer()->tokensPerSecond(),
                static_cast<long long>(pick));
   if (!o.screenshot.isEmpty()) {
+    // Best compression: screenshots go into the repository's docs.
     const QPixmap shot = window.grab();
-    if (shot.isNull() || !shot.save(o.screenshot, "PNG")) {
+    if (shot.isNull() || !shot.save(o.screenshot, "PNG", 0)) {
       std::fprintf(stderr, "mambascope: cannot write %s\n", qPrintable(o.screenshot));
       return 5;
     }
