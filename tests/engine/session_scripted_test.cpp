@@ -56,6 +56,7 @@ class ScriptedBackend : public Backend {
   void forward(std::span<const int32_t> tokens, BackendState& state, const ForwardOptions& opts,
                std::vector<float>& logits) override {
     auto& st = static_cast<ScriptedState&>(state);
+    ++forwards;
     if (fail_at >= 0 && st.pos + int64_t(tokens.size()) > fail_at) {
       st.pos += 1000;  // a failure part way through leaves a broken state behind
       throw Error("scripted failure");
@@ -71,6 +72,7 @@ class ScriptedBackend : public Backend {
   }
   int64_t fail_at = -1;
   int64_t nan_at = -1;
+  int forwards = 0;
 
  private:
   int64_t vocab_;
@@ -342,4 +344,26 @@ TEST(SessionScripted, ChatStyleRewindKeepsThePromptAndDropsTheReply) {
   s.session->rewind(2);
   EXPECT_EQ(s.session->tokens(), spell("Q:"));
   EXPECT_EQ(s.session->state().position(), 2);
+}
+
+TEST(SessionScripted, ARequestRefusedBeforeRunningReplaysNothing) {
+  Scripted s(2, spell("abc"), 64);
+  s.session->generate(greedy(spell("Qx"), 2), {});
+  const int before = s.backend->forwards;
+  auto req = greedy({}, 2);
+  req.decode_mode = ScanMode::Convolution;  // unsupported: refused up front
+  EXPECT_EQ(s.session->generate(req, {}).reason, StopReason::Error);
+  EXPECT_EQ(s.backend->forwards, before);
+}
+
+TEST(SessionScripted, AFailedAppendLeavesTheSessionAsItWas) {
+  Scripted s(2, spell("abcdef"), 4);
+  s.session->generate(greedy(spell("Qx"), 3), {});
+  s.backend->fail_at = 6;
+  EXPECT_THROW(s.session->append(spell("zz")), Error);
+  EXPECT_EQ(s.session->tokens().size(), 5u);
+  EXPECT_EQ(s.session->state().position(), 5);
+  s.backend->fail_at = -1;
+  auto r = s.session->generate(greedy({}, 1), {});
+  EXPECT_EQ(r.text, "d");
 }

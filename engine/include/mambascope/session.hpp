@@ -71,6 +71,7 @@ class Session {
   GenerateResult generate(const GenerateRequest& req, const TokenCallback& on_token,
                           const std::atomic<bool>* cancel = nullptr);
   // Feeds ids without sampling (e.g. a chosen alternative); reports them with is_prompt = true.
+  // Throws mambascope::Error (bad id, backend failure); the session then stays as it was.
   void append(const std::vector<int32_t>& ids, const TokenCallback& on_token = {});
 
   // A new session whose history is this one's first `position` tokens (state copied).
@@ -113,7 +114,9 @@ class Session {
                const std::atomic<bool>* cancel);
   void take_snapshot();
   void thin_snapshots();
-  void restore(int64_t position);  // state, decoder and logits at position from a snapshot + replay
+  // State, decoder and logits at position, from the nearest snapshot plus a replay.
+  void restore(int64_t position);
+  void recover();  // after a failed forward: back to the last whole token
   void check_ids(std::span<const int32_t> ids) const;
 
   std::shared_ptr<const Model> model_;
@@ -126,6 +129,7 @@ class Session {
   // Per token: the mode it ran in (low bits) and whether a forward call started at it (kCallStart).
   std::vector<uint8_t> runs_;
   std::vector<float> last_logits_;
+  bool state_broken_ = false;  // a forward failed part way: restore before going on
   std::unique_ptr<Utf8StreamDecoder> decoder_;
   std::map<int64_t, Snapshot> snapshots_;  // position -> what a fork resumes from
 };

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <new>
+#include <utility>
 
 #include "generation/stop_strings.hpp"
 #include "mambascope/error.hpp"
@@ -51,13 +52,15 @@ void Session::run(std::span<const int32_t> ids, ScanMode mode, bool record_probe
   ForwardOptions opts;
   opts.mode = mode;
   opts.probes = record_probes && probes_.enabled() ? &probes_ : nullptr;  // off: no probe work
-  backend_->forward(ids, *state_, opts, last_logits_);                    // last_logits_ {1, vocab}
+  state_broken_ = true;  // until the forward returns: it may fail part way through
+  backend_->forward(ids, *state_, opts, last_logits_);  // last_logits_ {1, vocab}
   for (size_t i = 0; i < ids.size(); ++i) {
     tokens_.push_back(ids[i]);
     runs_.push_back(uint8_t(uint8_t(mode) | (i == 0 ? kCallStart : 0)));
     std::string text = decoder_->push(ids[i]);
     if (texts) texts->push_back(std::move(text));
   }
+  state_broken_ = false;
   if (snapshot_interval_ > 0 && tokens_.size() % size_t(snapshot_interval_) == 0) take_snapshot();
 }
 
@@ -102,15 +105,14 @@ GenerateResult Session::generate(const GenerateRequest& req, const TokenCallback
   auto fail = [&](const std::string& message) {
     res.reason = StopReason::Error;
     res.error = message;
-    // A failed forward may have advanced the state part way: go back to the last whole token.
     try {
-      probes_.truncate(int64_t(tokens_.size()));
-      restore(int64_t(tokens_.size()));
+      recover();
     } catch (const std::exception& e) {
       res.error += std::string(" (and the session could not be restored: ") + e.what() + ")";
     }
   };
   try {
+    if (state_broken_) recover();
     for (ScanMode m : {req.prefill_mode, req.decode_mode}) {
       std::string why;
       if (!backend_->supports(m, &why))
@@ -184,15 +186,30 @@ GenerateResult Session::generate(const GenerateRequest& req, const TokenCallback
     fail(
         "out of memory: the prompt or the model does not fit; try a shorter prompt or a smaller "
         "model");
+  } catch (const std::exception& e) {
+    fail(e.what());
   }
   if (decoding) res.decode_seconds = seconds_since(t_decode);
   return res;
 }
 
+void Session::recover() {
+  // A failed forward may have advanced the state part way (and recorded probes for tokens that
+  // never joined the history): go back to the last whole token.
+  probes_.truncate(int64_t(tokens_.size()));
+  if (std::exchange(state_broken_, false)) restore(int64_t(tokens_.size()));
+}
+
 void Session::append(const std::vector<int32_t>& ids, const TokenCallback& on_token) {
   check_ids(ids);
+  if (state_broken_) recover();
   // One token is a decode step; more are a prompt. Either way the run record keeps the mode.
-  prefill(ids, ids.size() == 1 ? ScanMode::Recurrent : ScanMode::Scan, on_token, nullptr);
+  try {
+    prefill(ids, ids.size() == 1 ? ScanMode::Recurrent : ScanMode::Scan, on_token, nullptr);
+  } catch (...) {
+    recover();
+    throw;
+  }
 }
 
 void Session::take_snapshot() {
