@@ -5,6 +5,8 @@
 #include <QApplication>
 #include <QComboBox>
 #include <QDockWidget>
+#include <QMenu>
+#include <QThread>
 #include <QFile>
 #include <QImage>
 #include <QLabel>
@@ -18,9 +20,14 @@
 #include <QTest>
 #include <memory>
 
+#include "core/enginecontroller.h"
+#include "core/engineworker.h"
 #include "core/explorer.h"
 #include "core/modellocator.h"
 #include "mambascope/backend.hpp"
+#include "mambascope/session.hpp"
+#include "models/selectivitymodels.h"
+#include "views/heatmapview.h"
 #include "core/sessiondocument.h"
 #include "uitestsupport.h"
 #include "views/heatmapwidget.h"
@@ -408,4 +415,37 @@ TEST_F(MainWindowTest, ADemoOpensWithItsPromptAndAnswersGreedily) {
   EXPECT_EQ(m_window->chatPanel()->prompt(), QStringLiteral("a b c |"));
   EXPECT_EQ(m_window->chatPanel()->sampling().temperature, 0.0);
   EXPECT_EQ(generatedCount(), 3);
+}
+
+TEST_F(MainWindowTest, ALabDocksInTheLabsMenuAndRunsItsWorkOnTheEngineThread) {
+  loadTinyModel();
+  typeAndGenerate(QStringLiteral("Lab"), 4);
+  waitUntilIdle();
+  auto* lab = new HeatmapView(QStringLiteral("test_lab"), QStringLiteral("Test lab"), doc(),
+                              new LayerModel(doc(), LayerModel::Field::MeanDelta));
+  QDockWidget* dock = m_window->addLab(lab);
+  ASSERT_NE(dock, nullptr);
+  const QList<QAction*> labs = m_window->labsMenu()->actions();
+  ASSERT_EQ(labs.size(), 1);
+  EXPECT_EQ(labs[0]->text(), QStringLiteral("Test lab"));
+  EXPECT_EQ(m_window->view(QStringLiteral("test_lab")), lab);
+
+  // A lab's computation runs where the engine lives and hands its result back.
+  const int branch = doc()->currentBranchId();
+  QThread* engineThread = nullptr;
+  std::vector<int32_t> ids;
+  bool done = false;
+  m_window->explorer()->engine()->runTask([&, window = m_window.get()](const EngineAccess& engine) {
+    const QThread* here = QThread::currentThread();
+    std::vector<int32_t> seen = engine.session(branch) ? engine.session(branch)->tokens() : std::vector<int32_t>{};
+    QMetaObject::invokeMethod(window, [&, here, seen] {
+      engineThread = const_cast<QThread*>(here);
+      ids = seen;
+      done = true;
+    }, Qt::QueuedConnection);
+  });
+  QTRY_VERIFY_WITH_TIMEOUT(done, kWaitMs);
+  EXPECT_NE(engineThread, QThread::currentThread());
+  ASSERT_EQ(int(ids.size()), doc()->tokenCount());
+  for (int i = 0; i < doc()->tokenCount(); ++i) EXPECT_EQ(ids[size_t(i)], doc()->tokens()[i].id);
 }

@@ -32,6 +32,7 @@ EngineController::EngineController(QObject* parent) : QObject(parent) {
     jobEnded();
     Q_EMIT failed(branch, message);
   });
+  connect(m_worker, &EngineWorker::taskDone, this, &EngineController::jobEnded);
   connect(m_worker, &EngineWorker::restored, this, [this](int branch) {
     jobEnded();
     Q_EMIT restored(branch);
@@ -73,6 +74,12 @@ void EngineController::dropBranches() {
 
 void EngineController::setHLayer(int layer) {
   QMetaObject::invokeMethod(m_worker, [w = m_worker, layer] { w->setHLayer(layer); }, Qt::QueuedConnection);
+}
+
+void EngineController::runTask(std::function<void(const EngineAccess&)> task) {
+  if (m_pending++ == 0) Q_EMIT busyChanged(true);
+  QMetaObject::invokeMethod(m_worker, [w = m_worker, task = std::move(task)] { w->runTask(task); },
+                            Qt::QueuedConnection);
 }
 
 void EngineController::stop() {

@@ -5,6 +5,7 @@
 #include <QObject>
 #include <QThread>
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -12,6 +13,7 @@
 #include "core/tokendata.h"
 
 class EngineWorker;
+struct EngineAccess;
 
 class EngineController : public QObject {
   Q_OBJECT
@@ -25,6 +27,10 @@ class EngineController : public QObject {
   void restoreBranch(int branchId, const QVector<qint32>& ids);
   void dropBranches();
   void setHLayer(int layer);
+  // Queues `task` to run on the engine thread after the jobs before it. It gets the model, the
+  // backend and the branches' sessions; it hands results back to the GUI thread itself (e.g.
+  // QMetaObject::invokeMethod(receiver, ..., Qt::QueuedConnection)).
+  void runTask(std::function<void(const EngineAccess&)> task);
   void stop();
 
   bool isBusy() const { return m_pending > 0; }

@@ -312,6 +312,21 @@ void EngineWorker::restoreBranch(int branchId, const QVector<qint32>& ids) {
 
 void EngineWorker::dropBranches() { m_sessions.clear(); }
 
+const ms::Session* EngineAccess::session(int branchId) const {
+  if (!sessions) return nullptr;
+  auto it = sessions->find(branchId);
+  return it == sessions->end() ? nullptr : it->second.get();
+}
+
+void EngineWorker::runTask(const std::function<void(const EngineAccess&)>& task) {
+  try {
+    task(EngineAccess{m_model, m_backend, &m_sessions});
+    Q_EMIT taskDone();
+  } catch (const std::exception& e) {
+    Q_EMIT failed(-1, QString::fromUtf8(e.what()));
+  }
+}
+
 void EngineWorker::setHLayer(int layer) {
   m_hLayer = layer;
   for (auto& [id, session] : m_sessions) applyProbePolicy(*session);

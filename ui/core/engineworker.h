@@ -6,6 +6,7 @@
 #include <QObject>
 #include <QString>
 #include <QVector>
+#include <functional>
 #include <map>
 #include <memory>
 
@@ -17,6 +18,15 @@ class Model;
 class Backend;
 class Session;
 }  // namespace mambascope
+
+// What a task queued with EngineController::runTask may use, on the engine thread only (labs
+// run their computations this way, so that widgets still never call the engine).
+struct EngineAccess {
+  std::shared_ptr<const mambascope::Model> model;   // null before a model is loaded
+  std::shared_ptr<mambascope::Backend> backend;
+  const std::map<int, std::unique_ptr<mambascope::Session>>* sessions = nullptr;  // by branch
+  const mambascope::Session* session(int branchId) const;
+};
 
 class EngineWorker : public QObject {
   Q_OBJECT
@@ -32,6 +42,8 @@ class EngineWorker : public QObject {
   void restoreBranch(int branchId, const QVector<qint32>& ids);
   void dropBranches();
   void setHLayer(int layer);  // which layer keeps its full hidden state h
+  // Runs a task on this thread; an exception it throws becomes failed(-1, message).
+  void runTask(const std::function<void(const EngineAccess&)>& task);
 
  Q_SIGNALS:
   void modelLoaded(const ModelInfo& info);
@@ -41,6 +53,7 @@ class EngineWorker : public QObject {
   void finished(int branchId, const GenerationSummary& summary);
   void failed(int branchId, const QString& message);
   void restored(int branchId);
+  void taskDone();
 
  private:
   mambascope::Session& sessionFor(int branchId);

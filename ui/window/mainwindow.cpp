@@ -147,6 +147,19 @@ QDockWidget* MainWindow::addViewDock(ViewPanel* view, Qt::DockWidgetArea area, c
   return dock;
 }
 
+QDockWidget* MainWindow::addLab(ViewPanel* lab) {
+  QString firstLab;
+  for (QAction* a : m_labsMenu->actions())
+    if (!a->data().toString().isEmpty()) firstLab = a->data().toString();
+  QDockWidget* dock = addViewDock(lab, Qt::BottomDockWidgetArea, firstLab);
+  for (QAction* a : m_labsMenu->actions())
+    if (a->data().toString().isEmpty()) m_labsMenu->removeAction(a);  // the placeholder
+  QAction* toggle = dock->toggleViewAction();
+  toggle->setData(lab->viewId());
+  m_labsMenu->addAction(toggle);
+  return dock;
+}
+
 void MainWindow::buildDocks() {
   m_chat = new ChatPanel(document(), this);
   auto* chatDock = new QDockWidget(tr("Generate"), this);

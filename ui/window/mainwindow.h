@@ -48,8 +48,10 @@ class MainWindow : public QMainWindow {
   QLabel* rateLabel() const { return m_rateLabel; }
   QLabel* deviceLabel() const { return m_deviceLabel; }
 
-  // Docks a view (a lab, say) beside `tabifyWith` (a view id) or in `area`; its Export menu works.
+  // Docks a view beside `tabifyWith` (a view id) or in `area`; its Export menu works.
   QDockWidget* addViewDock(ViewPanel* view, Qt::DockWidgetArea area, const QString& tabifyWith = QString());
+  // Docks a lab (tabbed with the other labs, below) and lists it in the Labs menu.
+  QDockWidget* addLab(ViewPanel* lab);
 
   void loadModel(const QString& dir, const QString& backend = QString());
   void openModelFolder();
