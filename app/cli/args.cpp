@@ -94,7 +94,7 @@ std::string Args::help() const {
     if (s.repeatable) o << " (may be repeated)";
     o << "\n";
   }
-  o << "  -h, --help                  show this help\n";
+  o << "  -h, --help" << std::string(28 - 12, ' ') << "show this help\n";
   if (!epilog_.empty()) o << "\n" << epilog_ << (epilog_.back() == '\n' ? "" : "\n");
   return o.str();
 }
