@@ -1,11 +1,227 @@
-// The CUDA backend (being written): until it lands, asking for it says so.
-#include "mambascope/backend.hpp"
-#include "mambascope/error.hpp"
+// The CUDA backend: the whole model on one GPU. Prefill (scan mode) runs each layer as cuBLAS
+// projections around the fused selective scan; decode (recurrent mode) runs the fused
+// single-token step, replayed from a CUDA graph when nothing but logits or a sampled token is
+// wanted. Probes, Δ interventions, per-layer SSM outputs and residuals are recorded on the GPU
+// and copied back once per forward call.
+#include <cublas_v2.h>
 
-namespace mambascope {
+#include <cmath>
+#include <cstring>
+#include <string>
 
-std::unique_ptr<Backend> make_cuda_backend(const Checkpoint&, int) {
-  throw Error("the CUDA backend is not finished in this build; use --backend cpu");
+#include "cuda/cuda_backend_impl.hpp"
+#include "cuda/ops.hpp"
+#include "cuda/scan.hpp"
+
+namespace mambascope::cuda {
+
+CudaBackend::CudaBackend(const Checkpoint& ckpt, int device) : cfg_(ckpt.config()), device_(device) {
+  std::string why;
+  if (!cuda_backend_available(&why)) throw Error(why);
+  int n = 0;
+  MS_CUDA_CHECK(cudaGetDeviceCount(&n));
+  if (device < 0 || device >= n)
+    throw Error("CUDA device " + std::to_string(device) + " does not exist (" + std::to_string(n) + " found)");
+  MS_CUDA_CHECK(cudaSetDevice(device));
+  w_ = upload_weights(ckpt);
+  MS_CUDA_CHECK(cudaStreamCreate(&stream_));
+  MS_CUDA_CHECK(cublasCreate(&blas_));
+  shape_ = DecodeShape{w_.dtype, int(cfg_.d_model), int(cfg_.d_inner), int(cfg_.d_state),
+                       int(cfg_.d_conv), int(cfg_.dt_rank), float(cfg_.norm_eps)};
+  const size_t di = size_t(cfg_.d_inner);
+  d_ids_.reserve(sizeof(int32_t) * (1 + kMaxCandidates));
+  d_resid1_.reserve(sizeof(float) * cfg_.d_model);
+  d_x_.reserve(sizeof(float) * di);
+  d_z_.reserve(sizeof(float) * di);
+  d_y_.reserve(sizeof(float) * di);
+  d_xdbl_.reserve(sizeof(float) * size_t(cfg_.x_proj_rows()));
+  d_logits1_.reserve(sizeof(float) * cfg_.vocab_size);
+  d_work_.reserve(sizeof(float) * cfg_.vocab_size);
+  d_prob_.reserve(sizeof(float) * kMaxCandidates);
+  d_counters_.reserve(2 * sizeof(int64_t));
+  h_logits_.reserve(sizeof(float) * cfg_.vocab_size);
+  h_out_.reserve(sizeof(int32_t) * (1 + kMaxCandidates) + sizeof(float) * kMaxCandidates);
 }
 
-}  // namespace mambascope
+void CudaBackend::prefill(std::span<const int32_t> tokens, CudaState& st, const ForwardOptions& opts,
+                          std::vector<float>& logits) {
+  const int64_t L = int64_t(tokens.size()), dm = cfg_.d_model, di = cfg_.d_inner,
+                N = cfg_.d_state, R = cfg_.dt_rank, xr = cfg_.x_proj_rows(), V = cfg_.vocab_size;
+  const DType dt = w_.dtype;
+  const size_t es = dtype_size(dt);
+  a_ids_.reserve(sizeof(int32_t) * L);
+  a_resid_.reserve(sizeof(float) * L * dm);
+  a_hidden_.reserve(es * L * dm);
+  a_xz_.reserve(es * L * 2 * di);
+  a_x_.reserve(es * L * di);
+  a_xdbl_.reserve(es * L * xr);
+  a_dt_.reserve(es * L * di);
+  a_y_.reserve(es * L * di);
+  MS_CUDA_CHECK(cudaMemcpyAsync(a_ids_.get(), tokens.data(), sizeof(int32_t) * L,
+                                cudaMemcpyHostToDevice, stream_));
+  float* resid = a_resid_.f32();
+  // hidden_states = self.embeddings(input_ids)                -> resid {L, d_model} fp32
+  embedding(static_cast<const int32_t*>(a_ids_.get()), w_.embedding, dt, L, dm, resid, stream_);
+  char* xz = static_cast<char*>(a_xz_.get());
+  char* xdbl = static_cast<char*>(a_xdbl_.get());
+  for (int64_t l = 0; l < cfg_.n_layer; ++l) {
+    const DecodeLayer& w = w_.layers[size_t(l)];
+    const DecodeLayer sv = layer_view(st, l);
+    // hidden_states = self.norm(residual)                     -> hidden {L, d_model}
+    add_rms_norm(resid, nullptr, w.norm_w, shape_.eps, L, dm, a_hidden_.get(), dt, dm, stream_);
+    // xz = in_proj(hidden)                                    -> xz {L, 2 d_inner}
+    linear(blas_, a_hidden_.get(), dm, w.in_proj, dt, L, dm, 2 * di, xz, dt, 2 * di, 0.f, stream_);
+    add_bias(xz, dt, 2 * di, w.in_bias, L, 2 * di, stream_);
+    // x = silu(conv1d(x))                                     -> x {L, d_inner}
+    conv1d_causal_silu(xz, 2 * di, sv.conv_state, w.conv_w, w.conv_b, L, di, cfg_.d_conv,
+                       a_x_.get(), dt, stream_);
+    ScanParams p;
+    p.dtype = dt;
+    p.L = L;
+    p.d = int(di);
+    p.N = int(N);
+    p.u = a_x_.get(); p.ldu = di;
+    p.z = xz + di * es; p.ldz = 2 * di;
+    if (cfg_.lti) {
+      p.dt_const = w.dt_lti;
+      p.B_const = w.B_lti;
+      p.C_const = w.C_lti;
+    } else {
+      // dt, B, C = x_proj(x).split(...); dt = dt_proj(dt)      -> xdbl {L, R + 2N}, dt {L, d_inner}
+      linear(blas_, a_x_.get(), di, w.x_proj, dt, L, di, xr, xdbl, dt, xr, 0.f, stream_);
+      linear(blas_, xdbl, xr, w.dt_proj, dt, L, R, di, a_dt_.get(), dt, di, 0.f, stream_);
+      p.dt = a_dt_.get(); p.lddt = di;
+      p.B = xdbl + R * es; p.ldb = xr;
+      p.C = xdbl + (R + N) * es; p.ldc = xr;
+      p.dt_bias = w.dt_bias;
+    }
+    p.A = w.A;
+    p.D = w.D;
+    p.h = sv.ssm_state;
+    p.y = a_y_.get(); p.ldy = di;
+    for (const DeltaOverride& o : opts.delta_overrides) {
+      if (o.layer != -1 && o.layer != l) continue;
+      const int64_t t = o.position - st.position();
+      if (t < 0 || t >= L) continue;
+      if (p.n_overrides == ScanParams::kMaxOverrides)
+        throw Error("at most 8 Δ interventions per layer and call run on the GPU");
+      p.override_t[p.n_overrides] = t;
+      p.override_value[p.n_overrides++] = o.value;
+    }
+    const bool probing = opts.probes && opts.probes->enabled() && opts.probes->policy().records_layer(int(l));
+    const int64_t keep = probing ? std::min<int64_t>(L, std::max<int64_t>(1, opts.probes->policy().max_tokens)) : 0;
+    const bool want_h = probing && opts.probes->policy().records_h(int(l));
+    if (probing) {
+      p_delta_.reserve(sizeof(float) * L * di);
+      p_hnorm_.reserve(sizeof(float) * L * di);
+      p.delta_out = p_delta_.f32();
+      p.hnorm_out = p_hnorm_.f32();
+      if (want_h) {
+        p_h_.reserve(sizeof(float) * keep * di * N);
+        p.h_out = p_h_.f32();
+        p.h_out_from = L - keep;
+      }
+    }
+    if (opts.ssm_outputs) {
+      p_ypre_.reserve(sizeof(float) * L * di);
+      p.ypre_out = p_ypre_.f32();
+    }
+    // y = selective_scan(x, Δ, A, B, C, D) * silu(z)         -> y {L, d_inner}
+    selective_scan(p, stream_);
+    // residual = residual + out_proj(y)
+    linear(blas_, a_y_.get(), di, w.out_proj, dt, L, di, dm, resid, DType::F32, dm, 1.f, stream_);
+    add_bias(resid, DType::F32, dm, w.out_bias, L, dm, stream_);
+
+    if (opts.ssm_outputs)
+      MS_CUDA_CHECK(cudaMemcpyAsync(opts.ssm_outputs->data() + l * L * di, p_ypre_.get(),
+                                    sizeof(float) * L * di, cudaMemcpyDeviceToHost, stream_));
+    if (opts.residuals)
+      MS_CUDA_CHECK(cudaMemcpyAsync(opts.residuals->data() + l * L * dm, resid,
+                                    sizeof(float) * L * dm, cudaMemcpyDeviceToHost, stream_));
+    if (probing) {
+      LayerCapture cap;
+      cap.first = L - keep;
+      auto fetch = [&](std::vector<float>& out, const void* src, DType sdt, int64_t ld, int64_t cols) {
+        p_f32_.reserve(sizeof(float) * keep * cols);
+        to_f32(static_cast<const char*>(src) + cap.first * ld * dtype_size(sdt), sdt, ld, keep, cols,
+               p_f32_.f32(), stream_);
+        out.resize(size_t(keep * cols));
+        MS_CUDA_CHECK(cudaMemcpyAsync(out.data(), p_f32_.get(), sizeof(float) * out.size(),
+                                      cudaMemcpyDeviceToHost, stream_));
+        MS_CUDA_CHECK(cudaStreamSynchronize(stream_));
+      };
+      fetch(cap.delta, p_delta_.get(), DType::F32, di, di);
+      fetch(cap.hnorm, p_hnorm_.get(), DType::F32, di, di);
+      fetch(cap.z, xz + di * es, dt, 2 * di, di);
+      fetch(cap.u, a_x_.get(), dt, di, di);
+      if (!cfg_.lti) {
+        fetch(cap.B, xdbl + R * es, dt, xr, N);
+        fetch(cap.C, xdbl + (R + N) * es, dt, xr, N);
+      }
+      if (want_h) {
+        cap.h.resize(size_t(keep * di * N));
+        MS_CUDA_CHECK(cudaMemcpy(cap.h.data(), p_h_.get(), sizeof(float) * cap.h.size(),
+                                 cudaMemcpyDeviceToHost));
+      }
+      record_probes(*opts.probes, int(l), st.position(), L, cap);
+    }
+  }
+  // logits = lm_head(norm_f(residual)), for the last token or all of them
+  const int64_t n_out = opts.all_logits ? L : 1;
+  a_logits_.reserve(sizeof(float) * n_out * V);
+  add_rms_norm(resid + (L - n_out) * dm, nullptr, w_.norm_f, shape_.eps, n_out, dm,
+               a_hidden_.get(), dt, dm, stream_);
+  linear(blas_, a_hidden_.get(), dm, w_.lm_head, dt, n_out, dm, V, a_logits_.get(), DType::F32, V,
+         0.f, stream_);
+  logits.resize(size_t(n_out * V));
+  MS_CUDA_CHECK(cudaMemcpyAsync(logits.data(), a_logits_.get(), sizeof(float) * logits.size(),
+                                cudaMemcpyDeviceToHost, stream_));
+  MS_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  st.advance(L);
+}
+
+// Fills the recorder from one layer's captured tensors, like the CPU backend does.
+void CudaBackend::record_probes(ProbeRecorder& rec, int layer, int64_t position, int64_t L,
+                                const LayerCapture& cap) const {
+  const int64_t di = cfg_.d_inner, N = cfg_.d_state;
+  std::vector<float> Bm(size_t(N), 0.f), Cm(size_t(N), 0.f), Bsq(size_t(di), 0.f);
+  if (cfg_.lti) {
+    // Per-channel B, C: the probe shows their means; the write strength needs Σ_n B[c,n]².
+    std::vector<float> Bl(size_t(di * N)), Cl(size_t(di * N));
+    MS_CUDA_CHECK(cudaMemcpy(Bl.data(), w_.layers[size_t(layer)].B_lti, Bl.size() * 4, cudaMemcpyDeviceToHost));
+    MS_CUDA_CHECK(cudaMemcpy(Cl.data(), w_.layers[size_t(layer)].C_lti, Cl.size() * 4, cudaMemcpyDeviceToHost));
+    for (int64_t c = 0; c < di; ++c)
+      for (int64_t n = 0; n < N; ++n) {
+        Bm[n] += Bl[c * N + n] / float(di);
+        Cm[n] += Cl[c * N + n] / float(di);
+        Bsq[c] += Bl[c * N + n] * Bl[c * N + n];
+      }
+  }
+  const int64_t keep = L - cap.first;
+  for (int64_t i = 0; i < keep; ++i) {
+    LayerProbe& p = rec.slot(position + cap.first + i, layer);
+    p.delta.assign(cap.delta.begin() + i * di, cap.delta.begin() + (i + 1) * di);
+    p.h_norm.assign(cap.hnorm.begin() + i * di, cap.hnorm.begin() + (i + 1) * di);
+    p.gate.resize(size_t(di));
+    for (int64_t c = 0; c < di; ++c) p.gate[c] = silu_h(cap.z[i * di + c]);
+    if (cfg_.lti) {
+      p.B = Bm;
+      p.C = Cm;
+    } else {
+      p.B.assign(cap.B.begin() + i * N, cap.B.begin() + (i + 1) * N);
+      p.C.assign(cap.C.begin() + i * N, cap.C.begin() + (i + 1) * N);
+    }
+    double b2 = 0, c2 = 0, w2 = 0;
+    for (int64_t n = 0; n < N; ++n) b2 += double(p.B[n]) * p.B[n], c2 += double(p.C[n]) * p.C[n];
+    for (int64_t c = 0; c < di; ++c) {
+      const double du = double(p.delta[c]) * cap.u[i * di + c];
+      w2 += du * du * (cfg_.lti ? double(Bsq[c]) : b2);
+    }
+    p.write_strength = float(std::sqrt(w2));
+    p.read_norm = float(std::sqrt(c2));
+    if (!cap.h.empty()) p.h.assign(cap.h.begin() + i * di * N, cap.h.begin() + (i + 1) * di * N);
+    else p.h.clear();
+  }
+}
+
+}  // namespace mambascope::cuda

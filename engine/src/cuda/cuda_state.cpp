@@ -1,0 +1,41 @@
+// The recurrent state on the GPU (cuda_state.hpp). Copies go through the legacy default stream,
+// which orders them after the backend's (blocking) stream.
+#include "cuda/cuda_state.hpp"
+
+#include "cuda/cuda_check.hpp"
+
+namespace mambascope::cuda {
+
+CudaState::CudaState(size_t n_conv, size_t n_ssm)
+    : n_conv_(n_conv), n_ssm_(n_ssm), conv_(n_conv * sizeof(float)), ssm_(n_ssm * sizeof(float)) {
+  MS_CUDA_CHECK(cudaMemset(conv_.get(), 0, conv_.bytes()));
+  MS_CUDA_CHECK(cudaMemset(ssm_.get(), 0, ssm_.bytes()));
+}
+
+std::unique_ptr<BackendState> CudaState::clone() const {
+  auto s = std::make_unique<CudaState>(n_conv_, n_ssm_);
+  MS_CUDA_CHECK(cudaMemcpy(s->conv(), conv(), n_conv_ * sizeof(float), cudaMemcpyDeviceToDevice));
+  MS_CUDA_CHECK(cudaMemcpy(s->ssm(), ssm(), n_ssm_ * sizeof(float), cudaMemcpyDeviceToDevice));
+  s->position_ = position_;
+  return s;
+}
+
+HostState CudaState::to_host() const {
+  HostState h;
+  h.position = position_;
+  h.conv.resize(n_conv_);
+  h.ssm.resize(n_ssm_);
+  MS_CUDA_CHECK(cudaMemcpy(h.conv.data(), conv(), n_conv_ * sizeof(float), cudaMemcpyDeviceToHost));
+  MS_CUDA_CHECK(cudaMemcpy(h.ssm.data(), ssm(), n_ssm_ * sizeof(float), cudaMemcpyDeviceToHost));
+  return h;
+}
+
+void CudaState::from_host(const HostState& s) {
+  if (s.conv.size() != n_conv_ || s.ssm.size() != n_ssm_)
+    throw Error("state does not match this model's shape");
+  MS_CUDA_CHECK(cudaMemcpy(conv(), s.conv.data(), n_conv_ * sizeof(float), cudaMemcpyHostToDevice));
+  MS_CUDA_CHECK(cudaMemcpy(ssm(), s.ssm.data(), n_ssm_ * sizeof(float), cudaMemcpyHostToDevice));
+  position_ = s.position;
+}
+
+}  // namespace mambascope::cuda

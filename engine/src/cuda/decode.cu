@@ -1,0 +1,223 @@
+// The fused single-token decode step (decode.hpp). At batch 1 every weight is read once per
+// token, so each kernel is a GEMV streaming its matrix with 16-byte loads, four rows per warp in
+// flight; what surrounds the GEMV (the RMSNorm before in_proj, the conv step after it, the
+// residual add after out_proj) is fused into its prologue or epilogue to save launches.
+#include <cub/block/block_reduce.cuh>
+
+#include "cuda/cuda_check.hpp"
+#include "cuda/cuda_types.cuh"
+#include "cuda/decode.hpp"
+
+namespace mambascope::cuda {
+namespace {
+
+constexpr int kWarps = 4;
+constexpr int kRowsPerWarp = 4;
+constexpr int kThreads = 32 * kWarps;
+
+enum class Pro { Norm, Plain };
+enum class Epi { Store, AddTo, InProjConv };
+
+struct GemvArgs {
+  const void* W = nullptr;
+  int rows = 0, K = 0;
+  const float* x = nullptr;       // Plain: the input {K}; Norm: the residual {K}
+  const float* norm_w = nullptr;  // Norm
+  float eps = 0.f;
+  const float* bias = nullptr;    // {rows} or null
+  float* out = nullptr;           // Store / AddTo: {rows}; InProjConv: z {rows - d_inner}
+  // InProjConv: rows [0, d_inner) are x, stepped through the causal conv and SiLU.
+  int d_inner = 0, d_conv = 0;
+  float* conv_state = nullptr;
+  const float* conv_w = nullptr;
+  const float* conv_b = nullptr;
+  float* x_out = nullptr;
+};
+
+template <typename T, Pro P, Epi E>
+__global__ void __launch_bounds__(kThreads) gemv_kernel(const GemvArgs a) {
+  constexpr int VEC = 16 / sizeof(T);
+  extern __shared__ float xs[];  // {K}
+  const int K = a.K;
+  if constexpr (P == Pro::Norm) {
+    using Reduce = cub::BlockReduce<float, kThreads>;
+    __shared__ typename Reduce::TempStorage tmp;
+    __shared__ float inv;
+    float sq = 0.f;
+    for (int i = threadIdx.x; i < K; i += kThreads) {
+      const float v = a.x[i];
+      xs[i] = v;
+      sq += v * v;
+    }
+    const float total = Reduce(tmp).Sum(sq);
+    if (threadIdx.x == 0) inv = rsqrtf(total / float(K) + a.eps);
+    __syncthreads();
+    for (int i = threadIdx.x; i < K; i += kThreads) xs[i] *= inv * a.norm_w[i];
+  } else {
+    for (int i = threadIdx.x; i < K; i += kThreads) xs[i] = a.x[i];
+  }
+  __syncthreads();
+
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int r0 = (blockIdx.x * kWarps + warp) * kRowsPerWarp;
+  if (r0 >= a.rows) return;
+  const T* W = static_cast<const T*>(a.W);
+  float acc[kRowsPerWarp] = {};
+  const bool vec = K % VEC == 0 && (reinterpret_cast<uintptr_t>(W) & 15) == 0;
+  if (vec) {
+    for (int k0 = lane * VEC; k0 < K; k0 += 32 * VEC) {
+      float xv[VEC];
+#pragma unroll
+      for (int j = 0; j < VEC; ++j) xv[j] = xs[k0 + j];
+      uint4 wv[kRowsPerWarp];
+#pragma unroll
+      for (int rr = 0; rr < kRowsPerWarp; ++rr)
+        if (r0 + rr < a.rows) wv[rr] = __ldg(reinterpret_cast<const uint4*>(W + int64_t(r0 + rr) * K + k0));
+#pragma unroll
+      for (int rr = 0; rr < kRowsPerWarp; ++rr) {
+        if (r0 + rr >= a.rows) continue;
+        T wt[VEC];
+        memcpy(wt, &wv[rr], 16);
+#pragma unroll
+        for (int j = 0; j < VEC; ++j) acc[rr] = fmaf(to_f32(wt[j]), xv[j], acc[rr]);
+      }
+    }
+  } else {
+    for (int k = lane; k < K; k += 32)
+#pragma unroll
+      for (int rr = 0; rr < kRowsPerWarp; ++rr)
+        if (r0 + rr < a.rows) acc[rr] = fmaf(to_f32(W[int64_t(r0 + rr) * K + k]), xs[k], acc[rr]);
+  }
+#pragma unroll
+  for (int rr = 0; rr < kRowsPerWarp; ++rr)
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) acc[rr] += __shfl_xor_sync(0xffffffffu, acc[rr], o);
+  if (lane >= kRowsPerWarp) return;
+  // Lane rr finishes row r0 + rr (acc is the same in every lane after the butterfly).
+  float v = 0.f;
+#pragma unroll
+  for (int rr = 0; rr < kRowsPerWarp; ++rr)
+    if (lane == rr) v = acc[rr];
+  const int r = r0 + lane;
+  if (r >= a.rows) return;
+  if (a.bias) v += a.bias[r];
+  if constexpr (E == Epi::Store) {
+    a.out[r] = v;
+  } else if constexpr (E == Epi::AddTo) {
+    a.out[r] += v;
+  } else {
+    if (r < a.d_inner) {
+      // The conv step: window = (state..., v); the state shifts by one.
+      const int k = a.d_conv;
+      float* st = a.conv_state + int64_t(r) * (k - 1);
+      const float* w = a.conv_w + int64_t(r) * k;
+      float s = a.conv_b ? a.conv_b[r] : 0.f;
+      for (int j = 0; j < k - 1; ++j) s = fmaf(w[j], st[j], s);
+      s = fmaf(w[k - 1], v, s);
+      for (int j = 0; j + 1 < k - 1; ++j) st[j] = st[j + 1];
+      if (k > 1) st[k - 2] = v;
+      a.x_out[r] = silu(s);
+    } else {
+      a.out[r - a.d_inner] = v;
+    }
+  }
+}
+
+template <Pro P, Epi E>
+void launch_gemv(DType dt, const GemvArgs& a, cudaStream_t stream) {
+  const unsigned blocks = unsigned((a.rows + kWarps * kRowsPerWarp - 1) / (kWarps * kRowsPerWarp));
+  const size_t smem = size_t(a.K) * sizeof(float);
+  dispatch_dtype(dt, [&](auto tag) {
+    using T = decltype(tag);
+    auto kernel = gemv_kernel<T, P, E>;
+    if (smem > 48 * 1024)
+      MS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    kernel<<<blocks, kThreads, smem, stream>>>(a);
+  });
+  MS_CUDA_CHECK_LAUNCH();
+}
+
+// One warp per channel: Δ from dt_proj (or the LTI Δ), the state update over the N states in
+// the lanes, y = C·h + D·u, gated by SiLU(z).
+template <typename T>
+__global__ void __launch_bounds__(kThreads) ssm_step_kernel(const DecodeShape s, const DecodeLayer w,
+                                                            const DecodeScratch sc, const DecodeProbes pr) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int c = blockIdx.x * kWarps + warp;
+  if (c >= s.d_inner) return;
+  const int N = s.d_state, R = s.dt_rank;
+  float dtv;
+  if (w.dt_lti) {
+    dtv = w.dt_lti[c];
+  } else {
+    const T* row = static_cast<const T*>(w.dt_proj) + int64_t(c) * R;
+    float acc = 0.f;
+    for (int r = lane; r < R; r += 32) acc = fmaf(to_f32(row[r]), sc.xdbl[r], acc);
+    for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+    dtv = acc + (w.dt_bias ? w.dt_bias[c] : 0.f);
+  }
+  float delta = softplus(dtv);
+  if (pr.override_delta) delta = pr.override_value;
+  const float u = sc.x[c];
+  float yp = 0.f, sq = 0.f;
+  for (int n = lane; n < N; n += 32) {
+    const float Bn = w.B_lti ? w.B_lti[int64_t(c) * N + n] : sc.xdbl[R + n];
+    const float Cn = w.C_lti ? w.C_lti[int64_t(c) * N + n] : sc.xdbl[R + N + n];
+    float& h = w.ssm_state[int64_t(c) * N + n];
+    const float hv = fmaf(__expf(delta * w.A[int64_t(c) * N + n]), h, delta * Bn * u);
+    h = hv;
+    yp = fmaf(Cn, hv, yp);
+    sq = fmaf(hv, hv, sq);
+  }
+  for (int o = 16; o > 0; o >>= 1) {
+    yp += __shfl_xor_sync(0xffffffffu, yp, o);
+    sq += __shfl_xor_sync(0xffffffffu, sq, o);
+  }
+  if (lane != 0) return;
+  float y = fmaf(w.D ? w.D[c] : 0.f, u, yp);
+  if (pr.ypre) pr.ypre[c] = y;
+  if (pr.delta) pr.delta[c] = delta;
+  if (pr.hnorm) pr.hnorm[c] = sqrtf(sq);
+  sc.y[c] = y * silu(sc.z[c]);
+}
+
+}  // namespace
+
+void decode_layer(const DecodeShape& s, const DecodeLayer& w, float* residual,
+                  const DecodeScratch& sc, const DecodeProbes& pr, cudaStream_t stream) {
+  {
+    GemvArgs a;
+    a.W = w.in_proj; a.rows = 2 * s.d_inner; a.K = s.d_model;
+    a.x = residual; a.norm_w = w.norm_w; a.eps = s.eps; a.bias = w.in_bias;
+    a.out = sc.z; a.d_inner = s.d_inner; a.d_conv = s.d_conv; a.conv_state = w.conv_state;
+    a.conv_w = w.conv_w; a.conv_b = w.conv_b; a.x_out = sc.x;
+    launch_gemv<Pro::Norm, Epi::InProjConv>(s.dtype, a, stream);
+  }
+  if (w.x_proj) {
+    GemvArgs a;
+    a.W = w.x_proj; a.rows = s.dt_rank + 2 * s.d_state; a.K = s.d_inner;
+    a.x = sc.x; a.out = sc.xdbl;
+    launch_gemv<Pro::Plain, Epi::Store>(s.dtype, a, stream);
+  }
+  dispatch_dtype(s.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    ssm_step_kernel<T><<<unsigned((s.d_inner + kWarps - 1) / kWarps), kThreads, 0, stream>>>(s, w, sc, pr);
+  });
+  MS_CUDA_CHECK_LAUNCH();
+  {
+    GemvArgs a;
+    a.W = w.out_proj; a.rows = s.d_model; a.K = s.d_inner;
+    a.x = sc.y; a.bias = w.out_bias; a.out = residual;
+    launch_gemv<Pro::Plain, Epi::AddTo>(s.dtype, a, stream);
+  }
+}
+
+void decode_logits(const DecodeShape& s, const float* norm_f, const void* lm_head, int vocab,
+                   const float* residual, float* logits, cudaStream_t stream) {
+  GemvArgs a;
+  a.W = lm_head; a.rows = vocab; a.K = s.d_model;
+  a.x = residual; a.norm_w = norm_f; a.eps = s.eps; a.out = logits;
+  launch_gemv<Pro::Norm, Epi::Store>(s.dtype, a, stream);
+}
+
+}  // namespace mambascope::cuda
