@@ -183,6 +183,7 @@ TEST_F(MainWindowTest, ChoosingAnAlternativeForksAndBothBranchesStayBrowsable) {
   const Branch* fork = doc()->branch(forkBranch);
   ASSERT_GT(fork->tokens.size(), at);
   EXPECT_EQ(fork->tokens[at].id, chosen);
+  EXPECT_EQ(doc()->selectedPosition(), at);  // every view shows the chosen token
   EXPECT_FALSE(fork->tokens[at].isPrompt);
   for (qint64 i = 0; i < at; ++i) {
     EXPECT_EQ(fork->tokens[i].id, original[i].id);

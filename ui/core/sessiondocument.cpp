@@ -66,7 +66,8 @@ int SessionDocument::createFork(int parentId, qint64 position, qint32 tokenId) {
   m_branches[b.id] = b;
   Q_EMIT branchesChanged();
   setCurrentBranch(b.id);
-  selectPosition(position);
+  m_selected = position;  // the chosen token, as soon as it arrives
+  Q_EMIT selectionChanged(selectedPosition());
   return b.id;
 }
 
@@ -97,7 +98,9 @@ void SessionDocument::appendTokens(int branchId, const QVector<TokenRecord>& bat
     Q_EMIT branchReset(branchId);
   else
     Q_EMIT tokensAppended(branchId, first, int(b.tokens.size()) - first);
-  if (branchId == m_current && m_selected < 0) Q_EMIT selectionChanged(selectedPosition());
+  // The effective selection moved if it follows the newest token, or waited for one just added.
+  if (branchId == m_current && (m_selected < 0 || (m_selected >= first && m_selected < b.tokens.size())))
+    Q_EMIT selectionChanged(selectedPosition());
 }
 
 void SessionDocument::installBranches(const QVector<Branch>& branches, int current) {
