@@ -13,5 +13,10 @@ int cmd_score(int argc, char** argv);
 int cmd_probe(int argc, char** argv);
 int cmd_modes(int argc, char** argv);
 int cmd_eval(int argc, char** argv);
+int cmd_sweep(int argc, char** argv);      // Modes Lab (cmd_lab_*.cpp)
+int cmd_kernel(int argc, char** argv);
+int cmd_intervene(int argc, char** argv);
+int cmd_lens(int argc, char** argv);
+int cmd_freeze(int argc, char** argv);
 
 }  // namespace mambascope::cli

@@ -30,6 +30,11 @@ const Command kCommands[] = {
     {"modes", mambascope::cli::cmd_modes,
      "run the SSM modes on a prompt and compare their outputs"},
     {"eval", mambascope::cli::cmd_eval, "perplexity of a text file, accuracy on a task file"},
+    {"sweep", mambascope::cli::cmd_sweep, "time recurrent, scan, convolution and LTI FFT over growing L"},
+    {"kernel", mambascope::cli::cmd_kernel, "a layer's selective kernel K[t,s] beside the frozen LTI kernel"},
+    {"intervene", mambascope::cli::cmd_intervene, "override Δ at tokens and layers and compare with the original"},
+    {"lens", mambascope::cli::cmd_lens, "each layer's top next-token prediction (norm_f + lm_head)"},
+    {"freeze", mambascope::cli::cmd_freeze, "score and continue a text with Δ, B, C frozen vs selective"},
 };
 
 void overview(std::ostream& o) {

@@ -240,6 +240,7 @@ struct Variant {
   Backend* backend = nullptr;  // another model's backend compares two models
   Freeze::Kind freeze = Freeze::Kind::None;  // None, MeanOverInput (over the prompt) or AtToken
   int64_t freeze_token = 0;
+  bool lti_model = false;  // the model itself is LTI (config "mambascope_lti"): always frozen
 };
 
 struct SelectivityOptions {

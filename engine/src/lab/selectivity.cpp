@@ -13,6 +13,7 @@ namespace mambascope::lab {
 namespace {
 
 std::string freeze_text(const Variant& v, int64_t prompt_len) {
+  if (v.lti_model) return "LTI model: Δ, B, C are parameters, the same at every token";
   switch (v.freeze) {
     case Freeze::Kind::None: return "selective (Δ, B, C from each token)";
     case Freeze::Kind::MeanOverInput:
