@@ -51,15 +51,19 @@ def greedy_accuracy(model, seqs, p_len, t_len, device, bs=500):
 
 @torch.no_grad()
 def delta_by_token(model, seqs, p_len, device):
-    """Mean Δ (over channels and positions) on each symbol of the prompts, per layer."""
-    x = model.backbone.embeddings(seqs[:, :p_len].to(device))
+    """Per layer: mean Δ (over channels and positions) on each symbol of the prompts; and, where the
+    prompts hold noise, how many channels have a mean Δ on letters more than 3x that on noise."""
     ids = seqs[:, :p_len].to(device)
+    x = model.backbone.embeddings(ids)
     out = []
     for layer in model.backbone.layers:
-        d = layer.mixer.probe_delta(layer.norm(x)).mean(-1)  # {b, L}
-        per = {}
-        for sym in sorted(set(ids.flatten().tolist())):
-            per[tasks.ids_to_text([sym])] = round(d[ids == sym].mean().item(), 5)
+        d = layer.mixer.probe_delta(layer.norm(x))  # {b, L, d_inner}
+        dm = d.mean(-1)
+        per = {tasks.ids_to_text([sym]): round(dm[ids == sym].mean().item(), 5) for sym in sorted(set(ids.flatten().tolist()))}
+        if bool((ids == tasks.NOISE).any()):
+            ratio = d[ids >= tasks.LETTER0].mean(0) / d[ids == tasks.NOISE].mean(0)  # {d_inner}
+            per["_channels_letters_over_noise_gt3"] = int((ratio > 3).sum())
+            per["_max_ratio"] = round(ratio.max().item(), 1)
         out.append(per)
         x = layer(x)
     return out

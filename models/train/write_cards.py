@@ -204,6 +204,9 @@ def write_lm_card(folder):
         f"- Best validation loss of the last phase {log['best_val']['nll']:.4f} at its step "
         f"{log['best_val']['step']:,}; those are the weights shipped.",
         "",
+        "The train curve is an exponential moving average (0.9 old, 0.1 new, every 10 steps) of the loss on the "
+        "mixed groups, novels included, so it lags at the start and sits above the TinyStories validation loss.",
+        "",
         "![loss curve](loss.png)",
         "",
         "## Evaluation",
@@ -298,11 +301,16 @@ def write_demo_card(folder):
     if log.get("hf_check"):
         lines.append(f"- Same logits as transformers' `MambaForCausalLM` (fp32, CPU): {_hf_line(log['hf_check'])}.")
     lines += ["", "Mean Δ (softplus output, averaged over channels) by input symbol, per layer, over 64 eval prompts:", ""]
-    syms = sorted({s for layer in log["delta_by_symbol"] for s in layer})
+    syms = sorted({s for layer in log["delta_by_symbol"] for s in layer if not s.startswith("_")})
     lines.append("| layer | " + " | ".join(f"`{s}`" for s in syms) + " |")
     lines.append("|---|" + "---:|" * len(syms))
     for i, layer in enumerate(log["delta_by_symbol"]):
         lines.append(f"| {i} | " + " | ".join(f"{layer.get(s, float('nan')):.3f}" for s in syms) + " |")
+    for i, layer in enumerate(log["delta_by_symbol"]):
+        if "_channels_letters_over_noise_gt3" in layer:
+            lines.append(f"\nLayer {i}: {layer['_channels_letters_over_noise_gt3']} of {c['intermediate_size']} channels "
+                         f"have a mean Δ on letters more than 3x their mean Δ on noise (largest ratio "
+                         f"{layer['_max_ratio']}).")
     lines += [
         "",
         "## Files",
