@@ -1,6 +1,9 @@
 // Heatmap views bound to the document's selection.
 #include "views/heatmapview.h"
 
+#include <QCheckBox>
+#include <QHBoxLayout>
+
 #include "core/sessiondocument.h"
 #include "models/matrixmodel.h"
 #include "models/tokentooltip.h"
@@ -18,6 +21,15 @@ HeatmapView::HeatmapView(const QString& viewId, const QString& title, SessionDoc
 }
 
 QList<MatrixModel*> HeatmapView::dataModels() const { return {m_heatmap->model()}; }
+
+void HeatmapView::addRelativeToggle(const QString& text, bool on) {
+  auto* box = new QCheckBox(text, this);
+  box->setObjectName(viewId() + QStringLiteral("Relative"));
+  box->setChecked(on);
+  m_heatmap->setRelativeToColumnMean(on);
+  connect(box, &QCheckBox::toggled, m_heatmap, &HeatmapWidget::setRelativeToColumnMean);
+  controls()->addWidget(box);
+}
 
 void HeatmapView::follow(HeatmapWidget* heatmap, SessionDocument* doc) {
   QObject::connect(doc, &SessionDocument::selectionChanged, heatmap, &HeatmapWidget::setSelectedPosition);

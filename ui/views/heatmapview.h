@@ -15,6 +15,8 @@ class HeatmapView : public ViewPanel {
               QWidget* parent = nullptr);
   HeatmapWidget* heatmap() const { return m_heatmap; }
   QList<MatrixModel*> dataModels() const override;
+  // A check box in the controls that colours each column relative to its mean.
+  void addRelativeToggle(const QString& text, bool on);
 
   // Selection marker, tracked marker, click-to-select and token tooltips for any heatmap.
   static void follow(HeatmapWidget* heatmap, SessionDocument* doc);

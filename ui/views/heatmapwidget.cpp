@@ -77,6 +77,12 @@ void HeatmapWidget::setTooltipProvider(std::function<QString(int, int)> provider
   m_tooltip = std::move(provider);
 }
 
+void HeatmapWidget::setRelativeToColumnMean(bool on) {
+  m_relative = on;
+  m_dirty = true;
+  update();
+}
+
 void HeatmapWidget::resetZoom() {
   m_span = 0;
   m_begin = 0;
@@ -127,11 +133,24 @@ void HeatmapWidget::rebuild() {
   std::vector<float> row(static_cast<size_t>(columns));
   std::vector<int> yOf(static_cast<size_t>(columns));
   for (int c = 0; c < columns; ++c) yOf[size_t(c)] = int(qint64(c) * h / columns);
+  m_columnMean.clear();
+  if (m_relative) {  // a first pass for each column's mean over the shown rows
+    std::vector<double> s(size_t(columns), 0.0);
+    std::vector<int> n(size_t(columns), 0);
+    for (int r = begin; r < end; ++r) {
+      m_model->rowValues(r, row.data());
+      for (int c = 0; c < columns; ++c)
+        if (std::isfinite(row[size_t(c)])) s[size_t(c)] += row[size_t(c)], ++n[size_t(c)];
+    }
+    m_columnMean.resize(size_t(columns));
+    for (int c = 0; c < columns; ++c) m_columnMean[size_t(c)] = n[size_t(c)] ? s[size_t(c)] / n[size_t(c)] : 0.0;
+  }
   for (int r = begin; r < end; ++r) {
     m_model->rowValues(r, row.data());
     const size_t x = size_t(qint64(r - begin) * w / rows);
     for (int c = 0; c < columns; ++c) {
-      const float v = row[size_t(c)];
+      float v = row[size_t(c)];
+      if (m_relative) v = m_columnMean[size_t(c)] != 0 ? float(v / m_columnMean[size_t(c)]) : std::nanf("");
       if (!std::isfinite(v)) continue;
       const size_t i = size_t(yOf[size_t(c)]) * size_t(w) + x;
       sum[i] += v;
@@ -175,7 +194,7 @@ void HeatmapWidget::paintEvent(QPaintEvent*) {
   paintMarker(p, plot, m_builtBegin, m_builtEnd, m_marked, QColor(255, 140, 0), Qt::DashLine);
   paintMarker(p, plot, m_builtBegin, m_builtEnd, m_selected, QColor(230, 30, 30), Qt::SolidLine);
   const QRect bar(plot.right() + 8, plot.top(), kBarWidth, plot.height());
-  paintColorBar(p, bar, m_scale, m_model->valueName());
+  paintColorBar(p, bar, m_scale, m_relative ? m_model->valueName() + tr(" ÷ its mean") : m_model->valueName());
 
   // Read-out line of the hovered cell.
   QString readout = tr("wheel: zoom · drag: pan · double-click: all · click: select");
@@ -183,9 +202,11 @@ void HeatmapWidget::paintEvent(QPaintEvent*) {
     const qint64 pos = m_model->rowPosition(m_hoverRow);
     const QString rowText = pos >= 0 ? tr("token #%1 “%2”").arg(pos).arg(visibleTokenText(m_model->rowLabel(m_hoverRow)))
                                      : tr("%1 %2").arg(m_model->rowAxis(), m_model->rowLabel(m_hoverRow));
+    const float v = m_model->value(m_hoverRow, m_hoverColumn);
     readout = tr("%1 · %2 %3 · %4 = %5")
-                  .arg(rowText, m_model->columnAxis(), m_model->columnLabel(m_hoverColumn), m_model->valueName(),
-                       formatValue(m_model->value(m_hoverRow, m_hoverColumn)));
+                  .arg(rowText, m_model->columnAxis(), m_model->columnLabel(m_hoverColumn), m_model->valueName(), formatValue(v));
+    if (m_relative && size_t(m_hoverColumn) < m_columnMean.size() && m_columnMean[size_t(m_hoverColumn)] != 0)
+      readout += tr(" (%1× its mean)").arg(double(v) / m_columnMean[size_t(m_hoverColumn)], 0, 'f', 2);
   }
   p.setPen(palette().color(QPalette::Text));
   p.drawText(QRect(4, height() - fm.height() - 4, width() - 8, fm.height() + 2), Qt::AlignLeft | Qt::AlignVCenter,

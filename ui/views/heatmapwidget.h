@@ -7,6 +7,7 @@
 #include <QTimer>
 #include <QWidget>
 #include <functional>
+#include <vector>
 
 #include "views/colorscale.h"
 
@@ -26,6 +27,10 @@ class HeatmapWidget : public QWidget {
   // Rich hover text for a cell; the default read-out names the row, column and value.
   void setTooltipProvider(std::function<QString(int row, int column)> provider);
   void resetZoom();
+  // Colours each column (a y row of the plot, e.g. a layer) relative to its own mean over the
+  // shown tokens, so that columns on different scales can be compared token by token.
+  void setRelativeToColumnMean(bool on);
+  bool isRelativeToColumnMean() const { return m_relative; }
 
   const ColorScale& scale() const { return m_scale; }
   const QImage& image() const { return m_image; }  // the downsampled data as drawn
@@ -70,6 +75,8 @@ class HeatmapWidget : public QWidget {
   QPoint m_pressPos;
   int m_pressBegin = 0;
   bool m_dragging = false;
+  bool m_relative = false;
+  std::vector<double> m_columnMean;  // over the shown rows, when relative
   QString m_emptyText;
   std::function<QString(int, int)> m_tooltip;
 };

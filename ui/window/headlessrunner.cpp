@@ -7,6 +7,7 @@
 #include <QPixmap>
 #include <QTemporaryDir>
 #include <QTimer>
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -36,11 +37,13 @@ void settle(int milliseconds) {
   loop.exec();
 }
 
+// The generated token with the largest mean Δ in the chosen layer, among the first two thirds of
+// the text so that the survival view has a stretch of later tokens to show.
 qint64 mostSelective(const SessionDocument& doc) {
   const auto& tokens = doc.tokens();
   qint64 best = -1;
   float bestValue = -1;
-  for (qint64 i = 0; i < tokens.size(); ++i) {
+  for (qint64 i = 0; i < std::max<qint64>(1, tokens.size() * 2 / 3); ++i) {
     if (tokens[i].isPrompt && best >= 0) continue;
     const float v = tokenMeasure(tokens, i, TokenMeasure::DeltaLayer, doc.layer());
     if (std::isfinite(v) && (v > bestValue || best < 0)) best = i, bestValue = v;

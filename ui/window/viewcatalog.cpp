@@ -15,9 +15,13 @@ namespace ViewCatalog {
 
 QList<Entry> create(SessionDocument* doc, QWidget* parent) {
   const auto tr = [](const char* s) { return QCoreApplication::translate("ViewCatalog", s); };
+  // Layers differ in their typical Δ: by default each is coloured relative to its own mean.
+  auto* layers = new HeatmapView(QStringLiteral("layers"), tr("Δ per layer"), doc,
+                                 new LayerModel(doc, LayerModel::Field::MeanDelta), parent);
+  layers->addRelativeToggle(tr("each layer relative to its mean"), true);
   return {
       {new ChannelsView(doc, parent), 0},
-      {new HeatmapView(QStringLiteral("layers"), tr("Δ per layer"), doc, new LayerModel(doc, LayerModel::Field::MeanDelta), parent), 0},
+      {layers, 0},
       {new HeatmapView(QStringLiteral("b_state"), tr("B"), doc, new StateModel(doc, StateModel::Field::B), parent), 0},
       {new HeatmapView(QStringLiteral("c_state"), tr("C"), doc, new StateModel(doc, StateModel::Field::C), parent), 0},
       {new ChartView(QStringLiteral("write_read"), tr("Write / read"), doc, new WriteReadModel(doc), parent), 0},
