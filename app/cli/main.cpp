@@ -43,7 +43,7 @@ void overview(std::ostream& o) {
        "folders (config.json + safetensors) on the CPU or a CUDA GPU.\n\ncommands:\n";
   for (const auto& c : kCommands) {
     std::string name = c.name;
-    o << "  " << name << std::string(12 - name.size(), ' ') << c.summary << "\n";
+    o << "  " << name << std::string(name.size() < 12 ? 12 - name.size() : 1, ' ') << c.summary << "\n";
   }
   o << "\n'mambascope-cli <command> --help' describes a command's options. docs/cli.md has "
        "examples.\n";
