@@ -77,7 +77,8 @@ void Explorer::generate(const QString& prompt, const SamplingSettings& s) {
 void Explorer::chat(const QString& message, const SamplingSettings& s) {
   if (!m_doc->hasModel()) return;
   int branch = m_doc->currentBranchId();
-  if (branch < 0) branch = m_doc->createRoot();
+  const Branch* b = m_doc->branch(branch);
+  if (!b || (!b->tokens.isEmpty() && b->chat.isEmpty())) branch = m_doc->createRoot();  // not a chat yet
   m_doc->beginChatTurn(branch, message);
   GenerationJob job;
   job.kind = GenerationJob::Kind::Chat;
@@ -117,6 +118,12 @@ void Explorer::fork(qint64 position, qint32 tokenId, const SamplingSettings& s) 
 }
 
 void Explorer::stop() { m_engine->stop(); }
+
+void Explorer::newSession() {
+  m_engine->stop();
+  m_engine->dropBranches();
+  m_doc->clear();
+}
 
 void Explorer::onTokens(int branchId, const QVector<TokenRecord>& batch) {
   m_doc->appendTokens(branchId, batch);

@@ -35,6 +35,7 @@ class Explorer : public QObject {
   // Replaces the current branch's token at `position` by `tokenId` in a new branch and goes on.
   void fork(qint64 position, qint32 tokenId, const SamplingSettings& s);
   void stop();
+  void newSession();  // forgets every branch (and its memory)
 
   bool saveSession(const QString& path, SessionData data, QString* error);
   // Loads the session's model first if another one is loaded; sessionOpened follows.

@@ -195,6 +195,7 @@ void MainWindow::buildDocks() {
 }
 void MainWindow::buildMenus() {
   QMenu* file = menuBar()->addMenu(tr("&File"));
+  file->addAction(tr("&New session"), QKeySequence::New, m_explorer, &Explorer::newSession);
   file->addAction(tr("&Open session…"), QKeySequence::Open, this, &MainWindow::askOpenSession);
   file->addAction(tr("&Save session…"), QKeySequence::Save, this, &MainWindow::askSaveSession);
   file->addSeparator();
