@@ -9,6 +9,7 @@
 #include "mambascope/npy.hpp"
 #include "models/matrixexport.h"
 #include "models/selectivitymodels.h"
+#include "models/tokentooltip.h"
 #include "uitestsupport.h"
 
 namespace {
@@ -137,4 +138,25 @@ TEST(MatrixExport, CsvAndNpyHoldTheSameNumbers) {
   const mambascope::NpyArray a = mambascope::read_npy(npy.toStdString());
   EXPECT_EQ(a.shape, (std::vector<int64_t>{2, 2}));
   EXPECT_EQ(a.f32, (std::vector<float>{1, 2, 1, 2}));
+}
+
+TEST(TokenTooltip, NamesTheTokenItsStatisticsAndItsAlternatives) {
+  ensureApp();
+  SessionDocument doc;
+  doc.setModelInfo(shape(1, 4, 2));
+  const int root = doc.createRoot();
+  TokenRecord t = token(0, 42, "hamburger", 0.25f);
+  t.probe->layers[0].normB = 1.5f;
+  t.probe->layers[0].readNorm = 2.5f;
+  doc.appendTokens(root, {t});
+  const QString html = tokenTooltip(doc, 0);
+  EXPECT_TRUE(html.contains(QStringLiteral("id 42")));
+  EXPECT_TRUE(html.contains(QStringLiteral("hamburger")));
+  EXPECT_TRUE(html.contains(QStringLiteral("0.25")));  // mean Δ
+  EXPECT_TRUE(html.contains(QStringLiteral("1.5")));   // ‖B‖
+  EXPECT_TRUE(html.contains(QStringLiteral("2.5")));   // ‖C‖
+  EXPECT_TRUE(html.contains(QStringLiteral("60.0%"))); // the sampled token's probability
+  EXPECT_TRUE(html.contains(QStringLiteral("hamburger!")));  // an alternative
+  EXPECT_TRUE(html.contains(QStringLiteral("30.0%")));
+  EXPECT_TRUE(tokenTooltip(doc, 5).isEmpty());
 }
