@@ -41,6 +41,8 @@
 
 namespace {
 constexpr int kWaitMs = 120000;  // generous: the machine may be busy; never a timing assertion
+// (Waits use QTest::qWaitFor inside ASSERT_TRUE: QtTest's own QVERIFY macros would not fail a
+// GoogleTest test.)
 
 // Distinct colours in an image: a blank or single-colour view has very few.
 int distinctColours(const QImage& image) {
@@ -87,7 +89,7 @@ class MainWindowTest : public ::testing::Test {
   }
 
   void waitUntilIdle() {
-    QTRY_VERIFY_WITH_TIMEOUT(!m_window->explorer()->isBusy(), kWaitMs);
+    ASSERT_TRUE(QTest::qWaitFor([&] { return !m_window->explorer()->isBusy(); }, kWaitMs));
     QTest::qWait(300);  // let the views' coalesced rebuilds run
   }
 
@@ -128,7 +130,7 @@ TEST_F(MainWindowTest, GeneratesFromATypedPromptAndEveryViewShowsData) {
     }
     for (auto* chart : view->findChildren<LineChartWidget*>()) {
       ++charts;
-      QTRY_VERIFY_WITH_TIMEOUT(chart->pointCount() > 0, kWaitMs);
+      ASSERT_TRUE(QTest::qWaitFor([&] { return chart->pointCount() > 0; }, kWaitMs));
     }
   }
   EXPECT_EQ(heatmaps, 6);  // channels, layers, B, C, h, retention
@@ -140,7 +142,7 @@ TEST_F(MainWindowTest, GeneratesFromATypedPromptAndEveryViewShowsData) {
 TEST_F(MainWindowTest, StopEndsALongGenerationEarly) {
   loadTinyModel();
   typeAndGenerate(QStringLiteral("The cat"), 100000);
-  QTRY_VERIFY_WITH_TIMEOUT(generatedCount() >= 5, kWaitMs);
+  ASSERT_TRUE(QTest::qWaitFor([&] { return generatedCount() >= 5; }, kWaitMs));
   QSignalSpy finished(m_window->explorer(), &Explorer::generationFinished);
   QTest::mouseClick(m_window->chatPanel()->stopButton(), Qt::LeftButton);
   ASSERT_TRUE(finished.wait(kWaitMs));
@@ -305,7 +307,7 @@ TEST_F(MainWindowTest, PlayStepsTheSelectionThroughTheTokens) {
   auto* hidden = static_cast<HiddenStateView*>(m_window->view(QStringLiteral("hidden_state")));
   ASSERT_NE(hidden, nullptr);
   hidden->setPlaying(true);
-  QTRY_VERIFY_WITH_TIMEOUT(doc()->selectedPosition() >= 2, kWaitMs);
+  ASSERT_TRUE(QTest::qWaitFor([&] { return doc()->selectedPosition() >= 2; }, kWaitMs));
   hidden->setPlaying(false);
   EXPECT_FALSE(hidden->isPlaying());
 }
@@ -445,7 +447,7 @@ TEST_F(MainWindowTest, ALabDocksInTheLabsMenuAndRunsItsWorkOnTheEngineThread) {
       done = true;
     }, Qt::QueuedConnection);
   });
-  QTRY_VERIFY_WITH_TIMEOUT(done, kWaitMs);
+  ASSERT_TRUE(QTest::qWaitFor([&] { return done; }, kWaitMs));
   EXPECT_NE(engineThread, QThread::currentThread());
   ASSERT_EQ(int(ids.size()), doc()->tokenCount());
   for (int i = 0; i < doc()->tokenCount(); ++i) EXPECT_EQ(ids[size_t(i)], doc()->tokens()[i].id);
