@@ -80,3 +80,22 @@ TEST(HeatmapWidget, RelativeColouringPutsColumnsOnOneScale) {
   EXPECT_EQ(w.image().pixel(0, 0), w.image().pixel(0, w.image().height() - 1));
   EXPECT_EQ(w.image().pixel(3, 0), w.image().pixel(3, w.image().height() - 1));
 }
+
+TEST(HeatmapWidget, AZoomedViewMovesToATokenSelectedElsewhere) {
+  ensureApp();
+  SyntheticModel model(5000, 8);
+  HeatmapWidget w;
+  w.setModel(&model);
+  w.resize(500, 300);
+  w.grab();
+  wheel(&w, 25);  // a window of a few dozen tokens at the end (it follows the newest ones)
+  w.grab();
+  w.setSelectedPosition(100);  // far outside that window
+  w.grab();
+  // The selected token's column is now drawn: the red marker appears inside the plot.
+  const QImage shot = w.grab().toImage();
+  bool red = false;
+  for (int x = 0; x < shot.width() && !red; ++x)
+    red = shot.pixel(x, shot.height() / 2) == qRgb(230, 30, 30);
+  EXPECT_TRUE(red);
+}

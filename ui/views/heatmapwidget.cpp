@@ -59,6 +59,18 @@ void HeatmapWidget::setModel(MatrixModel* model) {
 void HeatmapWidget::setSelectedPosition(qint64 position) {
   if (position == m_selected) return;
   m_selected = position;
+  // A zoomed view brings a selection made elsewhere into its window.
+  const int row = m_model ? m_model->rowForPosition(position) : -1;
+  if (m_span > 0 && row >= 0) {
+    int begin = 0, end = 0;
+    visibleRows(begin, end);
+    if (row < begin || row >= end) {
+      const int rows = m_model->rowCount();
+      m_begin = std::clamp(row - m_span / 2, 0, std::max(0, rows - m_span));
+      m_followEnd = m_begin + m_span >= rows;
+      m_dirty = true;
+    }
+  }
   update();
 }
 
