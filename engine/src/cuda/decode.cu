@@ -12,7 +12,6 @@ namespace mambascope::cuda {
 namespace {
 
 constexpr int kWarps = 4;
-constexpr int kRowsPerWarp = 4;
 constexpr int kThreads = 32 * kWarps;
 
 enum class Pro { Norm, Plain };
@@ -34,11 +33,29 @@ struct GemvArgs {
   float* x_out = nullptr;
 };
 
-template <typename T, Pro P, Epi E>
+// kRowsPerWarp rows per warp: 4 for large outputs (more bytes in flight per warp), 1 for small
+// ones (x_proj's few rows would otherwise occupy a handful of SMs).
+template <typename T, Pro P, Epi E, int kRowsPerWarp>
 __global__ void __launch_bounds__(kThreads) gemv_kernel(const GemvArgs a) {
   constexpr int VEC = 16 / sizeof(T);
   extern __shared__ float xs[];  // {K}
   const int K = a.K;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int r0 = (blockIdx.x * kWarps + warp) * kRowsPerWarp;
+  const T* W = static_cast<const T*>(a.W);
+  // Start this warp's rows on their way from DRAM to L2 before the prologue, which has to wait
+  // for the previous kernel's output; the loads below then hit L2.
+  {
+    const int64_t row_bytes = int64_t(K) * sizeof(T);
+    const int lines = int((row_bytes + 127) / 128);
+    for (int i = lane; i < kRowsPerWarp * lines; i += 32) {
+      const int rr = i / lines, li = i - rr * lines;
+      if (r0 + rr < a.rows) {
+        const char* addr = reinterpret_cast<const char*>(W + int64_t(r0 + rr) * K) + li * 128;
+        asm volatile("prefetch.global.L2 [%0];" ::"l"(addr));
+      }
+    }
+  }
   if constexpr (P == Pro::Norm) {
     using Reduce = cub::BlockReduce<float, kThreads>;
     __shared__ typename Reduce::TempStorage tmp;
@@ -58,28 +75,38 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(const GemvArgs a) {
   }
   __syncthreads();
 
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int r0 = (blockIdx.x * kWarps + warp) * kRowsPerWarp;
   if (r0 >= a.rows) return;
-  const T* W = static_cast<const T*>(a.W);
   float acc[kRowsPerWarp] = {};
   const bool vec = K % VEC == 0 && (reinterpret_cast<uintptr_t>(W) & 15) == 0;
   if (vec) {
-    for (int k0 = lane * VEC; k0 < K; k0 += 32 * VEC) {
-      float xv[VEC];
+    // kU iterations' loads are issued before any is used: kU·kRowsPerWarp 16-byte loads per
+    // lane in flight.
+    constexpr int kU = 4;
+    for (int kb = lane * VEC; kb < K; kb += kU * 32 * VEC) {
+      uint4 wv[kU][kRowsPerWarp];
 #pragma unroll
-      for (int j = 0; j < VEC; ++j) xv[j] = xs[k0 + j];
-      uint4 wv[kRowsPerWarp];
+      for (int u = 0; u < kU; ++u)
 #pragma unroll
-      for (int rr = 0; rr < kRowsPerWarp; ++rr)
-        if (r0 + rr < a.rows) wv[rr] = __ldg(reinterpret_cast<const uint4*>(W + int64_t(r0 + rr) * K + k0));
+        for (int rr = 0; rr < kRowsPerWarp; ++rr) {
+          const int k0 = kb + u * 32 * VEC;
+          if (k0 < K && r0 + rr < a.rows)
+            wv[u][rr] = __ldg(reinterpret_cast<const uint4*>(W + int64_t(r0 + rr) * K + k0));
+        }
 #pragma unroll
-      for (int rr = 0; rr < kRowsPerWarp; ++rr) {
-        if (r0 + rr >= a.rows) continue;
-        T wt[VEC];
-        memcpy(wt, &wv[rr], 16);
+      for (int u = 0; u < kU; ++u) {
+        const int k0 = kb + u * 32 * VEC;
+        if (k0 >= K) break;
+        float xv[VEC];
 #pragma unroll
-        for (int j = 0; j < VEC; ++j) acc[rr] = fmaf(to_f32(wt[j]), xv[j], acc[rr]);
+        for (int j = 0; j < VEC; ++j) xv[j] = xs[k0 + j];
+#pragma unroll
+        for (int rr = 0; rr < kRowsPerWarp; ++rr) {
+          if (r0 + rr >= a.rows) continue;
+          T wt[VEC];
+          memcpy(wt, &wv[u][rr], 16);
+#pragma unroll
+          for (int j = 0; j < VEC; ++j) acc[rr] = fmaf(to_f32(wt[j]), xv[j], acc[rr]);
+        }
       }
     }
   } else {
@@ -123,13 +150,13 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(const GemvArgs a) {
   }
 }
 
-template <Pro P, Epi E>
+template <Pro P, Epi E, int kRowsPerWarp = 4>
 void launch_gemv(DType dt, const GemvArgs& a, cudaStream_t stream) {
   const unsigned blocks = unsigned((a.rows + kWarps * kRowsPerWarp - 1) / (kWarps * kRowsPerWarp));
   const size_t smem = size_t(a.K) * sizeof(float);
   dispatch_dtype(dt, [&](auto tag) {
     using T = decltype(tag);
-    auto kernel = gemv_kernel<T, P, E>;
+    auto kernel = gemv_kernel<T, P, E, kRowsPerWarp>;
     if (smem > 48 * 1024)
       MS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
     kernel<<<blocks, kThreads, smem, stream>>>(a);
@@ -197,7 +224,7 @@ void decode_layer(const DecodeShape& s, const DecodeLayer& w, float* residual,
     GemvArgs a;
     a.W = w.x_proj; a.rows = s.dt_rank + 2 * s.d_state; a.K = s.d_inner;
     a.x = sc.x; a.out = sc.xdbl;
-    launch_gemv<Pro::Plain, Epi::Store>(s.dtype, a, stream);
+    launch_gemv<Pro::Plain, Epi::Store, 1>(s.dtype, a, stream);
   }
   dispatch_dtype(s.dtype, [&](auto tag) {
     using T = decltype(tag);

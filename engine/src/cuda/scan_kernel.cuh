@@ -100,43 +100,47 @@ __global__ void __launch_bounds__(256) selective_scan_kernel(const ScanParams p,
     T* su = stage_ptr(stage, lay.u);
     T* sdt = stage_ptr(stage, lay.dt);
     T* sz = stage_ptr(stage, lay.z);
+    // 64-bit arithmetic once per tile; offsets inside a tile fit in 32 bits.
+    const T* tu = gu + t0 * p.ldu;
+    const T* tdt = gdt ? gdt + t0 * p.lddt : nullptr;
+    const T* tz = gz ? gz + t0 * p.ldz : nullptr;
+    const int ldu = int(p.ldu), lddt = int(p.lddt), ldz = int(p.ldz);
     if (k.vec_main) {
-      const int vpr = CB / VEC;
+      const int vpr_log2 = k.cb_log2 - (VEC == 8 ? 3 : 2), vpr = 1 << vpr_log2;
       for (int i = tid; i < nt * vpr; i += nthr) {
-        const int t = i / vpr, cc = c0 + (i - t * vpr) * VEC, o = t * CB + (cc - c0);
+        const int t = i >> vpr_log2, cc = c0 + (i - (t << vpr_log2)) * VEC, o = t * CB + (cc - c0);
         if (cc >= d) continue;
-        const int64_t row = t0 + t;
-        cp_async16(su + o, gu + row * p.ldu + cc);
-        if (gdt) cp_async16(sdt + o, gdt + row * p.lddt + cc);
-        if (gz) cp_async16(sz + o, gz + row * p.ldz + cc);
+        cp_async16(su + o, tu + t * ldu + cc);
+        if (tdt) cp_async16(sdt + o, tdt + t * lddt + cc);
+        if (tz) cp_async16(sz + o, tz + t * ldz + cc);
       }
     } else {
       for (int i = tid; i < nt * CB; i += nthr) {
         const int t = i >> k.cb_log2, cc = c0 + (i - (t << k.cb_log2));
         if (cc >= d) continue;
-        const int64_t row = t0 + t;
-        su[i] = gu[row * p.ldu + cc];
-        if (gdt) sdt[i] = gdt[row * p.lddt + cc];
-        if (gz) sz[i] = gz[row * p.ldz + cc];
+        su[i] = tu[t * ldu + cc];
+        if (tdt) sdt[i] = tdt[t * lddt + cc];
+        if (tz) sz[i] = tz[t * ldz + cc];
       }
     }
     if (gB) {
       T* sB = stage_ptr(stage, lay.B);
       T* sC = stage_ptr(stage, lay.C);
+      const T* tB = gB + t0 * p.ldb;
+      const T* tC = gC + t0 * p.ldc;
+      const int ldb = int(p.ldb), ldc = int(p.ldc);
       if (k.vec_bc) {
         const int vpr = N / VEC;
         for (int i = tid; i < nt * vpr; i += nthr) {
           const int t = i / vpr, n = (i - t * vpr) * VEC;
-          const int64_t row = t0 + t;
-          cp_async16(sB + t * N + n, gB + row * p.ldb + n);
-          cp_async16(sC + t * N + n, gC + row * p.ldc + n);
+          cp_async16(sB + t * N + n, tB + t * ldb + n);
+          cp_async16(sC + t * N + n, tC + t * ldc + n);
         }
       } else {
         for (int i = tid; i < nt * N; i += nthr) {
           const int t = i / N, n = i - t * N;
-          const int64_t row = t0 + t;
-          sB[i] = gB[row * p.ldb + n];
-          sC[i] = gC[row * p.ldc + n];
+          sB[i] = tB[t * ldb + n];
+          sC[i] = tC[t * ldc + n];
         }
       }
     }
@@ -212,12 +216,15 @@ __global__ void __launch_bounds__(256) selective_scan_kernel(const ScanParams p,
       for (int t = g; t < nt; t += TPC) p.delta_out[(int64_t(b) * L + t0 + t) * d + c] = du_c[t].x;
 
     // The D skip and the gate for one finished output, then the store.
+    T* ty = gy + t0 * p.ldy + c;  // this tile's outputs of channel c: ty[t * ldy]
+    float* typre = p.ypre_out ? p.ypre_out + (int64_t(b) * L + t0) * d + c : nullptr;
+    const int ldy = int(p.ldy);
     auto finish = [&](int t, float yv) {
       if (t >= nt || !cvalid) return;
       yv = fmaf(D_c, to_f32(su[t * CB + cl]), yv);
-      if (p.ypre_out) p.ypre_out[(int64_t(b) * L + t0 + t) * d + c] = yv;
+      if (typre) typre[t * d] = yv;
       if (gz) yv *= silu(to_f32(sz[t * CB + cl]));
-      gy[(t0 + t) * p.ldy + c] = from_f32<T>(yv);
+      ty[t * ldy] = from_f32<T>(yv);
     };
 
     auto scan_tile = [&](auto probes_tag, auto const_bc_tag) {
