@@ -38,16 +38,14 @@ ScanLaunch choose(const ScanParams& p, int* spt_out) {
   const int elem = int(dtype_size(p.dtype));
   const int vec = 16 / elem;
   const int sms = sm_count();
-  // States per thread: more states per thread amortise the per-step loads of Δ, B, C; fewer
-  // give more threads, which the latency of the recurrence needs when channels are few
-  // (batch 1, small d_inner). Take the most states that still give every SM 8 warps.
+  // States per thread: more states per thread amortise the per-step loads and the C·h
+  // reduction; fewer give more warps, which the latency-bound recurrence needs more. Measured on
+  // H200 at every anchor shape (docs/benchmarks.md): 1 wins up to ~64 warps per SM (batch 1 at
+  // any d_inner, batch 8 at 1536), 2 beyond (batch 8 at 4096), 4 never.
   int spt = p.states_per_thread;
   if (spt == 0) {
-    spt = 1;
-    for (int cand : {4, 2}) {
-      const int64_t warps = int64_t(p.batch) * p.d * pow2_at_least((p.N + cand - 1) / cand) / 32;
-      if (warps >= int64_t(8) * sms) { spt = cand; break; }
-    }
+    const int64_t warps1 = int64_t(p.batch) * p.d * pow2_at_least(p.N) / 32;
+    spt = warps1 <= int64_t(64) * sms ? 1 : 2;
   }
   if (spt != 1 && spt != 2 && spt != 4) throw Error("selective_scan: states_per_thread must be 1, 2 or 4");
   // A channel's states must fit in one warp's lanes.
