@@ -298,7 +298,10 @@ void EngineWorker::run(const GenerationJob& job) {
 }
 
 void EngineWorker::restoreBranch(int branchId, const QVector<qint32>& ids) {
-  if (!m_model) return;
+  if (!m_model) {  // every request ends in exactly one signal: the controller counts them
+    Q_EMIT failed(branchId, tr("No model is loaded."));
+    return;
+  }
   try {
     auto session = std::make_unique<ms::Session>(m_model, m_backend);
     session->append(std::vector<int32_t>(ids.begin(), ids.end()));
