@@ -129,6 +129,19 @@ TEST(LabSweep, AttentionReferenceIsReadFromEitherTableLayout) {
   EXPECT_NEAR(a->points[1].second, 0.5e-3, 1e-12);
 
   EXPECT_FALSE(lab::parse_attention_reference("# Nothing here\n| L | ms |\n|--|--|\n| 1 | 2 |\n").has_value());
+
+  // docs/benchmarks.md's layout: an FA-2 column in the scan table, lengths repeated, gaps as dashes.
+  const char* bench_md =
+      "## Selective scan (bf16)\n\n| batch | d_inner | L | ours (ms) | FA-2 (ms) | faster than FA-2 |\n"
+      "|---|---|---|---|---|---|\n| 1 | 4096 | 512 | 0.06 | 0.0291 | no |\n| 1 | 4096 | 2048 | 0.21 | 0.1084 | no |\n"
+      "| 1 | 1536 | 2048 | 0.19 | 0.1084 | no |\n| 8 | 1536 | 4096 | 0.52 | — | — |\n";
+  a = lab::parse_attention_reference(bench_md);
+  ASSERT_TRUE(a.has_value());
+  ASSERT_EQ(a->points.size(), 2u);
+  EXPECT_EQ(a->points[1].first, 2048);
+  EXPECT_NEAR(a->points[1].second, 0.1084e-3, 1e-12);
+  EXPECT_EQ(a->label, "FA-2 (ms)");
+  EXPECT_NE(a->source.find("Selective scan"), std::string::npos);
 }
 
 }  // namespace

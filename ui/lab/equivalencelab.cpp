@@ -53,12 +53,12 @@ EquivalenceLab::EquivalenceLab(const LabContext& context, QWidget* parent)
   m_other = new QCheckBox(tr("both backends"), this);
   m_other->setToolTip(tr("Also run on the other backend (the CPU beside the GPU, or the GPU when one is present)"));
   m_other->setChecked(true);
-  options()->addWidget(m_other);
-  options()->addWidget(new QLabel(tr("Heatmap:"), this));
+  addOption(m_other);
+  addOption(new QLabel(tr("Heatmap:"), this));
   m_which = new QComboBox(this);
   m_which->setObjectName(QStringLiteral("equivalenceWhich"));
   m_which->setMinimumContentsLength(18);
-  options()->addWidget(m_which);
+  addOption(m_which);
 
   auto* results = new QSplitter(Qt::Vertical, this);
   m_heatmap = new FlagHeatmap(results);

@@ -8,7 +8,7 @@
 #include "lab/labview.h"
 
 class FlagHeatmap;
-class LabMatrix;
+#include "lab/labmatrix.h"
 class QCheckBox;
 class QComboBox;
 class QTableWidget;

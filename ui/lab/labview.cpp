@@ -8,6 +8,8 @@
 #include <QLineEdit>
 #include <QProgressBar>
 #include <QPushButton>
+#include <QScrollArea>
+#include <QScrollBar>
 #include <QVBoxLayout>
 
 #include "core/engineworker.h"
@@ -46,6 +48,7 @@ LabView::LabView(const QString& viewId, const QString& title, const LabContext& 
   m_source->addItem(tr("Current branch"));
   m_source->addItem(tr("This text:"));
   m_text = new QLineEdit(frame);
+  m_text->setMinimumWidth(80);
   m_text->setObjectName(QStringLiteral("labText"));
   m_text->setPlaceholderText(tr("text to run (used when the source is “This text”)"));
   m_text->setEnabled(false);
@@ -55,9 +58,20 @@ LabView::LabView(const QString& viewId, const QString& title, const LabContext& 
   m_layout->addLayout(row);
 
   auto* row2 = new QHBoxLayout;
-  m_options = new QHBoxLayout;
-  row2->addLayout(m_options);
-  row2->addStretch(1);
+  // The options scroll sideways rather than widen the dock (and with it the whole window).
+  auto* optionsBox = new QWidget;
+  m_options = new QHBoxLayout(optionsBox);
+  m_options->setContentsMargins(0, 0, 0, 0);
+  m_options->addStretch(1);
+  auto* scroll = new QScrollArea(frame);
+  scroll->setWidget(optionsBox);
+  scroll->setWidgetResizable(true);
+  scroll->setFrameShape(QFrame::NoFrame);
+  scroll->setHorizontalScrollBarPolicy(Qt::ScrollBarAsNeeded);
+  scroll->setVerticalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
+  scroll->setMinimumWidth(120);
+  m_optionsScroll = scroll;
+  row2->addWidget(scroll, 1);
   m_run = new QPushButton(tr("Run"), frame);
   m_run->setObjectName(QStringLiteral("labRun"));
   m_cancel = new QPushButton(tr("Cancel"), frame);
@@ -78,7 +92,7 @@ LabView::LabView(const QString& viewId, const QString& title, const LabContext& 
   m_layout->addWidget(m_status);
   setBody(frame);
 
-  connect(m_run, &QPushButton::clicked, this, &LabView::run);
+  connect(m_run, &QPushButton::clicked, this, [this] { run(); });
   connect(m_cancel, &QPushButton::clicked, m_runner, &LabRunner::cancel);
   connect(m_runner, &LabRunner::runningChanged, this, [this](bool running) {
     m_run->setEnabled(!running);
@@ -95,6 +109,12 @@ LabView::LabView(const QString& viewId, const QString& title, const LabContext& 
   connect(QCoreApplication::instance(), &QCoreApplication::aboutToQuit, m_runner, &LabRunner::cancel);
 }
 
+void LabView::addOption(QWidget* w) {
+  m_options->insertWidget(m_options->count() - 1, w);  // before the stretch
+  const int h = w->sizeHint().height() + m_optionsScroll->horizontalScrollBar()->sizeHint().height() + 4;
+  if (h > m_optionsScroll->height() || m_optionsScroll->maximumHeight() > 10000) m_optionsScroll->setFixedHeight(h);
+}
+
 void LabView::setResults(QWidget* results) {
   m_results = results;
   m_layout->addWidget(results, 1);
@@ -109,26 +129,35 @@ QString LabView::statusText() const { return m_status->text(); }
 
 void LabView::shown() { Q_EMIT resultShown(); }
 
+void LabView::setTextSourceVisible(bool visible) {
+  m_needsText = visible;
+  m_source->setVisible(visible);
+  m_text->setVisible(visible);
+}
+
 void LabView::setCustomText(const QString& text) {
   m_text->setText(text);
   m_source->setCurrentIndex(1);
 }
 
-void LabView::run() {
-  if (m_runner->isRunning()) return;
+bool LabView::run() {
+  if (m_runner->isRunning()) return false;
   if (!document()->hasModel()) {
     setStatus(tr("Load a model first."), true);
-    return;
+    return false;
   }
   LabText t;
-  if (m_source->currentIndex() == 0) {
+  if (!m_needsText) {
+    // the lab makes its own inputs
+  } else if (m_source->currentIndex() == 0) {
     for (const TokenRecord& r : document()->tokens()) t.ids.push_back(r.id);
     if (t.ids.empty()) {
       setStatus(tr("The current branch is empty: generate some text, or choose “This text”."), true);
-      return;
+      return false;
     }
   } else {
     t.text = m_text->text();
   }
   start(t);
+  return m_runner->isRunning();
 }

@@ -46,8 +46,9 @@ class LabView : public ViewPanel {
 
   QWidget* renderTarget() override { return m_results; }
   LabRunner* runner() const { return m_runner; }
-  // What Run does: takes the chosen text and starts the computation.
-  void run();
+  // What Run does: takes the chosen text and starts the computation. False (and the status
+  // says why) when it could not start.
+  bool run();
   void setCustomText(const QString& text);  // and switch the source to it
   QString statusText() const;
 
@@ -56,10 +57,11 @@ class LabView : public ViewPanel {
 
  protected:
   virtual void start(const LabText& text) = 0;
-  QHBoxLayout* options() const { return m_options; }  // the view's own controls go here
+  void addOption(QWidget* w);  // the view's own controls go in the options row
   void setResults(QWidget* results);
   void setStatus(const QString& text, bool error = false);
   void shown();  // call when a result was drawn
+  void setTextSourceVisible(bool visible);  // a lab that makes its own inputs hides it
   SessionDocument* document() const { return m_context.document; }
 
  private:
@@ -73,5 +75,7 @@ class LabView : public ViewPanel {
   QProgressBar* m_progress;
   QLabel* m_status;
   QWidget* m_results = nullptr;
+  bool m_needsText = true;
+  class QScrollArea* m_optionsScroll = nullptr;
   class QVBoxLayout* m_layout;
 };

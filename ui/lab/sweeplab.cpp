@@ -10,6 +10,7 @@
 #include <QHeaderView>
 #include <QLabel>
 #include <QLineEdit>
+#include <QRegularExpression>
 #include <QSpinBox>
 #include <QSplitter>
 #include <QTableWidget>
@@ -106,8 +107,8 @@ SweepLab::SweepLab(const LabContext& context, QWidget* parent)
   m_reference = new QCheckBox(tr("attention reference"), this);
   m_reference->setChecked(true);
   for (QWidget* w : std::initializer_list<QWidget*>{m_scope, m_layer, m_lengths, m_budget, m_memory, m_reference})
-    options()->addWidget(w);
-  // The sweep makes its own inputs: the text source does not apply.
+    addOption(w);
+  setTextSourceVisible(false);  // the sweep makes its own inputs
   connect(document(), &SessionDocument::modelChanged, this,
           [this] { m_layer->setMaximum(std::max(0, document()->model().nLayer - 1)); });
 
@@ -188,7 +189,7 @@ void SweepLab::addReference() {
     return;
   }
   m_referenceSeries = new QLineSeries;
-  m_referenceSeries->setName(tr("%1 — reference data, not measured here").arg(QString::fromStdString(ref->label)));
+  m_referenceSeries->setName(tr("attention, %1 — reference data").arg(QString::fromStdString(ref->label)));
   QPen pen(Qt::gray);
   pen.setStyle(Qt::DashLine);
   pen.setWidthF(1.5);

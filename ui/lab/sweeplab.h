@@ -9,7 +9,7 @@
 #include "lab/labview.h"
 #include "mambascope/lab.hpp"
 
-class LabMatrix;
+#include "lab/labmatrix.h"
 class QCheckBox;
 class QChart;
 class QChartView;

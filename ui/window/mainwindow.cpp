@@ -19,6 +19,7 @@
 #include "core/explorer.h"
 #include "core/modellocator.h"
 #include "core/sessiondocument.h"
+#include "lab/modeslab.h"
 #include "models/matrixexport.h"
 #include "models/matrixmodel.h"
 #include "views/tokenstripview.h"
@@ -64,6 +65,7 @@ MainWindow::MainWindow(const Options& options, QWidget* parent)
 
   buildDocks();
   buildMenus();
+  modeslab::install(this);
 
   m_rateLabel = new QLabel(tr("– tok/s"), this);
   m_rateLabel->setObjectName(QStringLiteral("rateLabel"));

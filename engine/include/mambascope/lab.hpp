@@ -159,9 +159,10 @@ struct S4Row {
 };
 std::vector<S4Row> s4_table(const SweepResult& r);
 
-// The attention reference curve: the first markdown table in `markdown` (docs/benchmarks.md)
-// under a heading that mentions attention, with a sequence-length column and a milliseconds
-// column. nullopt when there is none.
+// The attention reference curve from `markdown` (docs/benchmarks.md): the first table with a
+// sequence-length column and an attention column in milliseconds (e.g. "FA-2 (ms)"), or the first
+// table under a heading that mentions attention with a length and a milliseconds column or row.
+// nullopt when there is none.
 struct ReferenceCurve {
   std::string label;   // the heading
   std::string source;  // e.g. "docs/benchmarks.md: FlashAttention-2 ..."

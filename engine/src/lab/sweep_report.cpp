@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <map>
 #include <sstream>
 
 #include "lab/lab_internal.hpp"
@@ -65,6 +66,11 @@ bool is_length_header(const std::string& h) {
   return l == "l" || l == "seq" || l == "seqlen" || l == "seq_len" || l.find("length") != std::string::npos ||
          l == "tokens";
 }
+bool is_attention_header(const std::string& h) {
+  const std::string l = lower(h);
+  return l.find("attention") != std::string::npos || l.find("fa-2") != std::string::npos ||
+         l.find("fa2") != std::string::npos || l.find("flash") != std::string::npos;
+}
 bool is_ms_header(const std::string& h) {
   const std::string l = lower(h);
   return l == "ms" || l.find("(ms)") != std::string::npos || l.find(" ms") != std::string::npos;
@@ -107,6 +113,33 @@ std::optional<std::vector<std::pair<int64_t, double>>> read_table(const std::vec
   return pts;
 }
 
+// A table with a length column and an attention column in milliseconds ("FA-2 (ms)"), under any
+// heading. Repeated lengths keep their first value; cells that are not numbers are skipped.
+std::optional<ReferenceCurve> attention_column(const std::vector<std::vector<std::string>>& rows,
+                                               const std::string& heading) {
+  if (rows.size() < 2) return std::nullopt;
+  const auto& head = rows[0];
+  int lc = -1, ac = -1;
+  for (size_t i = 0; i < head.size(); ++i) {
+    if (lc < 0 && is_length_header(head[i])) lc = int(i);
+    else if (ac < 0 && is_attention_header(head[i]) && is_ms_header(head[i])) ac = int(i);
+  }
+  if (lc < 0 || ac < 0) return std::nullopt;
+  std::map<int64_t, double> seen;
+  for (size_t r = 1; r < rows.size(); ++r) {
+    double L, ms;
+    if (int(rows[r].size()) > std::max(lc, ac) && parse_number(rows[r][size_t(lc)], L) &&
+        parse_number(rows[r][size_t(ac)], ms))
+      seen.emplace(int64_t(L), ms / 1e3);
+  }
+  if (seen.empty()) return std::nullopt;
+  ReferenceCurve c;
+  c.label = head[size_t(ac)];
+  c.source = "docs/benchmarks.md, section \"" + heading + "\", column \"" + head[size_t(ac)] + "\"";
+  c.points.assign(seen.begin(), seen.end());
+  return c;
+}
+
 }  // namespace
 
 std::optional<ReferenceCurve> parse_attention_reference(std::string_view markdown) {
@@ -114,8 +147,8 @@ std::optional<ReferenceCurve> parse_attention_reference(std::string_view markdow
   std::string line, heading;
   std::vector<std::vector<std::string>> table;
   auto finish = [&]() -> std::optional<ReferenceCurve> {
-    std::optional<ReferenceCurve> out;
-    if (!table.empty() && lower(heading).find("attention") != std::string::npos) {
+    std::optional<ReferenceCurve> out = attention_column(table, heading);
+    if (!out && !table.empty() && lower(heading).find("attention") != std::string::npos) {
       if (auto pts = read_table(table)) {
         out = ReferenceCurve{heading, "docs/benchmarks.md: " + heading, std::move(*pts)};
         std::sort(out->points.begin(), out->points.end());
