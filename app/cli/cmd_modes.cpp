@@ -114,6 +114,9 @@ int cmd_modes(int argc, char** argv) {
   check_logits_budget(2 * int64_t(ids.size()), c.vocab_size, logits_limit_bytes(a),
                       "use a shorter prompt, or raise --max-logits-gb if memory allows");
 
+  if (ids.size() > 1024 && std::find(modes.begin(), modes.end(), ScanMode::Convolution) != modes.end())
+    warn("convolution is O(L^2): " + std::to_string(ids.size()) +
+         " tokens may take minutes (--modes recurrent,scan,lti-fft leaves it out)");
   Backend& b = *m.backend;
   const Outputs ref = run_mode(b, ids, ScanMode::Recurrent, {}, nullptr);
   nlohmann::json rows = nlohmann::json::array();
