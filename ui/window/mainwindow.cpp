@@ -150,15 +150,18 @@ QDockWidget* MainWindow::addViewDock(ViewPanel* view, Qt::DockWidgetArea area, c
 }
 
 QDockWidget* MainWindow::addLab(ViewPanel* lab) {
-  QString firstLab;
-  for (QAction* a : m_labsMenu->actions())
-    if (!a->data().toString().isEmpty()) firstLab = a->data().toString();
-  QDockWidget* dock = addViewDock(lab, Qt::BottomDockWidgetArea, firstLab);
+  // Labs are tabs beside the bottom-right views; those stay in front until a lab is chosen.
+  QDockWidget* dock = addViewDock(lab, Qt::BottomDockWidgetArea, m_labAnchor);
+  if (ViewPanel* anchor = view(m_labAnchor))
+    if (auto* anchorDock = qobject_cast<QDockWidget*>(anchor->parentWidget())) anchorDock->raise();
   for (QAction* a : m_labsMenu->actions())
     if (a->data().toString().isEmpty()) m_labsMenu->removeAction(a);  // the placeholder
-  QAction* toggle = dock->toggleViewAction();
-  toggle->setData(lab->viewId());
-  m_labsMenu->addAction(toggle);
+  // Choosing a lab brings it to the front (a toggle would hide a lab that sits in a back tab).
+  QAction* open = m_labsMenu->addAction(lab->title(), dock, [dock] {
+    dock->show();
+    dock->raise();
+  });
+  open->setData(lab->viewId());
   return dock;
 }
 
@@ -186,6 +189,7 @@ void MainWindow::buildDocks() {
     firstDock[e.group] = addViewDock(e.view, e.group == 0 ? Qt::RightDockWidgetArea : Qt::BottomDockWidgetArea);
     if (e.group == 2 && firstDock[1]) splitDockWidget(firstDock[1], firstDock[2], Qt::Horizontal);
   }
+  if (firstDock[2]) m_labAnchor = static_cast<ViewPanel*>(firstDock[2]->widget())->viewId();
   for (const ViewCatalog::Entry& e : entries)
     if (!m_views.contains(e.view)) addViewDock(e.view, Qt::BottomDockWidgetArea, 
                   static_cast<ViewPanel*>(firstDock[e.group]->widget())->viewId());

@@ -102,5 +102,6 @@ class MainWindow : public QMainWindow {
   QLabel* m_deviceLabel = nullptr;
   QLabel* m_modelLabel = nullptr;
   QByteArray m_defaultState;
+  QString m_labAnchor;  // the view the labs are tabbed with
   std::optional<DemoModel> m_pendingDemo;  // applied (and run) once its model is ready
 };
