@@ -135,7 +135,8 @@ struct SweepResult {
 };
 
 // on_point is called after each measured point (for live charts). Never throws for a method
-// that fails or runs out of budget: its series says why it stopped. Cancel returns early with
+// that fails, runs out of budget or is not supported by the backend: its series says why it
+// stopped. Cancel returns early with
 // cancelled = true and the points so far. `backend` is needed for the Model scope only.
 SweepResult sweep(const Checkpoint& ckpt, Backend* backend, const SweepOptions& opts,
                   const Progress& progress = {},
@@ -219,9 +220,10 @@ struct KernelResult {
   // max over t, c of |Σ_s K_c[t,s] u_s + D_c u_t - y_t| / max |y| (over the layers shown);
   // -1 when not checked.
   double reconstruction_rel = -1;
-  // The same for K_lti against the frozen model run in lti-fft mode (FFT convolution): -1 when
-  // not checked.
+  // The same for K_lti against the frozen model run in lti_mode (lti-fft, the FFT convolution,
+  // where the backend runs it; else scan): -1 when not checked.
   double lti_reconstruction_rel = -1;
+  ScanMode lti_mode = ScanMode::LtiFft;
   std::string lti_source;  // where the frozen values came from
 };
 

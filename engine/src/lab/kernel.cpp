@@ -308,13 +308,15 @@ KernelResult selective_kernel(const Checkpoint& ckpt, Backend& backend, std::spa
   else
     layers.push_back(opts.layer);
 
-  // The frozen model, run by FFT: its Δ, B, C give the LTI kernels; its y checks them.
+  // The frozen model, run by FFT where the backend can (else by its scan): its Δ, B, C give the
+  // LTI kernels; its y checks them.
   progress(0, "freezing Δ, B, C");
   FrozenSsm frozen;
   std::vector<float> lti_resid, lti_y, logits;
+  res.lti_mode = backend.supports(ScanMode::LtiFft) ? ScanMode::LtiFft : ScanMode::Scan;
   {
     ForwardOptions o;
-    o.mode = ScanMode::LtiFft;
+    o.mode = res.lti_mode;
     o.freeze.kind = opts.lti_freeze == Freeze::Kind::AtToken ? Freeze::Kind::AtToken : Freeze::Kind::MeanOverInput;
     o.freeze.token = opts.lti_token;
     o.frozen_out = &frozen;

@@ -187,11 +187,15 @@ class ModelBench {
 
 template <class Bench>
 void run_sweep(Bench& bench, const SweepOptions& opts, const Progress& progress, SweepResult& res,
-               const std::function<void(const SweepSeries&, const SweepPoint&)>& on_point) {
+               const std::function<void(const SweepSeries&, const SweepPoint&)>& on_point,
+               const Backend* backend) {
   for (ScanMode m : opts.methods) {
     SweepSeries s;
     s.method = m;
     s.label = method_label(m);
+    std::string why;
+    if (backend && !backend->supports(m, &why))
+      s.stopped = "not run: " + (why.empty() ? "the " + backend->name() + " backend does not run this mode" : why);
     res.series.push_back(s);
   }
   const double total = double(opts.lengths.size() * opts.methods.size());
@@ -307,7 +311,7 @@ SweepResult sweep(const Checkpoint& ckpt, Backend* backend, const SweepOptions& 
     res.what = what;
     res.device = "cpu";
     LayerBench bench(ckpt, opts.layer, opts.seed);
-    run_sweep(bench, opts, progress, res, on_point);
+    run_sweep(bench, opts, progress, res, on_point, nullptr);
   } else {
     if (!backend) throw Error("the whole-model sweep needs a backend");
     const DeviceInfo dev = backend->device();
@@ -317,7 +321,7 @@ SweepResult sweep(const Checkpoint& ckpt, Backend* backend, const SweepOptions& 
     res.what = what;
     res.device = dev.kind + ": " + dev.name;
     ModelBench bench(cfg, *backend, opts.seed);
-    run_sweep(bench, opts, progress, res, on_point);
+    run_sweep(bench, opts, progress, res, on_point, backend);
   }
   return res;
 }
