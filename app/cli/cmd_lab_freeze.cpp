@@ -70,8 +70,15 @@ int cmd_freeze(int argc, char** argv) {
     throw UsageError("freeze: --freeze token:" + std::to_string(token) + " is past the prompt's " +
                      std::to_string(o.prompt_len) + " tokens");
 
+  // Freezing runs on the CPU backend (the CUDA backend runs the selective model only).
+  std::unique_ptr<Backend> cpu;
+  Backend* frozen_backend = m.backend.get();
+  if (m.backend->name() != "cpu") {
+    cpu = make_cpu_backend(m.model->checkpoint());
+    frozen_backend = cpu.get();
+  }
   std::vector<lab::Variant> variants = {{"selective", m.backend.get(), Freeze::Kind::None, 0},
-                                        {"frozen", m.backend.get(), kind, token}};
+                                        {cpu ? "frozen (on the CPU)" : "frozen", frozen_backend, kind, token}};
   std::shared_ptr<Model> other;
   std::unique_ptr<Backend> other_backend;
   if (a.has("--compare-model")) {
@@ -83,7 +90,8 @@ int cmd_freeze(int argc, char** argv) {
     other_backend = make_backend(other->checkpoint(), choice);
     variants.push_back({other->display_name(), other_backend.get(), Freeze::Kind::None, 0, other->config().lti});
   }
-  if (m.model->config().lti) {
+  if (m.model->config().lti) {  // always frozen: nothing to compare within the model
+    variants.erase(variants.begin() + 1);
     variants[0].name = "as it is";
     variants[0].lti_model = true;
   }

@@ -118,9 +118,9 @@ int cmd_kernel(int argc, char** argv) {
               "  selective kernel  %.4f\n  LTI kernel        %.4f   (%s)\n",
               r.nonstationarity, r.nonstationarity_lti, r.lti_source.c_str());
   if (r.reconstruction_rel >= 0)
-    std::printf("check: row t of K applied to u gives y_t within %.2g (selective run), %.2g (LTI, frozen run in\n"
-                "       %s mode), relative to max |y|\n",
-                r.reconstruction_rel, r.lti_reconstruction_rel, mode_name(r.lti_mode));
+    std::printf("check: row t of K applied to u gives the backend's y_t within %.2g; the LTI kernel gives its\n"
+                "       FFT convolution within %.2g (relative to max |y|)\n",
+                r.reconstruction_rel, r.lti_reconstruction_rel);
   std::printf("LTI kernel%s, lags 0..%lld:", r.view == lab::KernelView::Channel ? "" : " (mean |k| over channels)",
               (long long)std::min<int64_t>(L, 8) - 1);
   for (int64_t j = 0; j < std::min<int64_t>(L, 8); ++j) std::printf(" %.4g", r.lti_kernel[size_t(j)]);

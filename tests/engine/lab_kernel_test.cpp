@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 
 #include "cpu/cpu_ops.hpp"
 #include "hf_fixture.hpp"
@@ -158,6 +159,31 @@ TEST(LabKernel, BadLayerOrChannelIsAnErrorNotACrash) {
   o.view = lab::KernelView::Channel;
   o.channel = 100000;
   EXPECT_THROW(lab::selective_kernel(*f.ckpt, *f.be, f.fx.input_ids, o), Error);
+}
+
+}  // namespace
+
+namespace {
+
+TEST(LabKernel, AnLtiModelsKernelIsOneKernelAndReproducesItsOutputs) {
+  const std::string dir = MAMBASCOPE_SOURCE_DIR "/models/demos/induction-heads-lti";
+  if (!std::filesystem::exists(dir + "/config.json")) GTEST_SKIP() << "no LTI demo model in " << dir;
+  auto ckpt = Checkpoint::open(dir);
+  ASSERT_TRUE(ckpt->config().lti);
+  auto be = make_cpu_backend(*ckpt, 2);
+  std::vector<int32_t> ids;
+  for (int i = 0; i < 40; ++i) ids.push_back(int32_t(4 + (i * 7) % 16));
+  for (lab::KernelView v : {lab::KernelView::Channel, lab::KernelView::MeanOverChannels}) {
+    lab::KernelOptions o;
+    o.layer = 1;
+    o.view = v;
+    o.channel = 3;
+    const auto r = lab::selective_kernel(*ckpt, *be, ids, o);
+    EXPECT_LT(r.nonstationarity, 1e-5);  // no selectivity: every row is the same kernel, shifted
+    EXPECT_EQ(r.K, r.K_lti);
+    EXPECT_LE(r.reconstruction_rel, 1e-4);  // the model's own parameters give back its outputs
+    EXPECT_LE(r.lti_reconstruction_rel, 1e-4);
+  }
 }
 
 }  // namespace

@@ -170,11 +170,10 @@ void KernelLab::showResult(std::shared_ptr<const lab::KernelResult> r, const QSt
 
   QString check;
   if (r->reconstruction_rel >= 0)
-    check = tr("<br>Check: row t of K applied to the layer's input gives y<sub>t</sub> within %1 (selective run) and "
-               "%2 (LTI kernel vs the frozen run in %3 mode), relative to max |y|.")
+    check = tr("<br>Check: row t of K applied to the layer's input gives the backend's y<sub>t</sub> within %1; "
+               "the LTI kernel gives its FFT convolution within %2 (relative to max |y|).")
                 .arg(r->reconstruction_rel, 0, 'g', 2)
-                .arg(r->lti_reconstruction_rel, 0, 'g', 2)
-                .arg(QString::fromLatin1(mambascope::mode_name(r->lti_mode)));
+                .arg(r->lti_reconstruction_rel, 0, 'g', 2);
   m_scores->setText(tr("<b>Stationarity score</b> (0: every row is a shifted copy of one kernel; 1: nothing "
                        "shift-invariant is left)<br>selective: <b>%1</b><br>LTI: <b>%2</b>%3")
                         .arg(r->nonstationarity, 0, 'f', 3)

@@ -201,8 +201,10 @@ struct KernelOptions {
   int layer = 0;
   KernelView view = KernelView::MeanOverChannels;
   int64_t channel = 0;  // Channel view
-  Freeze::Kind lti_freeze = Freeze::Kind::MeanOverInput;  // MeanOverInput or AtToken
-  int64_t lti_token = 0;                                  // AtToken
+  // The LTI kernel freezes Δ, B, C to the selective run's values averaged over the text
+  // (MeanOverInput) or to one token's (AtToken). An LTI model uses its own parameters.
+  Freeze::Kind lti_freeze = Freeze::Kind::MeanOverInput;
+  int64_t lti_token = 0;  // AtToken
   bool verify = true;  // rebuild u and check that row t of K reproduces y_t
 };
 
@@ -220,17 +222,16 @@ struct KernelResult {
   // max over t, c of |Σ_s K_c[t,s] u_s + D_c u_t - y_t| / max |y| (over the layers shown);
   // -1 when not checked.
   double reconstruction_rel = -1;
-  // The same for K_lti against the frozen model run in lti_mode (lti-fft, the FFT convolution,
-  // where the backend runs it; else scan): -1 when not checked.
+  // The same for K_lti against the FFT convolution (cpu::ssm_lti_fft) of the frozen layer
+  // applied to the same u: -1 when not checked.
   double lti_reconstruction_rel = -1;
-  ScanMode lti_mode = ScanMode::LtiFft;
   std::string lti_source;  // where the frozen values came from
 };
 
 KernelResult selective_kernel(const Checkpoint& ckpt, Backend& backend, std::span<const int32_t> ids,
                               const KernelOptions& opts, const Progress& progress = {});
 // The recorded trace of one layer (Δ, B, C from probes; u rebuilt from the residual stream; y
-// from ssm_outputs). Throws for an LTI model (no per-token Δ, B, C).
+// from ssm_outputs). An LTI model has no per-token Δ, B, C: they stay empty.
 LayerTrace record_layer_trace(const Checkpoint& ckpt, Backend& backend, std::span<const int32_t> ids,
                               int layer, bool with_u_and_y);
 std::string kernel_csv(const std::vector<float>& K, int64_t L);

@@ -2,14 +2,16 @@
 // recorded and A = -exp(A_log):  K_c[t,s] = Σ_n C_t[n] exp(Σ_{k=s+1..t} Δ_k[c] A[c,n]) Δ_s[c] B_s[n],
 // beside the LTI kernel of the same layer with Δ, B, C frozen: k_c[j] = Σ_n C[c,n] e^{jΔ_c A[c,n]} Δ_c B[c,n].
 // Views: one channel (signed), the mean of |K_c| over channels, or a rollout across layers
-// (docs/lab.md). Each view is checked: row t of every kernel shown, applied to the layer's input
-// u, must give back the y_t the backend computed.
+// (docs/lab.md). Each view is checked: row t of every selective kernel shown, applied to the
+// layer's input u, must give back the y_t the backend computed, and the LTI kernel applied as a
+// Toeplitz matrix must give back the FFT convolution (cpu::ssm_lti_fft) of the same u.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <mutex>
 #include <sstream>
 
+#include "cpu/cpu_ops.hpp"
 #include "cpu/parallel_for.hpp"
 #include "lab/lab_internal.hpp"
 #include "mambascope/checkpoint.hpp"
@@ -166,21 +168,21 @@ struct Recorded {
   std::vector<float> y;            // {n_layer, L, d_inner}
 };
 
+// One forward pass from the zero state: the requested layers' Δ, B, C (selective models; an LTI
+// model records none) and, with_u_and_y, each layer's input u and output y.
 Recorded record(const Checkpoint& ckpt, Backend& backend, std::span<const int32_t> ids,
                 const std::vector<int>& layers, bool with_u_and_y) {
   const ModelConfig& cfg = ckpt.config();
-  if (cfg.lti)
-    throw Error("an LTI model has no per-token Δ, B, C: its kernel is the same at every token (use the LTI kernel)");
   const int64_t L = int64_t(ids.size()), d = cfg.d_inner, N = cfg.d_state;
   ProbePolicy pol;
-  pol.enabled = true;
+  pol.enabled = !cfg.lti;
   pol.layers = layers;
   pol.max_tokens = L;
   ProbeRecorder rec(pol);
   Recorded out;
   ForwardOptions o;
   o.mode = ScanMode::Scan;
-  o.probes = &rec;
+  if (!cfg.lti) o.probes = &rec;
   if (with_u_and_y) {
     o.residuals = &out.residuals;
     o.ssm_outputs = &out.y;
@@ -193,18 +195,20 @@ Recorded record(const Checkpoint& ckpt, Backend& backend, std::span<const int32_
     tr.L = L;
     tr.d = d;
     tr.N = N;
-    tr.delta.resize(size_t(L * d));
-    tr.B.resize(size_t(L * N));
-    tr.C.resize(size_t(L * N));
-    for (int64_t t = 0; t < L; ++t) {
-      const TokenProbe* tp = rec.at(t);
-      const LayerProbe* p = tp ? tp->layer(l) : nullptr;
-      if (!p || int64_t(p->delta.size()) != d || int64_t(p->B.size()) != N || int64_t(p->C.size()) != N)
-        throw Error("the backend did not record Δ, B, C for layer " + std::to_string(l) + " at token " +
-                    std::to_string(t));
-      std::copy(p->delta.begin(), p->delta.end(), tr.delta.begin() + t * d);
-      std::copy(p->B.begin(), p->B.end(), tr.B.begin() + t * N);
-      std::copy(p->C.begin(), p->C.end(), tr.C.begin() + t * N);
+    if (!cfg.lti) {
+      tr.delta.resize(size_t(L * d));
+      tr.B.resize(size_t(L * N));
+      tr.C.resize(size_t(L * N));
+      for (int64_t t = 0; t < L; ++t) {
+        const TokenProbe* tp = rec.at(t);
+        const LayerProbe* p = tp ? tp->layer(l) : nullptr;
+        if (!p || int64_t(p->delta.size()) != d || int64_t(p->B.size()) != N || int64_t(p->C.size()) != N)
+          throw Error("the backend did not record Δ, B, C for layer " + std::to_string(l) + " at token " +
+                      std::to_string(t));
+        std::copy(p->delta.begin(), p->delta.end(), tr.delta.begin() + t * d);
+        std::copy(p->B.begin(), p->B.end(), tr.B.begin() + t * N);
+        std::copy(p->C.begin(), p->C.end(), tr.C.begin() + t * N);
+      }
     }
     tr.A = detail::layer_A(ckpt, l);
     tr.D = detail::tensor_f32(ckpt, detail::layer_tensor(l, "D"));
@@ -216,6 +220,53 @@ Recorded record(const Checkpoint& ckpt, Backend& backend, std::span<const int32_
     out.traces.push_back(std::move(tr));
   }
   return out;
+}
+
+// Layer l's frozen Δ {d}, B, C {d, N} into f: an LTI model's own parameters, or the selective
+// run's Δ, B, C averaged over the tokens (or one token's), the same for every channel.
+void freeze_layer(const Checkpoint& ckpt, const LayerTrace& tr, int l, Freeze::Kind kind, int64_t token,
+                  FrozenSsm& f) {
+  const int64_t d = tr.d, N = tr.N, L = tr.L;
+  float* delta = &f.delta[size_t(l * d)];
+  float* B = &f.B[size_t(l * d * N)];
+  float* C = &f.C[size_t(l * d * N)];
+  if (ckpt.config().lti) {
+    const std::vector<float> dt = detail::tensor_f32(ckpt, detail::layer_tensor(l, "dt_lti"));
+    const std::vector<float> b = detail::tensor_f32(ckpt, detail::layer_tensor(l, "B_lti"));
+    const std::vector<float> c = detail::tensor_f32(ckpt, detail::layer_tensor(l, "C_lti"));
+    for (int64_t i = 0; i < d; ++i) delta[i] = dt[size_t(i)] > 20.0f ? dt[size_t(i)] : std::log1p(std::exp(dt[size_t(i)]));
+    std::copy(b.begin(), b.end(), B);
+    std::copy(c.begin(), c.end(), C);
+    return;
+  }
+  const int64_t t0 = kind == Freeze::Kind::AtToken ? token : 0, t1 = kind == Freeze::Kind::AtToken ? token + 1 : L;
+  std::vector<double> dm(size_t(d), 0.0), bm(size_t(N), 0.0), cm(size_t(N), 0.0);
+  for (int64_t t = t0; t < t1; ++t) {
+    for (int64_t c = 0; c < d; ++c) dm[size_t(c)] += tr.delta[size_t(t * d + c)];
+    for (int64_t n = 0; n < N; ++n) {
+      bm[size_t(n)] += tr.B[size_t(t * N + n)];
+      cm[size_t(n)] += tr.C[size_t(t * N + n)];
+    }
+  }
+  const double inv = 1.0 / double(t1 - t0);
+  for (int64_t c = 0; c < d; ++c) {
+    delta[c] = float(dm[size_t(c)] * inv);
+    for (int64_t n = 0; n < N; ++n) {
+      B[c * N + n] = float(bm[size_t(n)] * inv);
+      C[c * N + n] = float(cm[size_t(n)] * inv);
+    }
+  }
+}
+
+// y {L, d} of the frozen layer applied to u by FFT (cpu::ssm_lti_fft, from h = 0): what the LTI
+// kernel's Toeplitz matrix must reproduce.
+std::vector<float> lti_fft_output(const FrozenSsm& f, int l, const LayerTrace& tr) {
+  const int64_t d = tr.d, N = tr.N, L = tr.L;
+  std::vector<float> h(size_t(d * N), 0.0f), y(size_t(L * d));  // h {d, N}; y {L, d}
+  cpu::LtiArgs a{tr.u.data(), &f.delta[size_t(l * d)], tr.A.data(), &f.B[size_t(l * d * N)],
+                 &f.C[size_t(l * d * N)], tr.D.data(), L, d, N, h.data(), y.data()};
+  cpu::ssm_lti_fft(a);
+  return y;
 }
 
 void check_kernel_size(int64_t L) {
@@ -308,36 +359,25 @@ KernelResult selective_kernel(const Checkpoint& ckpt, Backend& backend, std::spa
   else
     layers.push_back(opts.layer);
 
-  // The frozen model, run by FFT where the backend can (else by its scan): its Δ, B, C give the
-  // LTI kernels; its y checks them.
-  progress(0, "freezing Δ, B, C");
+  if (opts.lti_freeze == Freeze::Kind::AtToken && (opts.lti_token < 0 || opts.lti_token >= L))
+    throw Error("freeze token " + std::to_string(opts.lti_token) + " is outside the " + std::to_string(L) +
+                " tokens of the text");
+  progress(0, "recording Δ, B, C");
+  const Recorded sel = record(ckpt, backend, ids, layers, opts.verify);
+  // The frozen values of the layers shown (the others stay zero: no kernel is built for them).
   FrozenSsm frozen;
-  std::vector<float> lti_resid, lti_y, logits;
-  res.lti_mode = backend.supports(ScanMode::LtiFft) ? ScanMode::LtiFft : ScanMode::Scan;
-  {
-    ForwardOptions o;
-    o.mode = res.lti_mode;
-    o.freeze.kind = opts.lti_freeze == Freeze::Kind::AtToken ? Freeze::Kind::AtToken : Freeze::Kind::MeanOverInput;
-    o.freeze.token = opts.lti_token;
-    o.frozen_out = &frozen;
-    if (opts.verify) {
-      o.residuals = &lti_resid;
-      o.ssm_outputs = &lti_y;
-    }
-    auto state = backend.new_state();
-    backend.forward(ids, *state, o, logits);
-  }
+  frozen.n_layer = cfg.n_layer;
+  frozen.d_inner = d;
+  frozen.d_state = cfg.d_state;
+  frozen.delta.assign(size_t(cfg.n_layer * d), 0.0f);
+  frozen.B.assign(size_t(cfg.n_layer * d * cfg.d_state), 0.0f);
+  frozen.C.assign(frozen.B.size(), 0.0f);
+  for (size_t i = 0; i < layers.size(); ++i)
+    freeze_layer(ckpt, sel.traces[i], layers[i], opts.lti_freeze, opts.lti_token, frozen);
   res.lti_source = cfg.lti ? "the model's own LTI parameters (dt_lti, B_lti, C_lti)"
                    : opts.lti_freeze == Freeze::Kind::AtToken
-                       ? "token " + std::to_string(opts.lti_token) + "'s Δ, B, C in every layer"
-                       : "Δ, B, C averaged over the " + std::to_string(L) + " tokens, layer by layer";
-
-  Recorded sel;
-  if (!cfg.lti) {
-    progress.check();
-    progress(0.05, "recording Δ, B, C");
-    sel = record(ckpt, backend, ids, layers, opts.verify);
-  }
+                       ? "token " + std::to_string(opts.lti_token) + "'s Δ, B, C"
+                       : "Δ, B, C averaged over the " + std::to_string(L) + " tokens";
 
   const double n_parts = double(layers.size()) * (cfg.lti ? 1 : 2);
   double part = 0;
@@ -345,26 +385,26 @@ KernelResult selective_kernel(const Checkpoint& ckpt, Backend& backend, std::spa
   Energy sel_energy;
   std::vector<float> R, R_lti;
   for (size_t i = 0; i < layers.size(); ++i) {
+    progress.check();
     const int l = layers[i];
-    const std::vector<float> A = detail::layer_A(ckpt, l);
-    const std::vector<float> D = detail::tensor_f32(ckpt, detail::layer_tensor(l, "D"));
-    std::vector<float> lti_u;
-    if (opts.verify) {
-      const std::vector<float> x = detail::layer_input(ckpt, ids, lti_resid, l);
-      lti_u = detail::ssm_input(ckpt, l, x.data(), L);
-    }
-    const float* lti_yl = opts.verify ? lti_y.data() + l * L * d : nullptr;
+    const LayerTrace& tr = sel.traces[i];
+    const std::vector<float>& A = tr.A;
+    const std::vector<float>& D = tr.D;
+    std::vector<float> lti_y;
+    if (opts.verify) lti_y = lti_fft_output(frozen, l, tr);
+    const float* lti_u = opts.verify ? tr.u.data() : nullptr;
+    const float* lti_yl = opts.verify ? lti_y.data() : nullptr;
     KernelSource lti_src{nullptr, &frozen, l, A.data(), L};
     const std::string where = "layer " + std::to_string(l);
 
     // LTI kernel of this layer
     Aggregate lti;
     if (opts.view == KernelView::Channel) {
-      lti = single_channel(lti_src, opts.channel, d, opts.verify ? lti_u.data() : nullptr, lti_yl, D.data());
+      lti = single_channel(lti_src, opts.channel, d, lti_u, lti_yl, D.data());
       res.lti_kernel.resize(size_t(L));
       lti_kernel_channel(frozen, l, A.data(), opts.channel, L, res.lti_kernel.data());
     } else {
-      lti = aggregate_channels(lti_src, d, opts.verify ? lti_u.data() : nullptr, lti_yl, D.data(), progress,
+      lti = aggregate_channels(lti_src, d, lti_u, lti_yl, D.data(), progress,
                                0.1 + 0.9 * part / n_parts, 0.9 / n_parts, where + ": LTI kernel");
       res.lti_kernel.assign(size_t(L), 0.0f);
       for (int64_t j = 0; j < L; ++j) res.lti_kernel[size_t(j)] = lti.mean_abs[size_t(j * L)];
@@ -373,12 +413,14 @@ KernelResult selective_kernel(const Checkpoint& ckpt, Backend& backend, std::spa
     lti_err = std::max(lti_err, lti.recon_err);
     lti_scale = std::max(lti_scale, lti.y_scale);
 
-    // selective kernel of this layer (for an LTI model: the same LTI kernel)
+    // selective kernel of this layer (for an LTI model: the LTI kernel, checked against the backend)
     Aggregate s;
     if (cfg.lti) {
-      s = lti;
+      s = opts.view == KernelView::Channel
+              ? single_channel(lti_src, opts.channel, d, lti_u, opts.verify ? tr.y.data() : nullptr, D.data())
+              : aggregate_channels(lti_src, d, lti_u, opts.verify ? tr.y.data() : nullptr, D.data(), progress,
+                                   0.1 + 0.9 * part / n_parts, 0.0, where + ": checking the kernel");
     } else {
-      const LayerTrace& tr = sel.traces[i];
       KernelSource src{&tr, nullptr, l, tr.A.data(), L};
       const float* u = opts.verify ? tr.u.data() : nullptr;
       const float* y = opts.verify ? tr.y.data() : nullptr;
