@@ -38,22 +38,6 @@ std::vector<ScanMode> methods_from(const std::string& list_text) {
   return out;
 }
 
-std::string fmt_s(double s) {
-  char buf[32];
-  if (s < 1e-3) std::snprintf(buf, sizeof buf, "%.1f us", s * 1e6);
-  else if (s < 1) std::snprintf(buf, sizeof buf, "%.2f ms", s * 1e3);
-  else std::snprintf(buf, sizeof buf, "%.2f s", s);
-  return buf;
-}
-
-std::string fmt_bytes(double b) {
-  char buf[32];
-  if (b >= double(1ull << 30)) std::snprintf(buf, sizeof buf, "%.1f GiB", b / double(1ull << 30));
-  else if (b >= double(1 << 20)) std::snprintf(buf, sizeof buf, "%.1f MiB", b / double(1 << 20));
-  else std::snprintf(buf, sizeof buf, "%.0f KiB", b / 1024);
-  return buf;
-}
-
 }  // namespace
 
 int cmd_sweep(int argc, char** argv) {
@@ -161,12 +145,12 @@ int cmd_sweep(int argc, char** argv) {
     for (const auto& s : r.series) {
       std::string cell = "-";
       for (const auto& p : s.points)
-        if (p.L == L) cell = fmt_s(p.seconds);
+        if (p.L == L) cell = lab::format_seconds(p.seconds);
       std::printf(" %16s", cell.c_str());
     }
     if (ref) {
       auto it = ref_at.find(L);
-      std::printf(" %16s", it == ref_at.end() ? "" : fmt_s(it->second).c_str());
+      std::printf(" %16s", it == ref_at.end() ? "" : lab::format_seconds(it->second).c_str());
     }
     std::printf("\n");
   }
@@ -185,9 +169,9 @@ int cmd_sweep(int argc, char** argv) {
               "at L", "inference per step", "memory");
   for (const auto& row : table) {
     char train[64], step[96], mem[64];
-    std::snprintf(train, sizeof train, "%s = %s", row.train_theory.c_str(), fmt_s(row.train_seconds).c_str());
-    std::snprintf(step, sizeof step, "%s: %s", row.step_theory.c_str(), fmt_s(row.step_seconds).c_str());
-    std::snprintf(mem, sizeof mem, "%s", fmt_bytes(double(row.memory_bytes)).c_str());
+    std::snprintf(train, sizeof train, "%s = %s", row.train_theory.c_str(), lab::format_seconds(row.train_seconds).c_str());
+    std::snprintf(step, sizeof step, "%s: %s", row.step_theory.c_str(), lab::format_seconds(row.step_seconds).c_str());
+    std::snprintf(mem, sizeof mem, "%s", lab::format_bytes(double(row.memory_bytes)).c_str());
     std::printf("%-38s %-34s %-22s %-10lld %-44s %-12s\n", row.method.c_str(), row.parallel.c_str(), train,
                 (long long)row.at_L, step, mem);
   }

@@ -34,19 +34,6 @@ struct EquivalenceLab::OtherBackend {
   std::string why_not;
 };
 
-namespace {
-QString fmtBytes(double b) {
-  if (b < 0) return QStringLiteral("–");
-  const char* units[] = {"B", "KiB", "MiB", "GiB"};
-  int u = 0;
-  while (b >= 1024 && u < 3) {
-    b /= 1024;
-    ++u;
-  }
-  return QStringLiteral("%1 %2").arg(b, 0, 'f', u ? 1 : 0).arg(QLatin1String(units[u]));
-}
-}  // namespace
-
 EquivalenceLab::EquivalenceLab(const LabContext& context, QWidget* parent)
     : LabView(QStringLiteral("modes_equivalence"), tr("Modes: equivalence"), context, parent),
       m_otherBackend(std::make_shared<OtherBackend>()) {
@@ -158,8 +145,8 @@ void EquivalenceLab::showResult(std::shared_ptr<const Shown> r) {
       set(4, QString::number(m.logits_rel, 'g', 3));
       set(5, QStringLiteral("%1 / %2").arg(m.argmax_agree).arg(rep.n_tokens));
       set(6, QStringLiteral("%1 ms").arg(m.seconds * 1e3, 0, 'f', 2));
-      set(7, fmtBytes(double(m.peak_bytes_estimate)));
-      set(8, m.peak_bytes_measured < 0 ? tr("–") : fmtBytes(double(m.peak_bytes_measured)));
+      set(7, qBytes(double(m.peak_bytes_estimate)));
+      set(8, m.peak_bytes_measured < 0 ? tr("–") : qBytes(double(m.peak_bytes_measured)));
       set(9, m.ok ? tr("within %1").arg(m.tolerance, 0, 'g', 2) : tr("⚑ over %1").arg(m.tolerance, 0, 'g', 2));
       if (!m.ok) {
         allOk = false;

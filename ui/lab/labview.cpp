@@ -16,6 +16,7 @@
 #include "core/sessiondocument.h"
 #include "lab/labrunner.h"
 #include "mambascope/error.hpp"
+#include "mambascope/lab.hpp"
 #include "mambascope/model.hpp"
 
 std::vector<int32_t> LabText::resolve(const EngineAccess& engine) const {
@@ -35,6 +36,9 @@ QStringList tokenPieces(const mambascope::Model& model, const std::vector<int32_
   for (int32_t id : ids) out << QString::fromUtf8(model.tokenizer().token_bytes(id));
   return out;
 }
+
+QString qBytes(double bytes) { return QString::fromStdString(mambascope::lab::format_bytes(bytes)); }
+QString qSeconds(double seconds) { return QString::fromStdString(mambascope::lab::format_seconds(seconds)); }
 
 LabView::LabView(const QString& viewId, const QString& title, const LabContext& context, QWidget* parent)
     : ViewPanel(viewId, title, parent), m_context(context) {

@@ -37,6 +37,9 @@ struct LabText {
 
 // Token pieces for labels (engine thread).
 QStringList tokenPieces(const mambascope::Model& model, const std::vector<int32_t>& ids);
+// Sizes and times as the engine's lab prints them ("1.5 GiB", "12.3 ms").
+QString qBytes(double bytes);
+QString qSeconds(double seconds);
 
 class LabView : public ViewPanel {
   Q_OBJECT

@@ -47,21 +47,7 @@ QString methodName(ms::ScanMode m) {
   return {};
 }
 
-QString fmtSeconds(double s) {
-  if (s < 1e-3) return QStringLiteral("%1 µs").arg(s * 1e6, 0, 'f', 1);
-  if (s < 1) return QStringLiteral("%1 ms").arg(s * 1e3, 0, 'f', 2);
-  return QStringLiteral("%1 s").arg(s, 0, 'f', 2);
-}
 
-QString fmtBytes(double b) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (b >= 1024 && u < 4) {
-    b /= 1024;
-    ++u;
-  }
-  return QStringLiteral("%1 %2").arg(b, 0, 'f', u ? 1 : 0).arg(QLatin1String(units[u]));
-}
 }  // namespace
 
 std::optional<lab::ReferenceCurve> SweepLab::findReference(QString* where) {
@@ -289,11 +275,11 @@ void SweepLab::showResult(const lab::SweepResult& r) {
     const QStringList cells = {QString::fromStdString(row.method),
                                QString::fromStdString(row.parallel),
                                QString::fromStdString(row.train_theory),
-                               tr("%1 at L = %2").arg(fmtSeconds(row.train_seconds)).arg(row.at_L),
+                               tr("%1 at L = %2").arg(qSeconds(row.train_seconds)).arg(row.at_L),
                                QString::fromStdString(row.step_theory),
-                               fmtSeconds(row.step_seconds),
+                               qSeconds(row.step_seconds),
                                QString::fromStdString(row.memory_theory),
-                               fmtBytes(double(row.memory_bytes)),
+                               qBytes(double(row.memory_bytes)),
                                std::isfinite(row.slope) ? QString::number(row.slope, 'f', 2) : tr("–")};
     for (int c = 0; c < cells.size(); ++c) {
       auto* item = new QTableWidgetItem(cells[c]);

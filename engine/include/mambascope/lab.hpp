@@ -41,6 +41,10 @@ struct Progress {
   }
 };
 
+// "1.5 GiB", "12.3 ms": how the lab's views and commands print sizes and times.
+std::string format_bytes(double bytes);
+std::string format_seconds(double seconds);
+
 // ---------------------------------------------------------------------------------------------
 // (a) Equivalence: one token sequence through every mode on one backend, compared with the
 // recurrent mode (lti-fft: with the recurrence under the same frozen Δ, B, C).

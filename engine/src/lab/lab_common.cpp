@@ -131,6 +131,8 @@ void log_softmax_row(const float* logits, int64_t n, std::vector<double>& out) {
   for (int64_t i = 0; i < n; ++i) out[size_t(i)] = double(logits[i]) - lse;
 }
 
+}  // namespace detail
+
 std::string format_bytes(double b) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
   int u = 0;
@@ -154,7 +156,6 @@ std::string format_seconds(double s) {
   return buf;
 }
 
-}  // namespace detail
 
 std::vector<int32_t> greedy_continue(Backend& backend, BackendState& state, std::vector<float> logits,
                                      const ForwardOptions& base, int n, const Progress& progress) {

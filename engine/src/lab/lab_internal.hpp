@@ -10,6 +10,7 @@
 
 #include "mambascope/backend.hpp"
 #include "mambascope/checkpoint.hpp"
+#include "mambascope/lab.hpp"
 
 namespace mambascope::lab::detail {
 
@@ -52,7 +53,7 @@ class Stopwatch {
   std::chrono::steady_clock::time_point t0_;
 };
 
-std::string format_bytes(double bytes);     // "1.5 GiB"
-std::string format_seconds(double seconds); // "12.3 ms"
+using lab::format_bytes;    // mambascope/lab.hpp
+using lab::format_seconds;
 
 }  // namespace mambascope::lab::detail

@@ -173,60 +173,49 @@ std::optional<ReferenceCurve> parse_attention_reference(std::string_view markdow
   return finish();
 }
 
+// The paper's columns for each method, and how its per-step time is obtained.
+struct S4Theory {
+  ScanMode method;
+  const char *name, *parallel, *train, *step, *memory, *note;
+  bool step_is_recurrent;  // decodes as the recurrence: the recurrent row's step time
+};
+const S4Theory kS4Theory[] = {
+    {ScanMode::Recurrent, "Recurrence (RNN mode)", "no: token after token", "O(L·N), sequential", "O(N)",
+     "O(N) state", "step = total / L, measured token by token", true},
+    {ScanMode::Scan, "Selective scan (Mamba)", "yes: chunked parallel scan", "O(L·N)",
+     "O(N) (decodes as the recurrence)", "O(L·N) activations, O(N) state",
+     "step: the recurrent row's, since decoding switches to the recurrence", true},
+    {ScanMode::Convolution, "Selective kernel convolution", "yes: one L×L matrix per channel", "O(L²·N)",
+     "O(L·N): row t of K needs every earlier token", "O(L²)",
+     "step = 2·T(L)/L, the last of L rows whose cost grows linearly", false},
+    {ScanMode::LtiFft, "LTI convolution by FFT (S4 CNN mode)", "yes: FFT", "O(L log L)",
+     "O(N) in RNN mode (same kernel)", "O(L)", "step: an LTI layer decodes as a recurrence; the recurrent row's time",
+     true},
+};
+
 std::vector<S4Row> s4_table(const SweepResult& r) {
   std::vector<S4Row> rows;
   const SweepSeries* rec = find_series(r, ScanMode::Recurrent);
-  auto base = [](const SweepSeries& s) {
+  const double rec_step = rec ? rec->points.back().seconds / double(rec->points.back().L) : 0;
+  for (const SweepSeries& s : r.series) {
+    if (s.points.empty()) continue;
+    const S4Theory* th = nullptr;
+    for (const S4Theory& t : kS4Theory)
+      if (t.method == s.method) th = &t;
+    if (!th) continue;
     S4Row row;
     row.at_L = s.points.back().L;
     row.train_seconds = s.points.back().seconds;
     row.memory_bytes = s.points.back().peak_bytes_estimate;
     row.slope = s.slope;
-    return row;
-  };
-  const double rec_step = rec ? rec->points.back().seconds / double(rec->points.back().L) : 0;
-  for (const SweepSeries& s : r.series) {
-    if (s.points.empty()) continue;
-    S4Row row = base(s);
-    switch (s.method) {
-      case ScanMode::Recurrent:
-        row.method = "Recurrence (RNN mode)";
-        row.parallel = "no: token after token";
-        row.train_theory = "O(L·N), sequential";
-        row.step_theory = "O(N)";
-        row.memory_theory = "O(N) state";
-        row.step_seconds = rec_step;
-        row.note = "step = total / L, measured token by token";
-        break;
-      case ScanMode::Scan:
-        row.method = "Selective scan (Mamba)";
-        row.parallel = "yes: chunked parallel scan";
-        row.train_theory = "O(L·N)";
-        row.step_theory = "O(N) (decodes as the recurrence)";
-        row.memory_theory = "O(L·N) activations, O(N) state";
-        row.step_seconds = rec_step;
-        row.note = rec ? "step: the recurrent row's, since decoding switches to the recurrence"
-                       : "step: run the recurrent series to measure it";
-        break;
-      case ScanMode::Convolution:
-        row.method = "Selective kernel convolution";
-        row.parallel = "yes: one L×L matrix per channel";
-        row.train_theory = "O(L²·N)";
-        row.step_theory = "O(L·N): row t of K needs every earlier token";
-        row.memory_theory = "O(L²)";
-        row.step_seconds = 2 * row.train_seconds / double(row.at_L);
-        row.note = "step = 2·T(L)/L, the last of L rows whose cost grows linearly";
-        break;
-      case ScanMode::LtiFft:
-        row.method = "LTI convolution by FFT (S4 CNN mode)";
-        row.parallel = "yes: FFT";
-        row.train_theory = "O(L log L)";
-        row.step_theory = "O(N) in RNN mode (same kernel)";
-        row.memory_theory = "O(L)";
-        row.step_seconds = rec_step;
-        row.note = "step: an LTI layer decodes as a recurrence; the recurrent row's time";
-        break;
-    }
+    row.method = th->name;
+    row.parallel = th->parallel;
+    row.train_theory = th->train;
+    row.step_theory = th->step;
+    row.memory_theory = th->memory;
+    row.note = th->note;
+    row.step_seconds = th->step_is_recurrent ? rec_step : 2 * row.train_seconds / double(row.at_L);
+    if (th->step_is_recurrent && !rec) row.note += " (run the recurrent series to measure it)";
     if (!s.stopped.empty()) row.note += "; " + s.stopped;
     rows.push_back(row);
   }
