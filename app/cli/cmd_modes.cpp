@@ -14,53 +14,9 @@
 #include "commands.hpp"
 #include "common.hpp"
 #include "mambascope/error.hpp"
+#include "mambascope/lab.hpp"
 
 namespace mambascope::cli {
-
-namespace {
-
-struct Outputs {
-  std::vector<float> y;       // {n_layer, L, d_inner}
-  std::vector<float> logits;  // {L, vocab}
-  double ms = 0;
-};
-
-Outputs run_mode(Backend& b, std::span<const int32_t> ids, ScanMode mode, const Freeze& freeze,
-                 FrozenSsm* frozen_out) {
-  Outputs o;
-  ForwardOptions opts;
-  opts.mode = mode;
-  opts.all_logits = true;
-  opts.freeze = freeze;
-  opts.ssm_outputs = &o.y;
-  opts.frozen_out = frozen_out;
-  auto state = b.new_state();
-  const auto t0 = std::chrono::steady_clock::now();
-  b.forward(ids, *state, opts, o.logits);
-  o.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  return o;
-}
-
-struct Diff {
-  double max_abs = 0, rel = 0;
-};
-
-Diff compare(const std::vector<float>& got, const std::vector<float>& ref) {
-  if (got.size() != ref.size())
-    throw Error("mode outputs differ in size (" + std::to_string(got.size()) + " vs " +
-                std::to_string(ref.size()) + ")");
-  Diff d;
-  double scale = 0;
-  for (size_t i = 0; i < ref.size(); ++i) {
-    d.max_abs = std::max(d.max_abs, double(std::fabs(got[i] - ref[i])));
-    scale = std::max(scale, double(std::fabs(ref[i])));
-    if (std::isnan(got[i]) != std::isnan(ref[i])) d.max_abs = INFINITY;
-  }
-  d.rel = scale > 0 ? d.max_abs / scale : d.max_abs;
-  return d;
-}
-
-}  // namespace
 
 int cmd_modes(int argc, char** argv) {
   Args a(
@@ -118,66 +74,48 @@ int cmd_modes(int argc, char** argv) {
     warn("convolution is O(L^2): " + std::to_string(ids.size()) +
          " tokens may take minutes (--modes recurrent,scan,lti-fft leaves it out)");
   Backend& b = *m.backend;
-  const Outputs ref = run_mode(b, ids, ScanMode::Recurrent, {}, nullptr);
+  // The comparison itself is the Modes Lab's (engine/src/lab/equivalence.cpp), so the CLI and
+  // the app's equivalence view report the same numbers.
+  lab::EquivalenceOptions eo;
+  eo.modes = modes;
+  eo.tolerance = tol;
+  const lab::EquivalenceReport rep = lab::equivalence(b, c, ids, eo);
   nlohmann::json rows = nlohmann::json::array();
   std::vector<std::string> failures;
   std::string note;
-  for (ScanMode mode : modes) {
-    nlohmann::json row = {{"mode", mode_name(mode)}};
-    std::string why;
-    if (!b.supports(mode, &why)) {
-      row["skipped"] = why.empty() ? "not supported by the " + b.name() + " backend" : why;
-      rows.push_back(row);
-      continue;
-    }
-    if (mode == ScanMode::Recurrent) {
-      row["ms"] = ref.ms;
+  for (const lab::ModeEquivalence& me : rep.modes) {
+    nlohmann::json row = {{"mode", mode_name(me.mode)}};
+    if (!me.skipped.empty()) {
+      row["skipped"] = me.skipped;
+    } else if (me.is_reference) {
+      row["ms"] = me.seconds * 1e3;
       row["reference"] = true;
-      rows.push_back(row);
-      continue;
-    }
-    Outputs got;
-    const Outputs* against = &ref;
-    Outputs frozen_ref;
-    if (mode == ScanMode::LtiFft && !c.lti) {
-      // A selective model becomes LTI only once Δ, B, C are frozen: compare like with like.
-      auto frozen = std::make_shared<FrozenSsm>();
-      Freeze mean;
-      mean.kind = Freeze::Kind::MeanOverInput;
-      got = run_mode(b, ids, mode, mean, frozen.get());
-      Freeze given;
-      given.kind = Freeze::Kind::Given;
-      given.values = frozen;
-      frozen_ref = run_mode(b, ids, ScanMode::Recurrent, given, nullptr);
-      against = &frozen_ref;
-      const Diff sel = compare(got.logits, ref.logits);
-      row["reference"] = "recurrent with the same frozen Δ, B, C (mean over the prompt)";
-      row["vs_selective_logits_rel"] = sel.rel;
-      note =
-          "lti-fft on a selective model freezes Δ, B, C to their mean over the prompt; against "
-          "the\n"
-          "unfrozen model its logits differ by " +
-          std::to_string(sel.rel) + " relative: that gap is what selectivity does.";
     } else {
-      got = run_mode(b, ids, mode, {}, nullptr);
-    }
-    const Diff dy = compare(got.y, against->y), dl = compare(got.logits, against->logits);
-    row["ms"] = got.ms;
-    row["y_max_abs"] = dy.max_abs;
-    row["y_rel"] = dy.rel;
-    row["logits_max_abs"] = dl.max_abs;
-    row["logits_rel"] = dl.rel;
-    const bool ok = dy.rel <= tol && dl.rel <= tol;
-    row["ok"] = ok;
-    if (!ok) {
-      char buf[200];
-      std::snprintf(buf, sizeof buf,
-                    "%s differs from recurrent by %.3g relative on y and %.3g on the logits",
-                    mode_name(mode), dy.rel, dl.rel);
-      failures.push_back(buf);
+      double y_max_abs = 0;
+      for (float v : me.y_max_abs) y_max_abs = std::max(y_max_abs, double(v));
+      row["ms"] = me.seconds * 1e3;
+      row["reference"] = me.reference;
+      row["y_max_abs"] = y_max_abs;
+      row["y_rel"] = me.y_rel;
+      row["logits_max_abs"] = me.logits_max_abs;
+      row["logits_rel"] = me.logits_rel;
+      row["argmax_agree"] = me.argmax_agree;
+      row["ok"] = me.ok;
+      if (!me.ok) {
+        char buf[200];
+        std::snprintf(buf, sizeof buf,
+                      "%s differs from recurrent by %.3g relative on y and %.3g on the logits",
+                      mode_name(me.mode), me.y_rel, me.logits_rel);
+        failures.push_back(buf);
+      }
     }
     rows.push_back(row);
   }
+  if (rep.frozen_vs_selective_rel >= 0)
+    note = "lti-fft on a selective model freezes Δ, B, C to their mean over the prompt; against "
+           "the\nunfrozen model its logits differ by " +
+           std::to_string(rep.frozen_vs_selective_rel) +
+           " relative: that gap is what selectivity does.";
 
   if (a.has("--json")) {
     std::cout << nlohmann::json{{"tokens", ids.size()},
@@ -188,7 +126,7 @@ int cmd_modes(int argc, char** argv) {
                      .dump(1)
               << "\n";
   } else {
-    std::printf("%zu tokens, %s backend, tolerance %.3g relative (max |diff| / max |reference|)\n",
+    std::printf("%zu tokens, %s backend, tolerance %.3g relative (max |diff| / max |reference|; y per layer)\n",
                 ids.size(), b.name().c_str(), tol);
     std::printf("%-12s %10s %12s %12s %14s %12s\n", "mode", "time ms", "y max abs", "y rel",
                 "logits max abs", "logits rel");
