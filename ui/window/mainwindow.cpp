@@ -330,6 +330,9 @@ void MainWindow::onModelReady(const ModelInfo& info) {
     s.stopAtEos = false;
     if (m_pendingDemo->answerTokens > 0) s.maxTokens = m_pendingDemo->answerTokens;
     m_chat->setSampling(s);
+    // The demo models have two layers and select in the last one (layer 0 mixes the
+    // neighbourhood first), so the views open there.
+    m_layer->setValue(std::max(0, info.nLayer - 1));
     m_pendingDemo.reset();
     if (!m_chat->prompt().isEmpty()) generateFromPanel();
   }
