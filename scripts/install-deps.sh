@@ -7,7 +7,7 @@ packages=(
   libopenblas-dev libfftw3-dev libpcre2-dev libutf8proc-dev
   libsentencepiece-dev sentencepiece nlohmann-json3-dev libgtest-dev libgmock-dev
   qt6-base-dev qt6-base-dev-tools qt6-charts-dev qt6-svg-dev libqt6opengl6-dev libgl-dev
-  xvfb xauth fonts-dejavu-core python3 python3-numpy
+  xvfb xauth fonts-dejavu-core
 )
 missing=()
 for p in "${packages[@]}"; do
