@@ -40,27 +40,13 @@ namespace {
 constexpr int kWaitMs = 180000;  // generous: the machine may be busy; never a timing assertion
 const QString kText = QStringLiteral("Once upon a time there was a little dog who liked to run");
 
-int distinctColours(const QImage& image) {
-  QSet<QRgb> colours;
-  const QImage img = image.convertToFormat(QImage::Format_RGB32);
-  for (int y = 0; y < img.height(); y += 2)
-    for (int x = 0; x < img.width(); x += 2) colours.insert(img.pixel(x, y));
-  return int(colours.size());
-}
 
 class LabViewsTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ensureApp();
-    MainWindow::Options o;
-    o.settingsFile = m_scratch.filePath(QStringLiteral("settings.ini"));
-    o.dialogs = &m_dialogs;
-    o.loadDefaultModel = false;
-    o.persistLayout = false;
-    m_window = std::make_unique<MainWindow>(o);
-    m_window->resize(1500, 1000);
-    m_window->show();
-    ASSERT_TRUE(QTest::qWaitForWindowExposed(m_window.get()));
+    m_window = openTestWindow(m_scratch, &m_dialogs, QSize(1500, 1000));
+    ASSERT_TRUE(m_window);
     QSignalSpy ready(m_window.get(), &MainWindow::modelReady);
     m_window->loadModel(tinyModelDir(), QStringLiteral("cpu"));
     ASSERT_TRUE(ready.wait(kWaitMs)) << m_dialogs.errors.join(QLatin1Char('\n')).toStdString();

@@ -44,28 +44,12 @@ constexpr int kWaitMs = 120000;  // generous: the machine may be busy; never a t
 // (Waits use QTest::qWaitFor inside ASSERT_TRUE: QtTest's own QVERIFY macros would not fail a
 // GoogleTest test.)
 
-// Distinct colours in an image: a blank or single-colour view has very few.
-int distinctColours(const QImage& image) {
-  QSet<QRgb> colours;
-  const QImage img = image.convertToFormat(QImage::Format_RGB32);
-  for (int y = 0; y < img.height(); y += 2)
-    for (int x = 0; x < img.width(); x += 2) colours.insert(img.pixel(x, y));
-  return int(colours.size());
-}
-
 class MainWindowTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ensureApp();
-    MainWindow::Options o;
-    o.settingsFile = m_scratch.filePath(QStringLiteral("settings.ini"));
-    o.dialogs = &m_dialogs;
-    o.loadDefaultModel = false;
-    o.persistLayout = false;
-    m_window = std::make_unique<MainWindow>(o);
-    m_window->resize(1400, 900);
-    m_window->show();
-    ASSERT_TRUE(QTest::qWaitForWindowExposed(m_window.get()));
+    m_window = openTestWindow(m_scratch, &m_dialogs, QSize(1400, 900));
+    ASSERT_TRUE(m_window);
   }
 
   void loadTinyModel() {

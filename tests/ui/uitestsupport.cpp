@@ -4,6 +4,9 @@
 #include <QApplication>
 #include <QDir>
 #include <QFile>
+#include <QImage>
+#include <QSet>
+#include <QTest>
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
@@ -12,6 +15,7 @@
 #include <random>
 
 #include "mambascope/tokenizer.hpp"
+#include "window/mainwindow.h"
 
 namespace {
 struct Tensor {
@@ -130,4 +134,26 @@ QString tinyModelDir() {
     return p;
   }();
   return path;
+}
+
+int distinctColours(const QImage& image) {
+  QSet<QRgb> colours;
+  const QImage img = image.convertToFormat(QImage::Format_RGB32);
+  for (int y = 0; y < img.height(); y += 2)
+    for (int x = 0; x < img.width(); x += 2) colours.insert(img.pixel(x, y));
+  return int(colours.size());
+}
+
+std::unique_ptr<MainWindow> openTestWindow(const QTemporaryDir& scratch, DialogService* dialogs,
+                                           QSize size) {
+  MainWindow::Options o;
+  o.settingsFile = scratch.filePath(QStringLiteral("settings.ini"));
+  o.dialogs = dialogs;
+  o.loadDefaultModel = false;
+  o.persistLayout = false;
+  auto window = std::make_unique<MainWindow>(o);
+  window->resize(size);
+  window->show();
+  if (!QTest::qWaitForWindowExposed(window.get())) return nullptr;
+  return window;
 }

@@ -2,12 +2,17 @@
 // model with a real SentencePiece tokenizer written once per run (so the tests do not depend on
 // a trained model being present), and a DialogService that records instead of blocking.
 #pragma once
+#include <QSize>
 #include <QString>
 #include <QStringList>
+#include <memory>
 
 #include "window/dialogservice.h"
 
 class QApplication;
+class QImage;
+class QTemporaryDir;
+class MainWindow;
 
 QApplication* ensureApp();
 
@@ -39,3 +44,12 @@ class RecordingDialogs : public DialogService {
   bool answer = false;
   QString chosenPath;
 };
+
+// Distinct colours in an image (sampled every other pixel): a blank or single-colour view has
+// very few.
+int distinctColours(const QImage& image);
+
+// The real main window for a test: settings in `scratch`, dialogs recorded, no default model,
+// no saved layout; shown and exposed on the offscreen platform (nullptr if it never is).
+std::unique_ptr<MainWindow> openTestWindow(const QTemporaryDir& scratch, DialogService* dialogs,
+                                           QSize size);
