@@ -1,10 +1,15 @@
-// The Modes Lab's numbers on the CUDA backend (skipped without a GPU): the modes agree within
-// the lab's tolerance on an fp32 checkpoint, the kernel built from the GPU's recorded Δ, B, C
-// reproduces its outputs, no intervention reproduces the original exactly, and the last layer's
-// lens is the model's argmax.
+// The Modes Lab's numbers on the CUDA backend (skipped without a GPU): all four modes run there
+// and agree within the lab's tolerance on an fp32 checkpoint, the kernel built from the GPU's
+// recorded Δ, B, C reproduces its outputs, frozen and selective variants score the same on the
+// GPU as on the CPU, no intervention reproduces the original exactly, the last layer's lens is
+// the model's argmax, and the sweep runs every mode with GPU memory estimates (checked without a
+// GPU too).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "hf_fixture.hpp"
+#include "lab/lab_internal.hpp"
 #include "mambascope/checkpoint.hpp"
 #include "mambascope/lab.hpp"
 
@@ -31,14 +36,47 @@ struct Gpu {
 TEST(LabOnGpu, ModesAgreeWithinTheLabTolerance) {
   GPU_OR_SKIP("long_500", g);
   const auto r = lab::equivalence(*g.be, g.ckpt->config(), g.fx.input_ids);
+  ASSERT_EQ(r.modes.size(), 4u);
   for (const auto& m : r.modes) {
     SCOPED_TRACE(mode_name(m.mode));
-    if (!m.skipped.empty()) continue;  // a mode this backend does not run says so
+    EXPECT_EQ(m.skipped, "");  // every mode runs on the GPU
+    EXPECT_GT(m.peak_bytes_estimate, 0u);
     EXPECT_LE(m.y_rel, lab::kModeTolerance);
     EXPECT_LE(m.logits_rel, lab::kModeTolerance);
     EXPECT_EQ(m.argmax_agree, int64_t(g.fx.input_ids.size()));
   }
   EXPECT_TRUE(r.ok) << lab::equivalence_json(r).substr(0, 2000);
+  EXPECT_GT(r.frozen_vs_selective_rel, 0.0);  // lti-fft ran frozen, and freezing changes the model
+}
+
+TEST(LabOnGpu, FrozenAndSelectiveVariantsScoreAsOnTheCpu) {
+  GPU_OR_SKIP("long_500", g);
+  auto cpu = make_cpu_backend(*g.ckpt, 0);
+  std::vector<int32_t> ids(g.fx.input_ids.begin(), g.fx.input_ids.begin() + 200);
+  lab::SelectivityOptions o;
+  o.prompt_len = 150;
+  o.n_continue = 8;
+  auto variants = [&](Backend* b) {
+    std::vector<lab::Variant> v(3);
+    v[0].name = "selective";
+    v[1].name = "frozen (mean)";
+    v[1].freeze = Freeze::Kind::MeanOverInput;
+    v[2].name = "frozen (token 40)";
+    v[2].freeze = Freeze::Kind::AtToken;
+    v[2].freeze_token = 40;
+    for (auto& x : v) x.backend = b;
+    return v;
+  };
+  const auto vg = variants(g.be.get()), vc = variants(cpu.get());
+  const auto rg = lab::compare_selectivity(vg, ids, o), rc = lab::compare_selectivity(vc, ids, o);
+  ASSERT_EQ(rg.size(), rc.size());
+  for (size_t i = 0; i < rg.size(); ++i) {
+    SCOPED_TRACE(rg[i].name);
+    EXPECT_NEAR(rg[i].nll, rc[i].nll, 1e-3 * std::max(1.0, rc[i].nll));
+    EXPECT_EQ(rg[i].continuation.size(), 8u);  // (greedy tokens of a random model may tie: not compared)
+    for (size_t t = 1; t < ids.size(); ++t) EXPECT_NEAR(rg[i].logprob[t], rc[i].logprob[t], 1e-3);
+  }
+  EXPECT_NE(rg[0].nll, rg[1].nll);  // freezing changed the model
 }
 
 TEST(LabOnGpu, KernelRowsReproduceTheGpusOutputs) {
@@ -88,12 +126,34 @@ TEST(LabOnGpu, ModelSweepRunsOnTheGpu) {
   o.max_repeats = 1;
   o.min_seconds = 0;
   const auto r = lab::sweep(*g.ckpt, g.be.get(), o);
+  ASSERT_EQ(r.series.size(), 4u);
   for (const auto& s : r.series) {
-    if (g.be->supports(s.method))
-      EXPECT_EQ(s.points.size(), 3u) << s.label << ": " << s.stopped;
-    else  // a mode the GPU does not run is reported, not measured
-      EXPECT_EQ(s.stopped.rfind("not run: ", 0), 0u) << s.stopped;
+    EXPECT_TRUE(g.be->supports(s.method));
+    EXPECT_EQ(s.points.size(), 3u) << s.label << ": " << s.stopped;
+    for (const auto& p : s.points)
+      EXPECT_EQ(p.peak_bytes_estimate, lab::detail::gpu_mode_peak_bytes(g.ckpt->config(), s.method, p.L, false));
   }
+}
+
+// No GPU needed: the estimates the lab shows for the GPU. No mode builds an L × L matrix there.
+TEST(LabGpuEstimates, NoModeIsQuadraticInMemoryOnTheGpu) {
+  ModelConfig c;
+  c.d_model = 768; c.n_layer = 24; c.d_inner = 1536; c.d_state = 16; c.dt_rank = 48; c.d_conv = 4;
+  c.vocab_size = 50280;
+  for (ScanMode m : {ScanMode::Scan, ScanMode::Convolution, ScanMode::LtiFft}) {
+    SCOPED_TRACE(mode_name(m));
+    const double small = double(lab::detail::gpu_mode_peak_bytes(c, m, 4096, false));
+    const double large = double(lab::detail::gpu_mode_peak_bytes(c, m, 131072, false));
+    EXPECT_LT(large / small, 2 * 32.0);  // 32× the tokens: linear (the FFT's padding up to 2×)
+    EXPECT_GT(large / small, 16.0);
+    EXPECT_LT(large, 20.0 * (1ull << 30));  // L = 131072 of the 130m shape fits an H200 easily
+  }
+  // The convolution keeps Δ and its running sum (fp32 + double) beyond the scan's buffers.
+  EXPECT_GT(lab::detail::gpu_mode_peak_bytes(c, ScanMode::Convolution, 1000, false),
+            lab::detail::gpu_mode_peak_bytes(c, ScanMode::Scan, 1000, false) + size_t(1000 * 1536 * 12) - 1);
+  // Decoding holds one token's vectors, whatever L.
+  EXPECT_EQ(lab::detail::gpu_mode_peak_bytes(c, ScanMode::Recurrent, 1, false),
+            lab::detail::gpu_mode_peak_bytes(c, ScanMode::Recurrent, 100000, false));
 }
 
 }  // namespace

@@ -1,8 +1,8 @@
-// The CUDA backend: the whole model on one GPU. Prefill (scan mode) runs each layer as cuBLAS
-// projections around the fused selective scan; decode (recurrent mode) runs the fused
-// single-token step, replayed from a CUDA graph when nothing but logits or a sampled token is
-// wanted. Probes, Δ interventions, per-layer SSM outputs and residuals are recorded on the GPU
-// and copied back once per forward call.
+// The CUDA backend: the whole model on one GPU. Prefill (the scan, convolution and lti-fft
+// modes) runs each layer as cuBLAS projections around the SSM of the mode (cuda_modes.cpp);
+// decode (recurrent mode) runs the fused single-token step, replayed from a CUDA graph when
+// nothing but logits or a sampled token is wanted. Probes, Δ interventions, per-layer SSM outputs
+// and residuals are recorded on the GPU and copied back once per forward call.
 #include <cublas_v2.h>
 
 #include <cmath>
@@ -41,6 +41,21 @@ CudaBackend::CudaBackend(const Checkpoint& ckpt, int device) : cfg_(ckpt.config(
   d_counters_.reserve(2 * sizeof(int64_t));
   h_logits_.reserve(sizeof(float) * cfg_.vocab_size);
   h_out_.reserve(sizeof(int32_t) * (1 + kMaxCandidates) + sizeof(float) * kMaxCandidates);
+  if (cfg_.lti) {
+    // An LTI model is always frozen: Δ = softplus(dt_lti), B_lti, C_lti (cpu_mixer.cpp's values).
+    lti_values_.resize(cfg_);
+    FrozenSsm& f = lti_values_.host();
+    const int64_t dn = cfg_.d_inner * cfg_.d_state;
+    for (int64_t l = 0; l < cfg_.n_layer; ++l) {
+      const DecodeLayer& w = w_.layers[size_t(l)];
+      float* delta = f.delta.data() + l * cfg_.d_inner;
+      MS_CUDA_CHECK(cudaMemcpy(delta, w.dt_lti, sizeof(float) * di, cudaMemcpyDeviceToHost));
+      for (size_t c = 0; c < di; ++c) delta[c] = delta[c] > 20.0f ? delta[c] : std::log1p(std::exp(delta[c]));
+      MS_CUDA_CHECK(cudaMemcpy(f.B.data() + l * dn, w.B_lti, sizeof(float) * dn, cudaMemcpyDeviceToHost));
+      MS_CUDA_CHECK(cudaMemcpy(f.C.data() + l * dn, w.C_lti, sizeof(float) * dn, cudaMemcpyDeviceToHost));
+    }
+    lti_values_.upload(stream_);
+  }
 }
 
 void CudaBackend::prefill(std::span<const int32_t> tokens, CudaState& st, const ForwardOptions& opts,
@@ -82,11 +97,7 @@ void CudaBackend::prefill(std::span<const int32_t> tokens, CudaState& st, const 
     p.N = int(N);
     p.u = a_x_.get(); p.ldu = di;
     p.z = xz + di * es; p.ldz = 2 * di;
-    if (cfg_.lti) {
-      p.dt_const = w.dt_lti;
-      p.B_const = w.B_lti;
-      p.C_const = w.C_lti;
-    } else {
+    if (!cfg_.lti) {  // an LTI layer's Δ, B, C come from frozen_ (run_ssm)
       // dt, B, C = x_proj(x).split(...); dt = dt_proj(dt)      -> xdbl {L, R + 2N}, dt {L, d_inner}
       linear(blas_, a_x_.get(), di, w.x_proj, dt, L, di, xr, xdbl, dt, xr, 0.f, stream_);
       linear(blas_, xdbl, xr, w.dt_proj, dt, L, R, di, a_dt_.get(), dt, di, 0.f, stream_);
@@ -126,8 +137,8 @@ void CudaBackend::prefill(std::span<const int32_t> tokens, CudaState& st, const 
       p_ypre_.reserve(sizeof(float) * L * di);
       p.ypre_out = p_ypre_.f32();
     }
-    // y = selective_scan(x, Δ, A, B, C, D) * silu(z)         -> y {L, d_inner}
-    selective_scan(p, stream_);
+    // y = ssm(x, Δ, A, B, C, D) * silu(z), in the call's mode -> y {L, d_inner}
+    run_ssm(l, p, opts.mode);
     // residual = residual + out_proj(y)
     linear(blas_, a_y_.get(), di, w.out_proj, dt, L, di, dm, resid, DType::F32, dm, 1.f, stream_);
     add_bias(resid, DType::F32, dm, w.out_bias, L, dm, stream_);
@@ -154,7 +165,7 @@ void CudaBackend::prefill(std::span<const int32_t> tokens, CudaState& st, const 
       fetch(cap.hnorm, p_hnorm_.get(), DType::F32, di, di);
       fetch(cap.z, xz + di * es, dt, 2 * di, di);
       fetch(cap.u, a_x_.get(), dt, di, di);
-      if (!cfg_.lti) {
+      if (!frozen_) {
         fetch(cap.B, xdbl + R * es, dt, xr, N);
         fetch(cap.C, xdbl + (R + N) * es, dt, xr, N);
       }
@@ -185,11 +196,12 @@ void CudaBackend::record_probes(ProbeRecorder& rec, int layer, int64_t position,
                                 const LayerCapture& cap) const {
   const int64_t di = cfg_.d_inner, N = cfg_.d_state;
   std::vector<float> Bm(size_t(N), 0.f), Cm(size_t(N), 0.f), Bsq(size_t(di), 0.f);
-  if (cfg_.lti) {
-    // Per-channel B, C: the probe shows their means; the write strength needs Σ_n B[c,n]².
-    std::vector<float> Bl(size_t(di * N)), Cl(size_t(di * N));
-    MS_CUDA_CHECK(cudaMemcpy(Bl.data(), w_.layers[size_t(layer)].B_lti, Bl.size() * 4, cudaMemcpyDeviceToHost));
-    MS_CUDA_CHECK(cudaMemcpy(Cl.data(), w_.layers[size_t(layer)].C_lti, Cl.size() * 4, cudaMemcpyDeviceToHost));
+  // A frozen layer (an LTI model, or Δ, B, C frozen for this call) has per-channel B, C: the
+  // probe shows their means; the write strength needs Σ_n B[c,n]²; Δ is the frozen Δ.
+  const FrozenSsm* fz = frozen_ ? &frozen_->host() : nullptr;
+  if (fz) {
+    const float* Bl = fz->B.data() + layer * di * N;
+    const float* Cl = fz->C.data() + layer * di * N;
     for (int64_t c = 0; c < di; ++c)
       for (int64_t n = 0; n < N; ++n) {
         Bm[n] += Bl[c * N + n] / float(di);
@@ -200,11 +212,12 @@ void CudaBackend::record_probes(ProbeRecorder& rec, int layer, int64_t position,
   const int64_t keep = L - cap.first;
   for (int64_t i = 0; i < keep; ++i) {
     LayerProbe& p = rec.slot(position + cap.first + i, layer);
-    p.delta.assign(cap.delta.begin() + i * di, cap.delta.begin() + (i + 1) * di);
+    if (fz) p.delta.assign(fz->delta.begin() + layer * di, fz->delta.begin() + (layer + 1) * di);
+    else p.delta.assign(cap.delta.begin() + i * di, cap.delta.begin() + (i + 1) * di);
     p.h_norm.assign(cap.hnorm.begin() + i * di, cap.hnorm.begin() + (i + 1) * di);
     p.gate.resize(size_t(di));
     for (int64_t c = 0; c < di; ++c) p.gate[c] = silu_h(cap.z[i * di + c]);
-    if (cfg_.lti) {
+    if (fz) {
       p.B = Bm;
       p.C = Cm;
     } else {
@@ -215,7 +228,7 @@ void CudaBackend::record_probes(ProbeRecorder& rec, int layer, int64_t position,
     for (int64_t n = 0; n < N; ++n) b2 += double(p.B[n]) * p.B[n], c2 += double(p.C[n]) * p.C[n];
     for (int64_t c = 0; c < di; ++c) {
       const double du = double(p.delta[c]) * cap.u[i * di + c];
-      w2 += du * du * (cfg_.lti ? double(Bsq[c]) : b2);
+      w2 += du * du * (fz ? double(Bsq[c]) : b2);
     }
     p.write_strength = float(std::sqrt(w2));
     p.read_norm = float(std::sqrt(c2));

@@ -1,5 +1,6 @@
-// The CUDA backend's class, shared by cuda_backend.cpp (construction, prefill, probes) and
-// cuda_decode_driver.cpp (recurrent mode, CUDA graphs, GPU sampling).
+// The CUDA backend's class, shared by cuda_backend.cpp (construction, prefill, probes),
+// cuda_modes.cpp (forward: the mode switch and freezing) and cuda_decode_driver.cpp (recurrent
+// mode, CUDA graphs, GPU sampling).
 #pragma once
 #include <cublas_v2.h>
 
@@ -13,6 +14,9 @@
 #include "cuda/cuda_state.hpp"
 #include "cuda/decode.hpp"
 #include "cuda/device_weights.hpp"
+#include "cuda/frozen_values.hpp"
+#include "cuda/scan.hpp"
+#include "cuda/ssm_convolution.hpp"
 #include "mambascope/checkpoint.hpp"
 
 namespace mambascope::cuda {
@@ -69,11 +73,9 @@ class CudaBackend final : public Backend {
   }
 
   bool supports(ScanMode mode, std::string* why_not) const override {
-    if (mode == ScanMode::Scan || mode == ScanMode::Recurrent) return true;
-    if (why_not)
-      *why_not = std::string("the CUDA backend runs the scan and recurrent modes; ") +
-                 mode_name(mode) + " runs on the CPU backend (--backend cpu)";
-    return false;
+    (void)mode;
+    (void)why_not;
+    return true;  // all four modes, frozen or not (cuda_modes.cpp)
   }
 
   std::unique_ptr<BackendState> new_state() const override {
@@ -82,25 +84,7 @@ class CudaBackend final : public Backend {
   }
 
   void forward(std::span<const int32_t> tokens, BackendState& state_base, const ForwardOptions& opts,
-               std::vector<float>& logits) override {
-    auto* state = dynamic_cast<CudaState*>(&state_base);
-    if (!state) throw Error("the state was made by another backend");
-    const int64_t L = int64_t(tokens.size()), V = cfg_.vocab_size;
-    if (L == 0) throw Error("forward() needs at least one token");
-    for (int32_t id : tokens)
-      if (id < 0 || id >= V)
-        throw Error("token id " + std::to_string(id) + " is outside the vocabulary (0.." +
-                    std::to_string(V - 1) + ")");
-    std::string why;
-    if (!supports(opts.mode, &why)) throw Error(why);
-    if (opts.freeze.kind != Freeze::Kind::None)
-      throw Error("freezing Δ, B, C runs on the CPU backend (--backend cpu)");
-    MS_CUDA_CHECK(cudaSetDevice(device_));
-    if (opts.ssm_outputs) opts.ssm_outputs->assign(size_t(cfg_.n_layer * L * cfg_.d_inner), 0.0f);
-    if (opts.residuals) opts.residuals->assign(size_t(cfg_.n_layer * L * cfg_.d_model), 0.0f);
-    if (opts.mode == ScanMode::Scan) prefill(tokens, *state, opts, logits);
-    else recurrent(tokens, *state, opts, logits);
-  }
+               std::vector<float>& logits) override;
 
   void generate(CudaState& st, int32_t feed, int n, const SamplingParams& sp,
                 const std::function<bool(const GpuToken&)>& on_token);
@@ -123,11 +107,23 @@ class CudaBackend final : public Backend {
     DecodeLayer L = w_.layers[size_t(l)];
     L.conv_state = st.conv() + l * cfg_.d_inner * (cfg_.d_conv - 1);
     L.ssm_state = st.ssm() + l * cfg_.d_inner * cfg_.d_state;
+    if (frozen_views_) {  // a frozen selective model decoding: Δ (before softplus), B, C constant
+      L.x_proj = nullptr;
+      L.dt_lti = frozen_->dt_pre(l);
+      L.B_lti = frozen_->B(l);
+      L.C_lti = frozen_->C(l);
+    }
     return L;
   }
   void capture(Graph& g, CudaState& st, const SampleArgs* sampling);
   void record_probes(ProbeRecorder& rec, int layer, int64_t position, int64_t L,
                      const LayerCapture& cap) const;
+  // Modes and freezing (cuda_modes.cpp): one layer's SSM in the call's mode, from the scan's
+  // parameters (probe outputs included); recurrent mode with frozen Δ, B, C; workspace check.
+  void run_ssm(int64_t layer, ScanParams p, ScanMode mode);
+  void recurrent_frozen(std::span<const int32_t> tokens, CudaState& st, const ForwardOptions& opts,
+                        std::vector<float>& logits);
+  void check_mode_memory(ScanMode mode, int64_t L, bool frozen) const;
 
   ModelConfig cfg_;
   int device_;
@@ -143,6 +139,17 @@ class CudaBackend final : public Backend {
   // prefill activations, grown on demand
   DeviceMemory a_ids_, a_resid_, a_hidden_, a_xz_, a_x_, a_xdbl_, a_dt_, a_y_, a_logits_,
       p_delta_, p_hnorm_, p_h_, p_ypre_, p_f32_;
+  // Modes and freezing (cuda_modes.cpp). frozen_ is set for the length of a frozen forward call:
+  // the LTI model's own values, or call_values_ (given, or computed layer by layer in prefill
+  // when freeze_compute_ is set, over the call's tokens [freeze_t0_, freeze_t1_)).
+  FrozenValues lti_values_, call_values_;
+  const FrozenValues* frozen_ = nullptr;
+  bool freeze_compute_ = false;
+  int64_t freeze_t0_ = 0, freeze_t1_ = 0;
+  bool frozen_views_ = false;  // layer_view() hands frozen_'s Δ, B, C to the decode step
+  ConvWorkspace conv_ws_;
+  LtiWorkspace lti_ws_;
+  DeviceMemory freeze_work_, m_h0_, m_yscan_;  // freeze sums; probe scan's h0 copy and its y
 };
 
 }  // namespace mambascope::cuda

@@ -116,7 +116,8 @@ EquivalenceReport equivalence(Backend& backend, const ModelConfig& cfg, std::spa
     ModeEquivalence m;
     m.mode = mode;
     m.tolerance = opts.tolerance;
-    m.peak_bytes_estimate = mode_peak_bytes(cfg, mode, L, threads, true);
+    m.peak_bytes_estimate = backend.name() == "cuda" ? detail::gpu_mode_peak_bytes(cfg, mode, L, true)
+                                                     : mode_peak_bytes(cfg, mode, L, threads, true);
     std::string why;
     if (!backend.supports(mode, &why)) {
       m.skipped = why.empty() ? "not supported by the " + backend.name() + " backend" : why;

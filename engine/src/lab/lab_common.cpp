@@ -211,4 +211,27 @@ size_t mode_peak_bytes(const ModelConfig& cfg, ScanMode mode, int64_t L, int thr
   return size_t(bytes);
 }
 
+// The CUDA backend's working set for one forward call (cuda_backend.cpp, cuda_modes.cpp),
+// activations counted at 4 bytes (a bf16 model needs less): no mode builds an L × L matrix there,
+// so the convolution is stopped by time, not memory.
+size_t detail::gpu_mode_peak_bytes(const ModelConfig& cfg, ScanMode mode, int64_t L, bool all_logits) {
+  const double f = sizeof(float);
+  const double D = double(cfg.d_model), d = double(cfg.d_inner), N = double(cfg.d_state), Ld = double(L);
+  const double xr = double(cfg.dt_rank) + 2 * N, V = double(cfg.vocab_size);
+  const double state = double(cfg.n_layer) * d * (N + double(cfg.d_conv - 1)) * f;
+  if (mode == ScanMode::Recurrent)  // the decode step's vectors, one token at a time
+    return size_t(state + (D + 4 * d + xr + 2 * V) * f);
+  // resid, hidden {L, d_model}; xz {L, 2d}; x, dt, y {L, d}; xdbl {L, R + 2N}; logits
+  double bytes = state + Ld * (2 * D + 5 * d + xr) * f + (all_logits ? Ld : 1.0) * V * f;
+  const bool frozen = cfg.lti || mode == ScanMode::LtiFft;
+  if (mode == ScanMode::Convolution)  // Toeplitz: K, u, out {d, L}; selective: Δ {L, d}, S {L, d} double
+    bytes += frozen ? 3 * Ld * d * f : Ld * d * (f + sizeof(double)) + (Ld / 256 + 1) * d * sizeof(double);
+  if (mode == ScanMode::LtiFft) {  // K, u {d, M + 2} in place, and about as much for cuFFT's work area
+    double M = 2;
+    while (M < 2 * Ld) M *= 2;
+    bytes += 3 * (M + 2) * d * f;
+  }
+  return size_t(bytes);
+}
+
 }  // namespace mambascope::lab

@@ -53,6 +53,9 @@ class Stopwatch {
   std::chrono::steady_clock::time_point t0_;
 };
 
+// mode_peak_bytes() for the CUDA backend's buffers (lab_common.cpp).
+size_t gpu_mode_peak_bytes(const ModelConfig& cfg, ScanMode mode, int64_t L, bool all_logits);
+
 using lab::format_bytes;    // mambascope/lab.hpp
 using lab::format_seconds;
 
