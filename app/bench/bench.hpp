@@ -16,6 +16,7 @@ struct Options {
   int reps = 20;                  // timed repetitions (the median is reported)
   int decode_tokens = 512;
   bool long_prefill = false;      // also a 131072-token prefill of the largest model given
+  bool decode_only = false;       // --models: decode only (no prefill timings)
   std::string dir = "/tmp/mambascope-bench";  // where random checkpoints are written
   std::string scan_only;          // "batch,d_inner,L,states_per_thread": one shape (profiling)
 };

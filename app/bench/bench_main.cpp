@@ -1,6 +1,7 @@
 // mambascope-bench: the scan kernel at the anchor shapes, GPU decode/prefill at real model
 // shapes with random weights, and the CPU backend; one JSON object per line on stdout.
 //   mambascope-bench --scan --models 130m,1.4b,2.8b --cpu [--reps 20] [--decode-tokens 512]
+//   [--decode-only]
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -22,6 +23,7 @@ int main(int argc, char** argv) {
       if (a == "--scan") o.scan = true;
       else if (a == "--cpu") o.cpu = true;
       else if (a == "--long-prefill") o.long_prefill = true;
+      else if (a == "--decode-only") o.decode_only = true;
       else if (a == "--reps") o.reps = std::stoi(next());
       else if (a == "--decode-tokens") o.decode_tokens = std::stoi(next());
       else if (a == "--dir") o.dir = next();
@@ -32,7 +34,7 @@ int main(int argc, char** argv) {
       } else {
         std::fprintf(stderr,
                      "usage: mambascope-bench [--scan] [--models 130m,1.4b,2.8b] [--cpu] "
-                     "[--long-prefill] [--reps N] [--decode-tokens N] [--dir PATH]\n");
+                     "[--long-prefill] [--decode-only] [--reps N] [--decode-tokens N] [--dir PATH]\n");
         return 2;
       }
     } catch (const std::exception& e) {

@@ -79,6 +79,7 @@ void bench_gpu(const Options& o, const std::string& name) {
         {"params", ck->parameter_count()}});
   const Official off = official(name);
   for (int64_t L : {int64_t(2048), int64_t(8192)}) {
+    if (o.decode_only) break;
     const double ms = prefill_ms(*be, L, c.vocab_size, std::max(3, o.reps / 2));
     const double offm = L == 2048 ? off.prefill_2048_ms : off.prefill_8192_ms;
     emit({{"bench", "prefill"}, {"model", name}, {"backend", "cuda"}, {"L", L}, {"ms", ms},
@@ -94,27 +95,56 @@ void bench_gpu(const Options& o, const std::string& name) {
     emit({{"bench", "prefill"}, {"model", name}, {"backend", "cuda"}, {"L", L}, {"ms", ms},
           {"activation_bytes", double(f0) - double(f1)}, {"gpu_memory_total", double(tot)}});
   }
-  // Decode: greedy, sampling and the top-5 alternatives on the GPU, one graph replay per token.
-  SamplingParams sp;
-  sp.temperature = 0;
-  sp.n_alternatives = 5;
+  // Decode: sampling and the alternatives on the GPU, one graph replay per token; the fused
+  // step (where it runs) and the per-layer kernels, greedy, then sampling over the vocabulary.
   auto st = be->new_state();
   std::vector<float> logits;
   const auto prompt = random_tokens(16, c.vocab_size);
   be->forward(prompt, *st, ForwardOptions{}, logits);
   int32_t last = prompt.back();
   auto count = [&](const cuda::GpuToken& t) { last = t.id; return true; };
-  cuda::generate_on_gpu(*be, *st, last, 16, sp, count);  // warm-up: graph capture
-  std::vector<double> rates;
-  for (int r = 0; r < 3; ++r) {
-    t0 = Clock::now();
-    cuda::generate_on_gpu(*be, *st, last, o.decode_tokens, sp, count);
-    rates.push_back(o.decode_tokens / (ms_since(t0) * 1e-3));
+  auto rate = [&](const SamplingParams& sp) {
+    cuda::generate_on_gpu(*be, *st, last, 16, sp, count);  // warm-up: graph capture
+    std::vector<double> rates;
+    for (int r = 0; r < 3; ++r) {
+      const auto t1 = Clock::now();
+      cuda::generate_on_gpu(*be, *st, last, o.decode_tokens, sp, count);
+      rates.push_back(o.decode_tokens / (ms_since(t1) * 1e-3));
+    }
+    return median(rates);
+  };
+  SamplingParams greedy;
+  greedy.temperature = 0;
+  greedy.n_alternatives = 5;
+  const std::string path = cuda::decode_path(*be);
+  const double tps = rate(greedy);
+  emit({{"bench", "decode"}, {"model", name}, {"backend", "cuda"}, {"path", path},
+        {"tokens", o.decode_tokens}, {"tok_per_s", tps}, {"us_per_token", 1e6 / tps},
+        {"official_tok_per_s", off.decode_tok_s}, {"speedup_vs_official", tps / off.decode_tok_s},
+        {"sampling", "greedy + top-5 alternatives on GPU"}});
+  SamplingParams full;  // temperature over the whole vocabulary: top-p with no top-k
+  full.temperature = 0.8f;
+  full.top_k = 0;
+  full.top_p = 0.95f;
+  full.repetition_penalty = 1.1f;
+  full.n_alternatives = 5;
+  const double tps_full = rate(full);
+  emit({{"bench", "decode"}, {"model", name}, {"backend", "cuda"}, {"path", path},
+        {"tok_per_s", tps_full}, {"us_per_token", 1e6 / tps_full},
+        {"sampling", "T 0.8, top-p 0.95 over the whole vocabulary, penalty 1.1, top-5 alternatives"}});
+  const auto prof = cuda::profile_decode(*be, *st, last, 64);
+  if (!prof.empty()) {
+    nlohmann::json phases = nlohmann::json::object();
+    for (const auto& p : prof) phases[p.name] = p.us_per_token;
+    emit({{"bench", "decode_profile"}, {"model", name}, {"us_per_token_block0", phases}});
   }
-  const double tps = median(rates);
-  emit({{"bench", "decode"}, {"model", name}, {"backend", "cuda"}, {"tokens", o.decode_tokens},
-        {"tok_per_s", tps}, {"us_per_token", 1e6 / tps}, {"official_tok_per_s", off.decode_tok_s},
-        {"speedup_vs_official", tps / off.decode_tok_s}, {"sampling", "greedy + top-5 alternatives on GPU"}});
+  if (path == "fused") {
+    cuda::use_fused_decode(*be, false);
+    const double tk = rate(greedy);
+    emit({{"bench", "decode"}, {"model", name}, {"backend", "cuda"}, {"path", "kernels"},
+          {"tok_per_s", tk}, {"us_per_token", 1e6 / tk}, {"sampling", "greedy + top-5 alternatives on GPU"}});
+    cuda::use_fused_decode(*be, true);
+  }
 #else
   (void)o;
   throw std::runtime_error("this build has no CUDA backend; only --cpu runs (model " + name + ")");

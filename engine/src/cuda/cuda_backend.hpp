@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "mambascope/backend.hpp"
@@ -21,5 +22,21 @@ struct GpuToken {
 // stop early. Throws mambascope::Error if `backend` is not the CUDA backend.
 void generate_on_gpu(Backend& backend, BackendState& state, int32_t feed, int n,
                      const SamplingParams& sp, const std::function<bool(const GpuToken&)>& on_token);
+
+// Which decode step the backend runs: "fused" (one persistent kernel per token, sm_90) or
+// "kernels: <why not fused>" (four kernels per layer).
+std::string decode_path(Backend& backend);
+// Turns the fused step off (false) or back on (true, where supported); for tests and the
+// benchmark. The environment variable MAMBASCOPE_DECODE=kernels starts a backend with it off.
+void use_fused_decode(Backend& backend, bool on);
+
+// Runs n greedy steps (feeding `feed`, then each sampled token) of the fused kernel with its
+// in-kernel timers on and returns where block 0's time went, in µs per token; empty where the
+// fused step is not used. The state advances by n.
+struct DecodePhase {
+  std::string name;
+  double us_per_token = 0;
+};
+std::vector<DecodePhase> profile_decode(Backend& backend, BackendState& state, int32_t feed, int n);
 
 }  // namespace mambascope::cuda

@@ -13,6 +13,7 @@
 #include "cuda/cuda_check.hpp"
 #include "cuda/cuda_state.hpp"
 #include "cuda/decode.hpp"
+#include "cuda/decode_runtime.hpp"
 #include "cuda/device_weights.hpp"
 #include "cuda/frozen_values.hpp"
 #include "cuda/scan.hpp"
@@ -88,6 +89,10 @@ class CudaBackend final : public Backend {
 
   void generate(CudaState& st, int32_t feed, int n, const SamplingParams& sp,
                 const std::function<bool(const GpuToken&)>& on_token);
+  // The fused decode step (cuda_decode_driver.cpp).
+  std::string decode_path();
+  void use_fused(bool on);
+  std::vector<DecodePhase> profile_fused(CudaState& st, int32_t feed, int n);
 
  private:
   struct Graph {
@@ -116,6 +121,10 @@ class CudaBackend final : public Backend {
     return L;
   }
   void capture(Graph& g, CudaState& st, const SampleArgs* sampling);
+  DecodeRuntime& decode_runtime();      // built on first use
+  bool fused_for(const CudaState& st);  // whether this step runs the fused kernel
+  FusedArgs fused_args(CudaState& st);
+  void sync_step();                     // waits for the stream; names a stuck fused step
   void record_probes(ProbeRecorder& rec, int layer, int64_t position, int64_t L,
                      const LayerCapture& cap) const;
   // Modes and freezing (cuda_modes.cpp): one layer's SSM in the call's mode, from the scan's
@@ -136,6 +145,7 @@ class CudaBackend final : public Backend {
       d_counters_, d_extra_;
   PinnedMemory h_logits_, h_out_;
   Graph logits_graph_, sample_graph_;
+  std::unique_ptr<DecodeRuntime> decode_rt_;
   // prefill activations, grown on demand
   DeviceMemory a_ids_, a_resid_, a_hidden_, a_xz_, a_x_, a_xdbl_, a_dt_, a_y_, a_logits_,
       p_delta_, p_hnorm_, p_h_, p_ypre_, p_f32_;

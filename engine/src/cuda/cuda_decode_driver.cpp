@@ -1,8 +1,11 @@
-// Recurrent mode on the GPU: one fused decode step per token. A step that only needs logits
-// (or a sampled token) is captured once into a CUDA graph and replayed, with one small
-// device-to-host copy per token; a step that records probes, SSM outputs or residuals runs
-// uncaptured and copies those per layer.
+// Recurrent mode on the GPU: one decode step per token. A step that only needs logits (or a
+// sampled token) is captured once into a CUDA graph and replayed: the fused kernel (one launch
+// per token, decode_fused.hpp) where the device and the model allow, else the per-layer
+// kernels; a sampled token and its alternatives land in mapped pinned memory, the one
+// device-to-host transfer per token. A step that records probes, SSM outputs or residuals, or
+// applies interventions, runs the per-layer kernels uncaptured and copies those per layer.
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -50,33 +53,124 @@ void CudaBackend::enqueue_step(CudaState& st, const ForwardOptions* extra, int64
                 d_logits1_.f32(), stream_);
 }
 
+DecodeRuntime& CudaBackend::decode_runtime() {
+  if (decode_rt_) return *decode_rt_;
+  auto rt = std::make_unique<DecodeRuntime>();
+  rt->sample_out.allocate(sizeof(SampleOut));
+  rt->trap.allocate(sizeof(FusedTrap));
+  FusedArgs& a = rt->args;
+  a.n_layer = int(cfg_.n_layer), a.dm = int(cfg_.d_model), a.D = int(cfg_.d_inner);
+  a.N = int(cfg_.d_state), a.R = int(cfg_.dt_rank), a.xr = int(cfg_.x_proj_rows());
+  a.k = int(cfg_.d_conv), a.V = int(cfg_.vocab_size), a.eps = float(cfg_.norm_eps);
+  if (cfg_.lti || !w_.layers[0].recA) rt->why_not = "LTI layers run on the per-layer kernels";
+  else rt->why_not = fused_plan(a, w_.dtype, device_);
+  const char* env = std::getenv("MAMBASCOPE_DECODE");
+  if (env && std::string(env) == "kernels") rt->enabled = false;
+  if (rt->why_not.empty()) {
+    std::vector<FusedLayer> layers;
+    for (const DecodeLayer& L : w_.layers)
+      layers.push_back({L.in_proj, L.out_proj, L.recA, L.recB, L.norm_w, L.in_bias, L.out_bias});
+    rt->layers.reserve(sizeof(FusedLayer) * layers.size());
+    MS_CUDA_CHECK(cudaMemcpy(rt->layers.get(), layers.data(), sizeof(FusedLayer) * layers.size(),
+                             cudaMemcpyHostToDevice));
+    a.layers = static_cast<const FusedLayer*>(rt->layers.get());
+    a.embedding = w_.embedding;
+    a.lm_head = w_.lm_head;
+    a.norm_f = w_.norm_f;
+    // Exchange words start at epoch 0, which no step uses (the first step's epoch is 1).
+    rt->ll.reserve(sizeof(uint64_t) * size_t(fused_ll_words(a)));
+    MS_CUDA_CHECK(cudaMemset(rt->ll.get(), 0, rt->ll.bytes()));
+    rt->sync.reserve(2 * sizeof(uint32_t));
+    MS_CUDA_CHECK(cudaMemset(rt->sync.get(), 0, rt->sync.bytes()));
+    rt->prof.reserve(sizeof(unsigned long long) * kProfSlots);
+    a.ll = static_cast<uint64_t*>(rt->ll.get());
+    a.sync = static_cast<uint32_t*>(rt->sync.get());
+    a.ids = static_cast<const int32_t*>(d_ids_.get());
+    a.logits = d_logits1_.f32();
+    a.trap = rt->trap.dev<FusedTrap>();
+  }
+  decode_rt_ = std::move(rt);
+  return *decode_rt_;
+}
+
+bool CudaBackend::fused_for(const CudaState& st) {
+  const DecodeRuntime& rt = decode_runtime();
+  // Frozen or LTI layers (no x_proj in the step's view) take the per-layer kernels.
+  return rt.enabled && rt.why_not.empty() && layer_view(st, 0).x_proj != nullptr;
+}
+
+FusedArgs CudaBackend::fused_args(CudaState& st) {
+  FusedArgs a = decode_runtime().args;
+  a.conv_state = st.conv();
+  a.ssm_state = st.ssm();
+  return a;
+}
+
+void CudaBackend::sync_step() {
+  const cudaError_t e = cudaStreamSynchronize(stream_);
+  if (e == cudaSuccess) return;
+  std::string where;
+  if (decode_rt_) {
+    const FusedTrap& t = *decode_rt_->trap.host<FusedTrap>();
+    if (t.code)
+      where = " (the fused decode step waited ~10 s for block data: block " + std::to_string(t.block) +
+              ", layer " + std::to_string(t.layer) + ", phase " + std::to_string(t.phase) + ", epoch " +
+              std::to_string(t.epoch) + ", saw " + std::to_string(t.seen) +
+              "; MAMBASCOPE_DECODE=kernels runs the per-layer kernels)";
+  }
+  throw_cuda_error(std::string(cudaGetErrorString(e)) + where, "cudaStreamSynchronize", __FILE__, __LINE__);
+}
+
 void CudaBackend::capture(Graph& g, CudaState& st, const SampleArgs* sampling) {
   if (g.exec) cudaGraphExecDestroy(g.exec);
   g.exec = nullptr;
+  const bool fused = fused_for(st);
   // One uncaptured run first would advance the state, so the graph is built from a capture
   // only; kernel attributes are set on the host and are legal during capture.
   cudaGraph_t graph = nullptr;
   MS_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
   try {
-    enqueue_step(st, nullptr, 0);
-    if (sampling) {
-      sample(*sampling, stream_);
-      const size_t ids = sizeof(int32_t) * (1 + kMaxCandidates);
-      MS_CUDA_CHECK(cudaMemcpyAsync(h_out_.as<char>(), d_ids_.get(), ids, cudaMemcpyDeviceToHost, stream_));
-      MS_CUDA_CHECK(cudaMemcpyAsync(h_out_.as<char>() + ids, d_prob_.get(), sizeof(float) * kMaxCandidates,
-                                    cudaMemcpyDeviceToHost, stream_));
+    bool sampled = false;
+    if (fused) {
+      FusedArgs a = fused_args(st);
+      if (sampling && fused_can_sample(*sampling)) {
+        a.sample = sampled = true;
+        a.n_alt = sampling->n_alt;
+        a.rep_penalty = sampling->repetition_penalty;
+        a.window = sampling->window;
+        a.ring = sampling->ring;
+        a.counters = sampling->counters;
+        a.out = sampling->out;
+        a.host = sampling->host;
+      }
+      launch_fused(a, w_.dtype, stream_);
     } else {
+      enqueue_step(st, nullptr, 0);
+    }
+    if (sampling && !sampled) sample(*sampling, stream_);
+    if (!sampling)
       MS_CUDA_CHECK(cudaMemcpyAsync(h_logits_.as<float>(), d_logits1_.get(),
                                     sizeof(float) * cfg_.vocab_size, cudaMemcpyDeviceToHost, stream_));
-    }
-  } catch (...) {
+  } catch (const Error& e) {
     cudaStreamEndCapture(stream_, &graph);
     if (graph) cudaGraphDestroy(graph);
-    throw;
+    if (!fused) throw;
+    // A driver that cannot capture the cooperative launch: the per-layer kernels from now on.
+    cudaGetLastError();
+    decode_runtime().why_not = std::string("the fused step could not be captured: ") + e.what();
+    capture(g, st, sampling);
+    return;
   }
-  MS_CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
-  const cudaError_t e = cudaGraphInstantiate(&g.exec, graph, 0);
-  cudaGraphDestroy(graph);
+  cudaError_t e = cudaStreamEndCapture(stream_, &graph);
+  if (e == cudaSuccess) e = cudaGraphInstantiate(&g.exec, graph, 0);
+  if (graph) cudaGraphDestroy(graph);
+  if (e != cudaSuccess && fused) {
+    cudaGetLastError();
+    g.exec = nullptr;
+    decode_runtime().why_not = std::string("the fused step could not be captured: ") + cudaGetErrorString(e);
+    capture(g, st, sampling);
+    return;
+  }
   MS_CUDA_CHECK(e);
   g.key = &st;
   if (sampling) g.args = *sampling;
@@ -100,7 +194,7 @@ void CudaBackend::recurrent(std::span<const int32_t> tokens, CudaState& st, cons
     if (!extra) {
       if (!logits_graph_.exec || logits_graph_.key != &st) capture(logits_graph_, st, nullptr);
       MS_CUDA_CHECK(cudaGraphLaunch(logits_graph_.exec, stream_));
-      MS_CUDA_CHECK(cudaStreamSynchronize(stream_));
+      sync_step();
       if (want_logits)
         std::memcpy(logits.data() + (opts.all_logits ? i : 0) * V, h_logits_.as<float>(), sizeof(float) * V);
     } else {
@@ -157,7 +251,7 @@ void CudaBackend::generate(CudaState& st, int32_t feed, int n, const SamplingPar
   a.n_alt = std::min(sp.n_alternatives, kMaxCandidates);
   a.work = d_work_.f32();
   a.out = static_cast<int32_t*>(d_ids_.get());  // the sampled token is the next step's input
-  a.out_prob = d_prob_.f32();
+  a.host = decode_runtime().sample_out.dev<SampleOut>();
   const bool same = sample_graph_.exec && sample_graph_.key == &st &&
                     std::memcmp(&sample_graph_.args, &a, sizeof(a)) == 0;
   if (!same) capture(sample_graph_, st, &a);
@@ -166,19 +260,64 @@ void CudaBackend::generate(CudaState& st, int32_t feed, int n, const SamplingPar
   MS_CUDA_CHECK(cudaMemcpyAsync(d_counters_.get(), counters, sizeof(counters), cudaMemcpyHostToDevice, stream_));
   MS_CUDA_CHECK(cudaMemcpyAsync(d_ring_.get(), &feed, sizeof(int32_t), cudaMemcpyHostToDevice, stream_));
   MS_CUDA_CHECK(cudaMemcpyAsync(d_ids_.get(), &feed, sizeof(int32_t), cudaMemcpyHostToDevice, stream_));
-  const size_t ids = sizeof(int32_t) * (1 + kMaxCandidates);
+  const SampleOut* out = decode_runtime().sample_out.host<SampleOut>();
   GpuToken tok;
   for (int i = 0; i < n; ++i) {
     MS_CUDA_CHECK(cudaGraphLaunch(sample_graph_.exec, stream_));
-    MS_CUDA_CHECK(cudaStreamSynchronize(stream_));  // the one wait per token: its tiny copy
+    sync_step();  // the one wait per token
     st.advance(1);
-    const int32_t* out = h_out_.as<int32_t>();
-    const float* prob = reinterpret_cast<const float*>(h_out_.as<char>() + ids);
-    tok.id = out[0];
+    tok.id = out->ids[0];
     tok.alternatives.resize(size_t(a.n_alt));
-    for (int j = 0; j < a.n_alt; ++j) tok.alternatives[size_t(j)] = Alternative{out[1 + j], prob[j]};
+    for (int j = 0; j < a.n_alt; ++j) tok.alternatives[size_t(j)] = Alternative{out->ids[1 + j], out->prob[j]};
     if (!on_token(tok)) break;
   }
+}
+
+std::string CudaBackend::decode_path() {
+  MS_CUDA_CHECK(cudaSetDevice(device_));
+  const DecodeRuntime& rt = decode_runtime();
+  if (!rt.why_not.empty()) return "kernels: " + rt.why_not;
+  if (!rt.enabled) return "kernels: the fused step is turned off";
+  return "fused";
+}
+
+void CudaBackend::use_fused(bool on) {
+  MS_CUDA_CHECK(cudaSetDevice(device_));
+  decode_runtime().enabled = on;
+  for (Graph* g : {&logits_graph_, &sample_graph_}) g->key = nullptr;  // capture again
+}
+
+std::vector<DecodePhase> CudaBackend::profile_fused(CudaState& st, int32_t feed, int n) {
+  MS_CUDA_CHECK(cudaSetDevice(device_));
+  if (!fused_for(st) || n <= 0) return {};
+  DecodeRuntime& rt = decode_runtime();
+  FusedArgs a = fused_args(st);
+  a.sample = true;
+  a.n_alt = 5;
+  a.counters = static_cast<int64_t*>(d_counters_.get());
+  a.out = static_cast<int32_t*>(d_ids_.get());
+  a.host = rt.sample_out.dev<SampleOut>();
+  a.prof = static_cast<unsigned long long*>(rt.prof.get());
+  MS_CUDA_CHECK(cudaMemsetAsync(rt.prof.get(), 0, rt.prof.bytes(), stream_));
+  MS_CUDA_CHECK(cudaMemsetAsync(d_counters_.get(), 0, 2 * sizeof(int64_t), stream_));
+  MS_CUDA_CHECK(cudaMemcpyAsync(d_ids_.get(), &feed, sizeof(int32_t), cudaMemcpyHostToDevice, stream_));
+  for (int i = 0; i < n; ++i) launch_fused(a, w_.dtype, stream_);
+  sync_step();
+  st.advance(n);
+  unsigned long long p[kProfSlots];
+  MS_CUDA_CHECK(cudaMemcpy(p, rt.prof.get(), sizeof(p), cudaMemcpyDeviceToHost));
+  // Cycles of block 0 to µs through its own wall clock over the same steps.
+  const double us_per_cycle = p[kProfStep] ? double(p[kProfNs]) * 1e-3 / double(p[kProfStep]) : 0.0;
+  const double steps = double(std::max<unsigned long long>(1, p[kProfSteps]));
+  const char* names[] = {"A wait (residual)", "A norm+in_proj+conv+x_proj partials",
+                         "X wait", "X x_proj sums", "B wait (x_proj)", "B dt+state+gate",
+                         "C wait (y)", "C out_proj+residual", "F wait (residual)", "F lm_head",
+                         "F merge (block 0)", "weight ring waits (inside phases)", "step (block 0)"};
+  std::vector<DecodePhase> out;
+  for (int q = 0; q <= kProfStep; ++q) out.push_back({names[q], double(p[q]) * us_per_cycle / steps});
+  out.push_back({"step wall (block 0, globaltimer)", double(p[kProfNs]) * 1e-3 / steps});
+  out.push_back({"SM clock MHz (block 0: cycles / ns)", p[kProfNs] ? 1e3 * double(p[kProfStep]) / double(p[kProfNs]) : 0.0});
+  return out;
 }
 
 void generate_on_gpu(Backend& backend, BackendState& state, int32_t feed, int n,
@@ -187,6 +326,22 @@ void generate_on_gpu(Backend& backend, BackendState& state, int32_t feed, int n,
   auto* s = dynamic_cast<CudaState*>(&state);
   if (!b || !s) throw Error("generate_on_gpu needs the CUDA backend and one of its states");
   b->generate(*s, feed, n, sp, on_token);
+}
+
+namespace {
+CudaBackend& cuda_of(Backend& backend) {
+  auto* b = dynamic_cast<CudaBackend*>(&backend);
+  if (!b) throw Error("this needs the CUDA backend");
+  return *b;
+}
+}  // namespace
+
+std::string decode_path(Backend& backend) { return cuda_of(backend).decode_path(); }
+void use_fused_decode(Backend& backend, bool on) { cuda_of(backend).use_fused(on); }
+std::vector<DecodePhase> profile_decode(Backend& backend, BackendState& state, int32_t feed, int n) {
+  auto* s = dynamic_cast<CudaState*>(&state);
+  if (!s) throw Error("profile_decode needs one of the CUDA backend's states");
+  return cuda_of(backend).profile_fused(*s, feed, n);
 }
 
 }  // namespace mambascope::cuda

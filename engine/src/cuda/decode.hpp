@@ -1,7 +1,12 @@
-// The single-token decode step: four fused kernels per layer (norm + in_proj + conv step,
-// x_proj, dt_proj + Δ + state update + output + gate, out_proj + residual add), the final norm
-// + lm_head, and GPU sampling with the top-k alternatives. Batch 1, activations fp32, weights
-// in the model's dtype; every launch is graph-capturable (no host synchronisation).
+// The single-token decode step, batch 1, activations fp32, weights in the model's dtype; every
+// launch is graph-capturable (no host synchronisation). Two implementations:
+// - the fused step (decode_fused.cu, sm_90): the whole token (every layer, the final norm, the
+//   lm_head and greedy sampling) in one persistent kernel, one block per SM;
+// - the per-layer kernels (decode.cu): four fused kernels per layer (norm + in_proj + conv step,
+//   x_proj, dt_proj + Δ + state update + output + gate, out_proj + residual add) and the final
+//   norm + lm_head. They run what the fused step does not: probes, interventions, LTI and frozen
+//   layers, GPUs before sm_90, shapes it does not tile.
+// And GPU sampling over the whole vocabulary with the top-k alternatives (sample.cu).
 #pragma once
 #include <cuda_runtime.h>
 
@@ -28,6 +33,9 @@ struct DecodeLayer {
   const float* D = nullptr;          // {d_inner}
   const void* out_proj = nullptr;    // {d_model, d_inner} (dtype)
   const float* out_bias = nullptr;   // {d_model}
+  // Per-channel records for the fused step (fused_records_layout), null for LTI layers.
+  const void* recA = nullptr;        // {d_inner, recA bytes}: conv bias, conv weights, x_proj column
+  const void* recB = nullptr;        // {d_inner, recB bytes}: dt bias, D, A row, dt_proj row
   float* conv_state = nullptr;       // {d_inner, d_conv - 1}
   float* ssm_state = nullptr;        // {d_inner, N}
 };
@@ -59,14 +67,25 @@ void decode_layer(const DecodeShape& s, const DecodeLayer& w, float* residual,
 void decode_logits(const DecodeShape& s, const float* norm_f, const void* lm_head, int vocab,
                    const float* residual, float* logits, cudaStream_t stream);
 
-// GPU sampling. Reads logits, writes the token and the alternatives to device memory, and
-// appends the token to a device history ring (for the repetition penalty) and a step counter
-// (for the random stream), so that it can be replayed inside a CUDA graph.
+// What a sampling step hands back to the host: written by the kernel straight into mapped
+// pinned memory, so the only device-to-host traffic per token is this struct.
+constexpr int kMaxCandidates = 64;
+struct SampleOut {
+  int32_t ids[1 + kMaxCandidates];  // the token, then the alternatives' ids
+  float prob[kMaxCandidates];       // the alternatives' probabilities
+};
+
+// GPU sampling with the CPU Sampler's semantics (sampler.hpp) over the whole vocabulary:
+// repetition penalty, temperature, top-k, top-p, min-p, then a draw from a counter-based random
+// stream seeded by `seed`; greedy takes the arg-max (ties to the lower id). Reads logits, writes
+// the token to out[0] (the next step's input) and everything to *host, and appends the token to
+// a device history ring (for the penalty) and a step counter (for the random stream), so that
+// it can be replayed inside a CUDA graph.
 struct SampleArgs {
   const float* logits = nullptr;
   int vocab = 0;
   float temperature = 0.f;  // 0: greedy
-  int top_k = 0;            // 0: off (then at most kMaxCandidates are considered)
+  int top_k = 0;            // 0: off (the whole vocabulary)
   float top_p = 1.f;
   float min_p = 0.f;
   float repetition_penalty = 1.f;
@@ -74,12 +93,18 @@ struct SampleArgs {
   int32_t* ring = nullptr;  // {window}
   int64_t* counters = nullptr;  // [0]: tokens appended to the ring, [1]: sampling steps
   uint64_t seed = 0;
-  int n_alt = 0;
-  float* work = nullptr;          // {vocab} scratch
-  int32_t* out = nullptr;         // {1 + n_alt}: token, then the alternatives' ids
-  float* out_prob = nullptr;      // {n_alt}: their probabilities
+  int n_alt = 0;            // <= kMaxCandidates
+  float* work = nullptr;    // {vocab} scratch (penalised logits)
+  int32_t* out = nullptr;   // {1}: the token (device)
+  SampleOut* host = nullptr;  // mapped pinned memory (device-visible address)
 };
-constexpr int kMaxCandidates = 64;
 void sample(const SampleArgs& a, cudaStream_t stream);
+// The fused step samples greedy tokens itself when n_alt <= 8 and the ring fits in shared
+// memory; anything else runs sample() after it.
+constexpr int kFusedMaxAlt = 8;
+constexpr int kFusedMaxWindow = 1024;
+inline bool fused_can_sample(const SampleArgs& a) {
+  return a.temperature <= 0.f && a.n_alt <= kFusedMaxAlt && a.window <= kFusedMaxWindow;
+}
 
 }  // namespace mambascope::cuda

@@ -2,10 +2,12 @@
 #include "cuda/device_weights.hpp"
 
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 #include <string>
 
 #include "cuda/cuda_check.hpp"
+#include "cuda/decode_fused.hpp"
 
 namespace mambascope::cuda {
 
@@ -57,6 +59,42 @@ class Uploader {
     std::vector<float> f(size_t(v->numel()));
     convert_to_f32(v->dtype, v->data, f.data(), f.size());
     return static_cast<const float*>(put(f.data(), f.size() * 4));
+  }
+  std::vector<float> host_f32(const std::string& name, bool optional = false) {
+    const TensorView* v = optional ? ck_.find(name) : &ck_.get(name);
+    std::vector<float> f(v ? size_t(v->numel()) : 0);
+    if (v) convert_to_f32(v->dtype, v->data, f.data(), f.size());
+    return f;
+  }
+  // The fused decode step's per-channel records of one layer (decode_fused.hpp): each block's
+  // channels then come in as one contiguous bulk copy per phase.
+  void records(const std::string& m, const ModelConfig& c, DecodeLayer& L) {
+    const int D = int(c.d_inner), N = int(c.d_state), R = int(c.dt_rank), k = int(c.d_conv);
+    const int xr = int(c.x_proj_rows()), es = int(dtype_size(w_.dtype));
+    const int ba = fused_recA_bytes(k, xr, es), bb = fused_recB_bytes(N, R, es);
+    const auto conv_w = host_f32(m + "conv1d.weight"), conv_b = host_f32(m + "conv1d.bias", true);
+    const auto x_proj = host_f32(m + "x_proj.weight"), dt_proj = host_f32(m + "dt_proj.weight");
+    const auto dt_bias = host_f32(m + "dt_proj.bias"), A_log = host_f32(m + "A_log"), Dp = host_f32(m + "D");
+    std::vector<std::byte> a(size_t(D) * ba), b(size_t(D) * bb);
+    auto f32_at = [](std::byte* p, int i, float v) { std::memcpy(p + 4 * i, &v, 4); };
+    auto typed_at = [&](std::byte* p, int i, float v) {
+      if (w_.dtype == DType::F32) return std::memcpy(p + 4 * i, &v, 4), void();
+      const uint16_t h = w_.dtype == DType::BF16 ? f32_to_bf16(v) : f32_to_f16(v);
+      std::memcpy(p + 2 * i, &h, 2);
+    };
+    for (int ch = 0; ch < D; ++ch) {
+      std::byte* ra = a.data() + size_t(ch) * ba;
+      f32_at(ra, 0, conv_b.empty() ? 0.f : conv_b[size_t(ch)]);
+      for (int j = 0; j < k; ++j) f32_at(ra + 16, j, conv_w[size_t(ch) * k + j]);
+      for (int j = 0; j < xr; ++j) typed_at(ra + 16 + 4 * fused_round4(k), j, x_proj[size_t(j) * D + ch]);
+      std::byte* rb = b.data() + size_t(ch) * bb;
+      f32_at(rb, 0, dt_bias[size_t(ch)]);
+      f32_at(rb, 1, Dp[size_t(ch)]);
+      for (int n = 0; n < N; ++n) f32_at(rb + 16, n, -std::exp(A_log[size_t(ch) * N + n]));
+      for (int r = 0; r < R; ++r) typed_at(rb + 16 + 4 * fused_round4(N), r, dt_proj[size_t(ch) * R + r]);
+    }
+    L.recA = put(a.data(), a.size());
+    L.recB = put(b.data(), b.size());
   }
   const float* neg_exp(const std::string& name) {
     const TensorView& v = ck_.get(name);
@@ -111,6 +149,7 @@ DeviceWeights upload_weights(const Checkpoint& ckpt) {
       L.x_proj = up.matrix(m + "x_proj.weight");
       L.dt_proj = up.matrix(m + "dt_proj.weight");
       L.dt_bias = up.vec(m + "dt_proj.bias");
+      up.records(m, c, L);
     }
     L.A = up.neg_exp(m + "A_log");
     L.D = up.vec(m + "D");

@@ -1,0 +1,657 @@
+// The fused decode step (decode_fused.hpp): the kernel and its launch. One block per SM; warp 8
+// is the producer (lane 0 issues every bulk copy of the block's weight slices, in the order the
+// compute warps will use them), warps 0-7 compute. Every block runs the same phases for every
+// layer; what block b owns: channels [c0, c0 + nc) of d_inner (in_proj rows, conv, x_proj
+// partial sums, SSM update), rows [m0, m0 + mc) of out_proj and [v0, v0 + vc) of the lm_head.
+#include <algorithm>
+
+#include "cuda/cuda_check.hpp"
+#include "cuda/cuda_types.cuh"
+#include "cuda/decode_fused.cuh"
+
+namespace mambascope::cuda {
+namespace {
+
+using namespace fused;
+constexpr int W = kFusedConsumerWarps;
+constexpr int CT = 32 * W;  // compute threads
+
+__host__ __device__ inline int share(int n, int G, int b) { return int((int64_t(n) * b) / G); }
+
+// Block b's slices and the tile sizes; the producer and the compute warps walk the same tiles.
+struct Slices {
+  int c0, nc, m0, mc, v0, vc;
+  int es, in_row, out_row, rpt_in, rpt_out, recA, recB, cptA, cptB;
+  __device__ Slices(const FusedArgs& a, int es_) : es(es_) {
+    const int b = int(blockIdx.x), G = a.G;
+    c0 = share(a.D, G, b), nc = share(a.D, G, b + 1) - c0;
+    m0 = share(a.dm, G, b), mc = share(a.dm, G, b + 1) - m0;
+    v0 = share(a.V, G, b), vc = share(a.V, G, b + 1) - v0;
+    in_row = a.dm * es, out_row = a.D * es;
+    rpt_in = min(kFusedTileRows, a.slot_bytes / in_row), rpt_out = min(kFusedTileRows, a.slot_bytes / out_row);
+    recA = fused_recA_bytes(a.k, a.xr, es), recB = fused_recB_bytes(a.N, a.R, es);
+    cptA = a.slot_bytes / recA;
+    cptB = min(a.slot_bytes / recB, a.slot_bytes / (4 * a.N));
+  }
+};
+
+// Exchange regions of layer l (words): R (its input residual), P (x_proj partials, [xr][G]),
+// XD (x_proj outputs), Y (gated y); R of layer n_layer is the final residual.
+struct Words {
+  uint64_t *R, *P, *XD, *Y;
+  __device__ Words(const FusedArgs& a, int l) {
+    R = a.ll + int64_t(l) * fused_ll_layer_words(a);
+    P = R + a.dm;
+    XD = P + int64_t(a.xr) * a.G;
+    Y = XD + a.xr;
+  }
+};
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+__device__ __forceinline__ float half_sum(float v) {  // over the 16 lanes of a half-warp
+#pragma unroll
+  for (int o = 8; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+// 16 bytes of weights (8 bf16/fp16 or 4 fp32) dotted with x (16-byte aligned, fp32).
+__device__ __forceinline__ float dot16(float, uint4 w, const float* x) {
+  const float4 a = *reinterpret_cast<const float4*>(x);
+  return (__uint_as_float(w.x) * a.x + __uint_as_float(w.z) * a.z) +
+         (__uint_as_float(w.y) * a.y + __uint_as_float(w.w) * a.w);
+}
+template <typename P, typename F2>
+__device__ __forceinline__ float dot16_pairs(uint4 w, const float* x, F2 to2) {
+  const float4 a = reinterpret_cast<const float4*>(x)[0], b = reinterpret_cast<const float4*>(x)[1];
+  P p[4];
+  memcpy(p, &w, 16);
+  const float2 f0 = to2(p[0]), f1 = to2(p[1]), f2 = to2(p[2]), f3 = to2(p[3]);
+  return (f0.x * a.x + f1.x * a.z + f2.x * b.x + f3.x * b.z) + (f0.y * a.y + f1.y * a.w + f2.y * b.y + f3.y * b.w);
+}
+__device__ __forceinline__ float dot16(__nv_bfloat16, uint4 w, const float* x) {
+  return dot16_pairs<__nv_bfloat162>(w, x, [](__nv_bfloat162 p) { return __bfloat1622float2(p); });
+}
+__device__ __forceinline__ float dot16(__half, uint4 w, const float* x) {
+  return dot16_pairs<__half2>(w, x, [](__half2 p) { return __half22float2(p); });
+}
+
+// Sum over the compute threads (fixed order: the same bits on every run).
+__device__ __forceinline__ float block_sum(float v, float* red, int tid) {
+  v = warp_sum(v);
+  consumer_sync();
+  if ((tid & 31) == 0) red[tid >> 5] = v;
+  consumer_sync();
+  float s = 0.f;
+#pragma unroll
+  for (int w = 0; w < W; ++w) s += red[w];
+  return s;
+}
+
+// (value, id) better: higher value, then lower id.
+__device__ __forceinline__ bool better(float va, int ia, float vb, int ib) {
+  return va > vb || (va == vb && ia < ib);
+}
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+
+// The compute warps' view of the weight ring.
+struct Ring {
+  const char* base;
+  uint64_t *full, *empty;
+  int slot, n;
+  unsigned long long* ring_cycles;  // block 0 thread 0 when profiling, else null
+  __device__ const char* wait(uint32_t i) const {
+    const uint32_t s = i % uint32_t(n), parity = (i / uint32_t(n)) & 1u;
+    const long long t0 = ring_cycles ? clock64() : 0;
+    while (!mbar_try_wait(&full[s], parity)) {
+    }
+    if (ring_cycles) *ring_cycles += clock64() - t0;
+    return base + size_t(s) * slot;
+  }
+  __device__ void release(uint32_t i, int lane) const {
+    __syncwarp();
+    if (lane == 0) mbar_arrive(&empty[i % uint32_t(n)]);
+  }
+};
+
+// One tile of R <= kFusedTileRows rows (K values each, contiguous) dotted with xs {K}: thread
+// t takes the 16-byte columns t, t + 256, ... of every row, so each slice of x is read from
+// shared memory once for all R rows and all 8 warps work on every tile. Row sums are reduced
+// in each warp, then across warps through part {2 buffers, 8 warps, rows}; the tile is
+// released as soon as this thread's reads are done, and done(r, v) runs on threads r < R.
+template <typename T, typename F>
+__device__ __forceinline__ void gemv_tile(const char* tile, int R, int K, const float* xs, float* part,
+                                          const Ring& ring, uint32_t t, int tid, F&& done) {
+  constexpr int VEC = 16 / sizeof(T), RM = kFusedTileRows;
+  const int nv = K / VEC, lane = tid & 31, warp = tid >> 5;
+  const uint4* w = reinterpret_cast<const uint4*>(tile);
+  float acc[RM];
+#pragma unroll
+  for (int r = 0; r < RM; ++r) acc[r] = 0.f;
+  for (int c = tid; c < nv; c += CT) {
+    const float* x = xs + c * VEC;
+#pragma unroll
+    for (int r = 0; r < RM; ++r)
+      if (r < R) acc[r] += dot16(T{}, w[size_t(r) * nv + c], x);
+  }
+  ring.release(t, lane);
+#pragma unroll
+  for (int r = 0; r < RM; ++r)
+    if (r < R) acc[r] = warp_sum(acc[r]);
+  float* pb = part + (t & 1u) * (W * RM);
+  if (lane == 0) {
+#pragma unroll
+    for (int r = 0; r < RM; ++r)
+      if (r < R) pb[warp * RM + r] = acc[r];
+  }
+  consumer_sync();
+  if (tid < R) {
+    float v = 0.f;
+#pragma unroll
+    for (int q = 0; q < W; ++q) v += pb[q * RM + tid];
+    done(tid, v);
+  }
+}
+
+// Producer: every tile the compute warps will wait for, in their order.
+__device__ void produce(const FusedArgs& a, const Slices& s, char* ring, uint64_t* full, uint64_t* empty) {
+  uint32_t t = 0;
+  auto emit = [&](const void* s1, int b1, const void* s2 = nullptr, int b2 = 0) {
+    const uint32_t slot = t % uint32_t(a.n_slots);
+    while (!mbar_try_wait(&empty[slot], ((t / uint32_t(a.n_slots)) & 1u) ^ 1u)) {
+    }
+    mbar_arrive_expect(&full[slot], uint32_t(b1 + b2));
+    char* dst = ring + size_t(slot) * a.slot_bytes;
+    bulk_load(dst, s1, uint32_t(b1), &full[slot]);
+    if (b2) bulk_load(dst + b1, s2, uint32_t(b2), &full[slot]);
+    ++t;
+  };
+  const size_t esz = size_t(s.es);
+  for (int l = 0; l < a.n_layer; ++l) {
+    const FusedLayer L = a.layers[l];
+    emit(L.norm_w, 4 * a.dm);
+    const char* in = static_cast<const char*>(L.in_proj);
+    for (int i0 = 0; i0 < 2 * s.nc; i0 += s.rpt_in) {
+      const int i1 = min(i0 + s.rpt_in, 2 * s.nc);
+      auto row = [&](int i) { return in + size_t(i < s.nc ? s.c0 + i : a.D + s.c0 + i - s.nc) * s.in_row; };
+      if (i1 <= s.nc || i0 >= s.nc) emit(row(i0), (i1 - i0) * s.in_row);
+      else emit(row(i0), (s.nc - i0) * s.in_row, row(s.nc), (i1 - s.nc) * s.in_row);
+    }
+    for (int c = 0; c < s.nc; c += s.cptA)
+      emit(static_cast<const char*>(L.recA) + size_t(s.c0 + c) * s.recA, min(s.cptA, s.nc - c) * s.recA);
+    for (int c = 0; c < s.nc; c += s.cptB) {
+      const int n = min(s.cptB, s.nc - c);
+      emit(a.ssm_state + (size_t(l) * a.D + s.c0 + c) * a.N, n * 4 * a.N);
+      emit(static_cast<const char*>(L.recB) + size_t(s.c0 + c) * s.recB, n * s.recB);
+    }
+    for (int r = 0; r < s.mc; r += s.rpt_out)
+      emit(static_cast<const char*>(L.out_proj) + size_t(s.m0 + r) * s.out_row,
+           min(s.rpt_out, s.mc - r) * s.out_row);
+  }
+  emit(a.norm_f, 4 * a.dm);
+  for (int r = 0; r < s.vc; r += s.rpt_in)
+    emit(static_cast<const char*>(a.lm_head) + size_t(s.v0 + r) * s.in_row, min(s.rpt_in, s.vc - r) * s.in_row);
+  (void)esz;
+}
+
+// Residual from exchange words (or the embedding row for layer 0) → RMS-normalised with the
+// weights of the next tile → xs. Returns after xs is complete.
+template <typename T>
+__device__ void load_and_norm(const FusedArgs& a, const uint64_t* R, bool embed, float* resid, float* xs,
+                              float* red, const Ring& ring, uint32_t& t, uint32_t e, int tid, int lane,
+                              int layer, unsigned long long* wait_cycles) {
+  const long long t0 = wait_cycles ? clock64() : 0;
+  if (embed) {
+    const T* row = static_cast<const T*>(a.embedding) + size_t(a.ids[0]) * a.dm;
+    for (int m = tid; m < a.dm; m += CT) resid[m] = to_f32(row[m]);
+  } else {
+    poll_words(R, a.dm, resid, e, tid, CT, a.trap, layer, 0);
+  }
+  if (wait_cycles) *wait_cycles += clock64() - t0;
+  float sq = 0.f;
+  for (int m = tid; m < a.dm; m += CT) sq += resid[m] * resid[m];  // this thread's own words
+  const float inv = rsqrtf(block_sum(sq, red, tid) / float(a.dm) + a.eps);
+  const float* nw = reinterpret_cast<const float*>(ring.wait(t));
+  for (int m = tid; m < a.dm; m += CT) xs[m] = resid[m] * inv * nw[m];
+  ring.release(t++, lane);
+  consumer_sync();
+}
+
+template <typename T>
+__device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const FusedSmem& L, const Ring& ring,
+                        uint32_t e) {
+  const int tid = int(threadIdx.x), warp = tid >> 5, lane = tid & 31, b = int(blockIdx.x);
+  float* resid = reinterpret_cast<float*>(smem + L.resid);
+  float* xs = reinterpret_cast<float*>(smem + L.xs);
+  float* acc = reinterpret_cast<float*>(smem + L.acc);
+  float* xch = reinterpret_cast<float*>(smem + L.xch);
+  float* zs = reinterpret_cast<float*>(smem + L.zs);
+  float* xd = reinterpret_cast<float*>(smem + L.xd);
+  float* red = reinterpret_cast<float*>(smem + L.red);
+  float* part = reinterpret_cast<float*>(smem + L.part);
+  const bool prof = a.prof && b == 0 && tid == 0;
+  long long clk[kProfSlots] = {};
+  long long tp = prof ? clock64() : 0;
+  auto mark = [&](int slot) {  // closes the phase that started at tp
+    if (!prof) return;
+    const long long now = clock64();
+    clk[slot] += now - tp;
+    tp = now;
+  };
+  // Waits for n exchange words into dst; block 0 thread 0 books the time when profiling.
+  auto timed_poll = [&](const uint64_t* src, int n, float* dst, int layer, int phase, int slot) {
+    const long long t0 = prof ? clock64() : 0;
+    poll_words(src, n, dst, e, tid, CT, a.trap, layer, phase);
+    if (prof) clk[slot] += clock64() - t0;
+  };
+  unsigned long long wait_acc = 0;
+  unsigned long long* wacc = prof ? &wait_acc : nullptr;
+  const int km1 = a.k - 1, kp = fused_round4(a.k);
+  uint32_t t = 0;
+
+  for (int l = 0; l < a.n_layer; ++l) {
+    const Words w(a, l), next(a, l + 1);
+    const float* in_bias = a.layers[l].in_bias;
+    const float* out_bias = a.layers[l].out_bias;
+    float* conv = a.conv_state + (size_t(l) * a.D + s.c0) * km1;
+    // ---- A: norm + in_proj + conv + SiLU + x_proj partial sums -------------------------------
+    float cs[kFusedMaxConv];  // this thread's channel's conv window, loaded under the wait
+#pragma unroll
+    for (int j = 0; j < kFusedMaxConv; ++j) cs[j] = (j < km1 && tid < s.nc) ? conv[size_t(tid) * km1 + j] : 0.f;
+    consumer_sync();
+    wait_acc = 0;
+    load_and_norm<T>(a, w.R, l == 0, resid, xs, red, ring, t, e, tid, lane, l, wacc);
+    if (prof) clk[kProfWaitA] += wait_acc;
+    for (int i0 = 0; i0 < 2 * s.nc; i0 += s.rpt_in) {
+      const char* tile = ring.wait(t);
+      gemv_tile<T>(tile, min(s.rpt_in, 2 * s.nc - i0), a.dm, xs, part, ring, t++, tid,
+                   [&](int r, float v) { acc[i0 + r] = v; });
+    }
+    consumer_sync();
+    float part0 = 0.f, part1 = 0.f;  // x_proj rows tid and tid + CT (xr <= 2 CT)
+    for (int c = 0; c < s.nc; c += s.cptA) {
+      const char* tile = ring.wait(t);
+      const int n = min(s.cptA, s.nc - c);
+      if (tid >= c && tid < c + n) {
+        const float* rec = reinterpret_cast<const float*>(tile + size_t(tid - c) * s.recA);
+        const float* cw = rec + 4;
+        const float xv = acc[tid] + (in_bias ? in_bias[s.c0 + tid] : 0.f);
+        float sum = rec[0];
+#pragma unroll
+        for (int j = 0; j < kFusedMaxConv; ++j)
+          if (j < km1) sum = fmaf(cw[j], cs[j], sum);
+        sum = fmaf(cw[km1], xv, sum);
+        float* st = conv + size_t(tid) * km1;
+#pragma unroll
+        for (int j = 0; j < kFusedMaxConv; ++j)
+          if (j < km1) st[j] = j + 1 < km1 ? cs[j + 1 < kFusedMaxConv ? j + 1 : j] : xv;
+        xch[tid] = silu(sum);
+        zs[tid] = acc[s.nc + tid] + (in_bias ? in_bias[a.D + s.c0 + tid] : 0.f);
+      }
+      consumer_sync();
+      for (int cc = 0; cc < n; ++cc) {
+        const T* wx = reinterpret_cast<const T*>(tile + size_t(cc) * s.recA + 16 + 4 * kp);
+        const float xv = xch[c + cc];
+        if (tid < a.xr) part0 = fmaf(to_f32(wx[tid]), xv, part0);
+        if (tid + CT < a.xr) part1 = fmaf(to_f32(wx[tid + CT]), xv, part1);
+      }
+      ring.release(t++, lane);
+    }
+    if (tid < a.xr) st_word(w.P + size_t(tid) * a.G + b, part0, e);
+    if (tid + CT < a.xr) st_word(w.P + size_t(tid + CT) * a.G + b, part1, e);
+    mark(kProfA);
+    // ---- X: x_proj output j = b + G·warp, summed over the blocks' partials -------------------
+    {
+      const int j = b + a.G * warp;
+      if (j < a.xr) {
+        const uint64_t* src = w.P + size_t(j) * a.G;
+        float v[8];
+        uint32_t pending = 0;
+#pragma unroll
+        for (int q = 0; q < 8; ++q)
+          if (lane + 32 * q < a.G) pending |= 1u << q;
+        Watchdog wd;
+        while (pending) {
+          uint32_t seen = 0;
+#pragma unroll
+          for (int q = 0; q < 8; ++q)
+            if (pending & (1u << q)) {
+              const uint64_t x = ld_word(src + lane + 32 * q);
+              if (word_ready(x, e)) v[q] = word_value(x), pending &= ~(1u << q);
+              else seen = uint32_t(x >> 32);
+            }
+          if (pending) wd.tick(a.trap, l, 1, e, seen);
+        }
+        float sum = 0.f;
+#pragma unroll
+        for (int q = 0; q < 8; ++q)
+          if (lane + 32 * q < a.G) sum += v[q];
+        sum = warp_sum(sum);
+        if (lane == 0) st_word(w.XD + j, sum, e);
+      }
+    }
+    mark(kProfX);
+    // ---- B: dt_proj + softplus + state update + D + gate ----------------------------------------
+    timed_poll(w.XD, a.xr, xd, l, 2, kProfWaitB);
+    consumer_sync();
+    for (int c = 0; c < s.nc; c += s.cptB) {
+      const float* h = reinterpret_cast<const float*>(ring.wait(t));
+      const char* recs = ring.wait(t + 1);
+      const int n = min(s.cptB, s.nc - c);
+      const int l16 = lane & 15;
+      for (int base = 0; base < n; base += 2 * W) {
+        const int cc = base + 2 * warp + (lane >> 4);
+        const bool on = cc < n;
+        const char* rec = recs + size_t(on ? cc : 0) * s.recB;
+        const float* A = reinterpret_cast<const float*>(rec + 16);
+        const T* dtw = reinterpret_cast<const T*>(rec + 16 + 4 * fused_round4(a.N));
+        float dt = 0.f;
+        if (on)
+          for (int r = l16; r < a.R; r += 16) dt = fmaf(to_f32(dtw[r]), xd[r], dt);
+        dt = half_sum(dt);
+        const float delta = softplus(dt + reinterpret_cast<const float*>(rec)[0]);
+        const float u = on ? xch[c + cc] : 0.f;
+        float yp = 0.f;
+        if (on) {
+          float* hg = a.ssm_state + (size_t(l) * a.D + s.c0 + c + cc) * a.N;
+          for (int q = l16; q < a.N; q += 16) {
+            const float hv = fmaf(__expf(delta * A[q]), h[size_t(cc) * a.N + q], delta * xd[a.R + q] * u);
+            hg[q] = hv;
+            yp = fmaf(xd[a.R + a.N + q], hv, yp);
+          }
+        }
+        yp = half_sum(yp);
+        if (on && l16 == 0) {
+          const float y = fmaf(reinterpret_cast<const float*>(rec)[1], u, yp);
+          st_word(w.Y + s.c0 + c + cc, y * silu(zs[c + cc]), e);
+        }
+      }
+      ring.release(t, lane);
+      ring.release(t + 1, lane);
+      t += 2;
+    }
+    mark(kProfB);
+    // ---- C: out_proj + residual --------------------------------------------------------------
+    timed_poll(w.Y, a.D, xs, l, 3, kProfWaitC);
+    consumer_sync();
+    for (int r0 = 0; r0 < s.mc; r0 += s.rpt_out) {
+      const char* tile = ring.wait(t);
+      gemv_tile<T>(tile, min(s.rpt_out, s.mc - r0), a.D, xs, part, ring, t++, tid, [&](int r, float v) {
+        const int m = s.m0 + r0 + r;
+        st_word(next.R + m, resid[m] + v + (out_bias ? out_bias[m] : 0.f), e);
+      });
+    }
+    mark(kProfC);
+  }
+
+  // ---- F: final norm, lm_head, greedy sampling ------------------------------------------------
+  uint32_t* pen = reinterpret_cast<uint32_t*>(smem + L.pen);
+  const bool penal = a.sample && a.rep_penalty != 1.f && a.window > 0;
+  if (penal) {
+    const int64_t nr = a.counters[0] < a.window ? a.counters[0] : a.window;
+    for (int i = tid; i < nr; i += CT) {
+      const int id = a.ring[i] - s.v0;
+      if (id >= 0 && id < s.vc) atomicOr(&pen[id >> 5], 1u << (id & 31));
+    }
+  }
+  consumer_sync();
+  wait_acc = 0;
+  load_and_norm<T>(a, Words(a, a.n_layer).R, a.n_layer == 0, resid, xs, red, ring, t, e, tid, lane,
+                   a.n_layer, wacc);
+  if (prof) clk[kProfWaitF] += wait_acc;
+  float lv[kFusedMaxAlt];  // threads r < tile rows: their rows' top 8 and online softmax
+  int li[kFusedMaxAlt];
+#pragma unroll
+  for (int j = 0; j < kFusedMaxAlt; ++j) lv[j] = -INFINITY, li[j] = 0x7fffffff;
+  float wm = -INFINITY, wz = 0.f;
+  for (int r0 = 0; r0 < s.vc; r0 += s.rpt_in) {
+    const char* tile = ring.wait(t);
+    gemv_tile<T>(tile, min(s.rpt_in, s.vc - r0), a.dm, xs, part, ring, t++, tid, [&](int r, float v) {
+      const int row = r0 + r;
+      a.logits[s.v0 + row] = v;
+      if (!a.sample) return;
+      if (penal && (pen[row >> 5] >> (row & 31) & 1u)) v = v > 0.f ? v / a.rep_penalty : v * a.rep_penalty;
+      if (v == -INFINITY) return;
+      if (v > wm) wz = wz * __expf(wm - v) + 1.f, wm = v;
+      else wz += __expf(v - wm);
+      if (v > lv[kFusedMaxAlt - 1]) {  // a thread's rows rise: ties keep the lower id first
+        float x = v;
+        int xi = s.v0 + row;
+#pragma unroll
+        for (int j = 0; j < kFusedMaxAlt; ++j)
+          if (x > lv[j]) {
+            const float tv = lv[j];
+            const int ti = li[j];
+            lv[j] = x, li[j] = xi, x = tv, xi = ti;
+          }
+      }
+    });
+  }
+  mark(kProfF);
+  if (a.sample) {
+    // This block's top 8 and (max, sum) from the row threads' lists, then published.
+    float* cv = reinterpret_cast<float*>(smem + L.cand);  // [thread][8 values, 8 ids, max, sum]
+    constexpr int CW = 2 * kFusedMaxAlt + 2, NC = kFusedTileRows * kFusedMaxAlt;
+    if (tid < kFusedTileRows) {
+#pragma unroll
+      for (int j = 0; j < kFusedMaxAlt; ++j) cv[tid * CW + j] = lv[j], cv[tid * CW + kFusedMaxAlt + j] = __int_as_float(li[j]);
+      cv[tid * CW + 2 * kFusedMaxAlt] = wm;
+      cv[tid * CW + 2 * kFusedMaxAlt + 1] = wz;
+    }
+    consumer_sync();
+    uint64_t* fin = a.ll + int64_t(a.n_layer + 1) * fused_ll_layer_words(a);
+    if (warp == 0) {
+      // Candidate q = (thread q / 8, slot q % 8); rank by (value, id, q) over all of them.
+      auto val = [&](int q) { return cv[(q / kFusedMaxAlt) * CW + q % kFusedMaxAlt]; };
+      auto idx = [&](int q) { return __float_as_int(cv[(q / kFusedMaxAlt) * CW + kFusedMaxAlt + q % kFusedMaxAlt]); };
+      for (int q = lane; q < NC; q += 32) {
+        const float vq = val(q);
+        const int iq = idx(q);
+        int rank = 0;
+        for (int p = 0; p < NC; ++p) {
+          const float vp = val(p);
+          const int ip = idx(p);
+          rank += better(vp, ip, vq, iq) || (vp == vq && ip == iq && p < q);
+        }
+        if (rank < kFusedMaxAlt) {
+          st_word(fin + size_t(b) * kFusedFinalWords + rank, vq, e);
+          st_word(fin + size_t(b) * kFusedFinalWords + kFusedMaxAlt + rank, __int_as_float(iq), e);
+        }
+      }
+      if (lane == 0) {
+        float M = -INFINITY, Z = 0.f;
+        for (int q = 0; q < kFusedTileRows; ++q) M = fmaxf(M, cv[q * CW + 2 * kFusedMaxAlt]);
+        for (int q = 0; q < kFusedTileRows; ++q) {
+          const float mq = cv[q * CW + 2 * kFusedMaxAlt];
+          if (mq != -INFINITY) Z += cv[q * CW + 2 * kFusedMaxAlt + 1] * __expf(mq - M);
+        }
+        st_word(fin + size_t(b) * kFusedFinalWords + 2 * kFusedMaxAlt, M, e);
+        st_word(fin + size_t(b) * kFusedFinalWords + 2 * kFusedMaxAlt + 1, Z, e);
+      }
+    }
+    if (b == 0) {
+      // Block 0 merges: the blocks' lists are sorted, so n_alt rounds of "best head" suffice.
+      float* all = reinterpret_cast<float*>(smem + L.ring);  // the ring is drained by now
+      poll_words(fin, a.G * kFusedFinalWords, all, e, tid, CT, a.trap, a.n_layer, 4);
+      consumer_sync();
+      if (warp == 0) {
+        constexpr int HB = 8;  // blocks per lane (G <= 256)
+        int head[HB];
+#pragma unroll
+        for (int q = 0; q < HB; ++q) head[q] = 0;
+        float M = -INFINITY;
+        for (int bb = lane; bb < a.G; bb += 32) M = fmaxf(M, all[bb * kFusedFinalWords + 2 * kFusedMaxAlt]);
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, o));
+        float Z = 0.f;
+        for (int bb = lane; bb < a.G; bb += 32) {
+          const float mb = all[bb * kFusedFinalWords + 2 * kFusedMaxAlt];
+          if (mb != -INFINITY) Z += all[bb * kFusedFinalWords + 2 * kFusedMaxAlt + 1] * __expf(mb - M);
+        }
+        Z = warp_sum(Z);
+        const int rounds = a.n_alt > 1 ? a.n_alt : 1;
+        int token = 0;
+        for (int r = 0; r < rounds; ++r) {
+          float bv = -INFINITY;
+          int bi = 0x7fffffff, bq = -1;
+#pragma unroll
+          for (int q = 0; q < HB; ++q) {
+            const int bb = lane + 32 * q;
+            if (bb < a.G && head[q] < kFusedMaxAlt) {
+              const float v = all[bb * kFusedFinalWords + head[q]];
+              const int id = __float_as_int(all[bb * kFusedFinalWords + kFusedMaxAlt + head[q]]);
+              if (bq < 0 || better(v, id, bv, bi)) bv = v, bi = id, bq = q;
+            }
+          }
+          int wl = lane;
+#pragma unroll
+          for (int o = 16; o > 0; o >>= 1) {
+            const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+            const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
+            const int ol = __shfl_xor_sync(0xffffffffu, wl, o);
+            if (better(ov, oi, bv, bi) || (ov == bv && oi == bi && ol < wl)) bv = ov, bi = oi, wl = ol;
+          }
+#pragma unroll
+          for (int q = 0; q < HB; ++q)
+            if (lane == wl && q == bq) ++head[q];
+          if (r == 0) token = bi;
+          if (lane == 0 && r < a.n_alt) {
+            a.host->ids[1 + r] = bi;
+            a.host->prob[r] = __expf(bv - M) / Z;
+          }
+        }
+        if (lane == 0) {
+          a.host->ids[0] = token;
+          a.out[0] = token;
+          if (a.window > 0) a.ring[a.counters[0] % a.window] = token;
+          a.counters[0] += 1;
+          a.counters[1] += 1;
+        }
+      }
+    }
+    mark(kProfMerge);
+  }
+  if (prof) {
+    for (int q = 0; q < kProfRing; ++q) a.prof[q] += (unsigned long long)clk[q];
+  }
+}
+
+#endif  // __CUDA_ARCH__ >= 900
+
+template <typename T>
+__global__ void __launch_bounds__(kFusedThreads, 1) fused_step_kernel(const FusedArgs a) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  extern __shared__ __align__(128) char smem[];
+  const FusedSmem L = fused_smem(a);
+  uint64_t* full = reinterpret_cast<uint64_t*>(smem + L.bars);
+  uint64_t* empty = full + a.n_slots;
+  __shared__ uint32_t epoch_s;
+  __shared__ unsigned long long ring_cycles, t_start, ns_start;
+  const int tid = int(threadIdx.x);
+  if (tid == 0) {
+    for (int i = 0; i < a.n_slots; ++i) {
+      mbar_init(&full[i], 1);
+      mbar_init(&empty[i], W);
+    }
+    mbar_fence_init();
+    epoch_s = *reinterpret_cast<volatile uint32_t*>(a.sync) + 1u;
+    ring_cycles = 0;
+    t_start = clock64();
+    ns_start = global_ns();
+  }
+  const int vc = (a.V + a.G - 1) / a.G;
+  for (int i = tid; i < (vc + 31) / 32; i += blockDim.x) reinterpret_cast<uint32_t*>(smem + L.pen)[i] = 0;
+  __syncthreads();
+  const Slices s(a, int(sizeof(T)));
+  if (tid >= CT) {
+    if (tid == CT) produce(a, s, smem + L.ring, full, empty);
+    return;
+  }
+  const bool prof = a.prof && blockIdx.x == 0 && tid == 0;
+  const Ring ring{smem + L.ring, full, empty, a.slot_bytes, a.n_slots, prof ? &ring_cycles : nullptr};
+  compute<T>(a, s, smem, L, ring, epoch_s);
+  if (tid == 0) {
+    if (prof) {
+      a.prof[kProfRing] += ring_cycles;
+      a.prof[kProfStep] += clock64() - t_start;
+      a.prof[kProfNs] += global_ns() - ns_start;
+      a.prof[kProfSteps] += 1;
+    }
+    // The last block to finish publishes the epoch: every block has read it by then.
+    if (atomicAdd(&a.sync[1], 1u) == unsigned(a.G) - 1u) {
+      a.sync[1] = 0;
+      a.sync[0] = epoch_s;
+    }
+  }
+#else
+  __trap();  // fused_plan() never launches this below sm_90
+#endif
+}
+
+}  // namespace
+
+std::string fused_plan(FusedArgs& a, DType dt, int device) {
+  cudaDeviceProp prop{};
+  MS_CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
+  if (prop.major < 9) return "the fused decode step needs sm_90 (Hopper) or newer";
+  if (!prop.cooperativeLaunch) return "the device cannot launch cooperative kernels";
+  const int es = int(dtype_size(dt));
+  a.G = prop.multiProcessorCount;
+  if (a.G > 256) a.G = 256;
+  if (a.dm % 8 || a.D % 8) return "d_model and d_inner must be multiples of 8";
+  if (a.N % 4 || a.N < 1) return "d_state must be a multiple of 4";
+  if (a.k < 1 || a.k > kFusedMaxConv) return "d_conv must be 1..8";
+  if (a.xr > kFusedMaxXr) return "dt_rank + 2 d_state must be <= 512";
+  if (fused_ncmax(a.D, a.G) > CT) return "d_inner too large for one block per SM";
+  const int recA = fused_recA_bytes(a.k, a.xr, es), recB = fused_recB_bytes(a.N, a.R, es);
+  int base = std::max({a.dm * es, a.D * es, recA, recB, 4 * a.N, 4 * a.dm});
+  base = fused_round16(base);
+  a.slot_bytes = base * std::max(1, std::min(kFusedTileRows, 24576 / base));
+  cudaFuncAttributes attr{};
+  cudaError_t err = cudaSuccess;
+  dispatch_dtype(dt, [&](auto tag) { err = cudaFuncGetAttributes(&attr, fused_step_kernel<decltype(tag)>); });
+  if (err == cudaSuccess && attr.binaryVersion < 90) err = cudaErrorInvalidDeviceFunction;
+  if (err != cudaSuccess) {
+    cudaGetLastError();
+    return std::string("the fused decode kernel is not built for this GPU: ") + cudaGetErrorString(err);
+  }
+  const int budget = int(prop.sharedMemPerBlockOptin) - int(attr.sharedSizeBytes);
+  for (a.n_slots = 16; a.n_slots >= 3 && fused_smem(a).total > budget; --a.n_slots) {
+  }
+  if (a.n_slots < 3) return "the model's rows do not fit three shared-memory slots";
+  const int smem = fused_smem(a).total;
+  int blocks = 0;
+  dispatch_dtype(dt, [&](auto tag) {
+    auto k = fused_step_kernel<decltype(tag)>;
+    err = cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+    if (err == cudaSuccess) err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, k, kFusedThreads, smem);
+  });
+  if (err != cudaSuccess) {
+    cudaGetLastError();
+    return std::string("the fused decode kernel is not usable here: ") + cudaGetErrorString(err);
+  }
+  if (blocks < 1) return "the fused decode kernel does not fit on an SM";
+  return "";
+}
+
+void launch_fused(const FusedArgs& a, DType dt, cudaStream_t stream) {
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = dim3(unsigned(a.G));
+  cfg.blockDim = dim3(kFusedThreads);
+  cfg.dynamicSmemBytes = size_t(fused_smem(a).total);
+  cfg.stream = stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeCooperative;  // all blocks resident: they wait for each other
+  attr[0].val.cooperative = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  dispatch_dtype(dt, [&](auto tag) {
+    MS_CUDA_CHECK(cudaLaunchKernelEx(&cfg, fused_step_kernel<decltype(tag)>, a));
+  });
+}
+
+}  // namespace mambascope::cuda

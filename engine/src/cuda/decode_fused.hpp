@@ -1,0 +1,135 @@
+// The fused decode step (decode_fused.cu): one persistent kernel per token, one block per SM.
+// Each block owns a slice of every matrix (in_proj rows of its channels, out_proj and lm_head
+// rows); a producer warp streams the block's slices, layer after layer, into a ring of shared
+// memory slots with bulk copies (sm_90 `cp.async.bulk`), regardless of where the compute warps
+// are, so that weight traffic runs ahead under every synchronisation. Blocks exchange the small
+// activation vectors (residual, x_proj partial sums, x_proj outputs, gated y) through
+// "flag-in-data" words: 32 bits of value and the step's 32-bit epoch in one 64-bit store, so a
+// reader waits for exactly the values it needs, with no grid barrier and no fence.
+//
+// Per layer: A (norm + in_proj + conv + SiLU + this block's x_proj partial sums) → X (x_proj
+// sums, one output per warp) → B (dt_proj + softplus + state update + D + gate) → C (out_proj +
+// residual); then the final norm, the lm_head and greedy sampling (top-8 per block, merged by
+// block 0). Layouts that the host builds and the kernel reads are defined here once.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "cuda/decode.hpp"
+
+namespace mambascope::cuda {
+
+constexpr int kFusedConsumerWarps = 8;
+constexpr int kFusedThreads = 32 * (kFusedConsumerWarps + 1);  // + the producer warp
+constexpr int kFusedMaxConv = 8;                                // d_conv
+constexpr int kFusedMaxXr = 512;                                // dt_rank + 2 d_state
+constexpr int kFusedFinalWords = 2 * kFusedMaxAlt + 2;          // per block: top 8 + (max, sum)
+constexpr int kFusedTileRows = 16;                              // matrix rows per weight tile
+
+__host__ __device__ constexpr int fused_round16(int b) { return (b + 15) & ~15; }
+__host__ __device__ constexpr int fused_round4(int n) { return (n + 3) & ~3; }
+// recA[c] (bytes): conv bias (f32) + 3 pad | conv weights (f32, d_conv padded to 4) | x_proj
+// column c (dtype, xr values, padded to 16 bytes).
+__host__ __device__ constexpr int fused_recA_bytes(int d_conv, int xr, int es) {
+  return 16 + 4 * fused_round4(d_conv) + fused_round16(xr * es);
+}
+// recB[c] (bytes): dt bias, D (f32) + 2 pad | A row (f32, N padded to 4) | dt_proj row c (dtype).
+__host__ __device__ constexpr int fused_recB_bytes(int N, int R, int es) {
+  return 16 + 4 * fused_round4(N) + fused_round16(R * es);
+}
+
+// One layer's weights as the fused step reads them (device array).
+struct FusedLayer {
+  const void* in_proj;     // {2 d_inner, d_model}
+  const void* out_proj;    // {d_model, d_inner}
+  const void* recA;        // {d_inner} records
+  const void* recB;        // {d_inner} records
+  const float* norm_w;     // {d_model}
+  const float* in_bias;    // {2 d_inner} or null
+  const float* out_bias;   // {d_model} or null
+};
+
+// Where a stuck wait is reported (mapped pinned memory): the kernel traps after ~10 s.
+struct FusedTrap {
+  int code, block, layer, phase;
+  unsigned epoch, seen;
+};
+
+// Profile slots (clock64 cycles of block 0, summed over steps): per phase the time spent
+// waiting for other blocks' words and the phase's whole time; weight-ring waits; the step.
+enum FusedProf {
+  kProfWaitA, kProfA, kProfWaitX, kProfX, kProfWaitB, kProfB, kProfWaitC, kProfC,
+  kProfWaitF, kProfF, kProfMerge, kProfRing, kProfStep, kProfNs, kProfSteps, kProfSlots
+};
+
+struct FusedArgs {
+  int n_layer = 0, dm = 0, D = 0, N = 0, R = 0, xr = 0, k = 0, V = 0;
+  float eps = 0.f;
+  int G = 0, slot_bytes = 0, n_slots = 0;
+  const FusedLayer* layers = nullptr;  // {n_layer}
+  const void* embedding = nullptr;     // {V, dm}
+  const void* lm_head = nullptr;       // {V, dm}
+  const float* norm_f = nullptr;       // {dm}
+  float* conv_state = nullptr;         // {n_layer, D, k - 1}
+  float* ssm_state = nullptr;          // {n_layer, D, N}
+  const int32_t* ids = nullptr;        // [0]: the input token
+  uint64_t* ll = nullptr;              // exchange words (fused_ll_words)
+  uint32_t* sync = nullptr;            // {epoch, blocks finished}
+  float* logits = nullptr;             // {V}
+  // Greedy sampling inside the step (fused_can_sample); off: logits only.
+  bool sample = false;
+  int n_alt = 0;
+  float rep_penalty = 1.f;
+  int window = 0;
+  int32_t* ring = nullptr;
+  int64_t* counters = nullptr;
+  int32_t* out = nullptr;
+  SampleOut* host = nullptr;
+  unsigned long long* prof = nullptr;  // {kProfSlots} or null
+  FusedTrap* trap = nullptr;
+};
+
+// Exchange words per layer and in total.
+__host__ __device__ inline int64_t fused_ll_layer_words(const FusedArgs& a) {
+  return int64_t(a.dm) + int64_t(a.xr) * a.G + a.xr + a.D;
+}
+__host__ __device__ inline int64_t fused_ll_words(const FusedArgs& a) {
+  return (a.n_layer + 1) * fused_ll_layer_words(a) + int64_t(a.G) * kFusedFinalWords;
+}
+
+// Shared memory of one block, in bytes from the dynamic base (same on host and device).
+struct FusedSmem {
+  int resid, xs, acc, xch, zs, xd, red, part, pen, cand, bars, ring, total;
+};
+__host__ __device__ inline int fused_ncmax(int D, int G) { return (D + G - 1) / G; }
+__host__ __device__ inline FusedSmem fused_smem(const FusedArgs& a) {
+  FusedSmem s{};
+  const int nc = fused_ncmax(a.D, a.G), vc = (a.V + a.G - 1) / a.G;
+  int o = 0;
+  auto take = [&](int bytes) { const int at = o; o += fused_round16(bytes); return at; };
+  s.resid = take(4 * a.dm);
+  s.xs = take(4 * (a.dm > a.D ? a.dm : a.D));
+  s.acc = take(8 * nc);
+  s.xch = take(4 * nc);
+  s.zs = take(4 * nc);
+  s.xd = take(4 * a.xr);
+  s.red = take(4 * 64);
+  s.part = take(4 * 2 * kFusedConsumerWarps * kFusedTileRows);
+  s.pen = take(4 * ((vc + 31) / 32));
+  s.cand = take(4 * kFusedTileRows * kFusedFinalWords);
+  s.bars = take(16 * a.n_slots);
+  o = (o + 127) & ~127;
+  s.ring = o;
+  s.total = o + a.n_slots * a.slot_bytes;
+  return s;
+}
+
+// Fills the geometry (G, slot size and count) for this device and shape; returns why the
+// fused step cannot run it, or "" if it can.
+std::string fused_plan(FusedArgs& a, DType dt, int device);
+void launch_fused(const FusedArgs& a, DType dt, cudaStream_t stream);
+
+}  // namespace mambascope::cuda

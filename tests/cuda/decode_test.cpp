@@ -1,0 +1,476 @@
+// The GPU decode step and GPU sampling. The fused step (one kernel per token) against the CPU
+// backend and against the per-layer kernels (logits and final state, every dtype, two shapes),
+// its CUDA graph following the state object, greedy generation against its own logits (with and
+// without the repetition penalty). The sampler kernel on crafted logits against the CPU
+// Sampler's semantics: greedy ties, the alternatives, the top-p cut with ties at the boundary,
+// draws beyond the 64 most likely tokens, and empirical frequencies over many seeded draws.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <numeric>
+#include <string>
+
+#include "cuda_test_util.hpp"
+#include "mambascope/checkpoint.hpp"
+#include "mambascope/random_checkpoint.hpp"
+#include "mambascope/sampler.hpp"
+
+#if MAMBASCOPE_HAVE_CUDA
+#include "cuda/cuda_backend.hpp"
+#include "cuda/decode.hpp"
+
+namespace mambascope::test {
+namespace {
+
+// Two shapes: the tiny one (d_inner not a multiple of 16, fewer channels than SMs) and one with
+// several weight tiles per block.
+const Checkpoint& decode_model(DType dt, bool medium) {
+  static std::map<std::pair<int, bool>, std::unique_ptr<Checkpoint>> cache;
+  auto& slot = cache[{int(dt), medium}];
+  if (!slot) {
+    ModelConfig c;
+    c.d_model = medium ? 256 : 64; c.n_layer = 3; c.vocab_size = medium ? 2000 : 300;
+    c.d_state = 16; c.d_conv = 4; c.expand = 2; c.d_inner = medium ? 512 : 136;
+    c.dt_rank = medium ? 16 : 4; c.use_bias = false; c.use_conv_bias = true; c.tie_embeddings = true;
+    const auto dir = std::filesystem::temp_directory_path() /
+                     ("mambascope_decode_test_" + std::string(dtype_name(dt)) + (medium ? "_m" : "_s"));
+    write_random_checkpoint(dir, c, dt, 17);
+    slot = Checkpoint::open(dir);
+  }
+  return *slot;
+}
+
+std::vector<int32_t> tokens(int n, int vocab, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<int32_t> t(static_cast<size_t>(n));
+  for (auto& x : t) x = int32_t(rng() % uint32_t(vocab));
+  return t;
+}
+
+std::vector<float> recurrent_logits(Backend& be, BackendState& st, std::span<const int32_t> ids) {
+  ForwardOptions o;
+  o.mode = ScanMode::Recurrent;
+  o.all_logits = true;
+  std::vector<float> logits;
+  be.forward(ids, st, o, logits);
+  return logits;
+}
+
+bool device_is_hopper() {
+  cudaDeviceProp p{};
+  return cudaGetDeviceProperties(&p, 0) == cudaSuccess && p.major >= 9;
+}
+
+class FusedStep : public ::testing::TestWithParam<std::tuple<DType, bool>> {};
+
+TEST_P(FusedStep, LogitsAndStateMatchTheCpuAndThePerLayerKernels) {
+  SKIP_WITHOUT_GPU();
+  auto [dt, medium] = GetParam();
+  const Checkpoint& ck = decode_model(dt, medium);
+  auto gpu = make_cuda_backend(ck);
+  auto cpu = make_cpu_backend(ck, 2);
+  if (device_is_hopper()) EXPECT_EQ(cuda::decode_path(*gpu), "fused");
+  const int V = int(ck.config().vocab_size);
+  const auto ids = tokens(40, V, 11);
+  auto sc = cpu->new_state();
+  ForwardOptions oc;
+  oc.all_logits = true;
+  std::vector<float> ref;
+  cpu->forward(ids, *sc, oc, ref);
+  const double tol = dt == DType::F32 ? 2e-4 : 3e-2;
+  auto sf = gpu->new_state();
+  const auto fused = recurrent_logits(*gpu, *sf, ids);
+  cuda::use_fused_decode(*gpu, false);
+  EXPECT_NE(cuda::decode_path(*gpu), "fused");
+  auto sk = gpu->new_state();
+  const auto kernels = recurrent_logits(*gpu, *sk, ids);
+  cuda::use_fused_decode(*gpu, true);
+  EXPECT_LT(rel_error(fused, ref), tol);
+  EXPECT_LT(rel_error(kernels, ref), tol);
+  EXPECT_LT(rel_error(fused, kernels), 1e-4);  // same weights, fp32 activations, other sum order
+  const HostState hf = sf->to_host(), hk = sk->to_host(), hc = sc->to_host();
+  EXPECT_EQ(hf.position, hc.position);
+  EXPECT_LT(rel_error(hf.ssm, hc.ssm), tol);
+  EXPECT_LT(rel_error(hf.conv, hc.conv), tol);
+  EXPECT_LT(rel_error(hf.ssm, hk.ssm), 1e-4);
+  EXPECT_LT(rel_error(hf.conv, hk.conv), 1e-5);
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, FusedStep,
+                         ::testing::Combine(::testing::Values(DType::F32, DType::F16, DType::BF16),
+                                            ::testing::Bool()));
+
+// The graph is captured for one state object; alternating states must re-capture, not reuse.
+TEST(FusedStepGraph, FollowsTheStateObject) {
+  SKIP_WITHOUT_GPU();
+  const Checkpoint& ck = decode_model(DType::F32, true);
+  auto gpu = make_cuda_backend(ck);
+  auto cpu = make_cpu_backend(ck, 2);
+  const auto a = tokens(24, 2000, 1), b = tokens(24, 2000, 2);
+  auto ga = gpu->new_state(), gb = gpu->new_state(), ca = cpu->new_state(), cb = cpu->new_state();
+  std::vector<float> la, lb, ra, rb;
+  ForwardOptions o;
+  for (int i = 0; i < 24; i += 8) {
+    la = recurrent_logits(*gpu, *ga, std::span(a).subspan(size_t(i), 8));
+    lb = recurrent_logits(*gpu, *gb, std::span(b).subspan(size_t(i), 8));
+    cpu->forward(std::span(a).subspan(size_t(i), 8), *ca, o, ra);
+    cpu->forward(std::span(b).subspan(size_t(i), 8), *cb, o, rb);
+    EXPECT_LT(rel_error(std::vector<float>(la.end() - 2000, la.end()), ra), 2e-4) << i;
+    EXPECT_LT(rel_error(std::vector<float>(lb.end() - 2000, lb.end()), rb), 2e-4) << i;
+  }
+}
+
+// Greedy tokens and their alternatives (fused in-kernel sampling where it runs) against the
+// logits of the same step taken through forward(), with the repetition penalty applied on the
+// host over the window the GPU keeps (the feed token and the tokens sampled since).
+TEST(FusedStepGraph, GreedyGenerationFollowsItsOwnLogits) {
+  SKIP_WITHOUT_GPU();
+  const Checkpoint& ck = decode_model(DType::BF16, true);
+  auto gpu = make_cuda_backend(ck);
+  const int V = 2000;
+  for (float penalty : {1.f, 1.3f}) {
+    for (int n_alt : {0, 5}) {
+      auto st = gpu->new_state();
+      const auto prompt = tokens(12, V, 5);
+      std::vector<float> logits;
+      gpu->forward(prompt, *st, ForwardOptions{}, logits);
+      auto ref = st->clone();
+      SamplingParams sp;
+      sp.temperature = 0;
+      sp.n_alternatives = n_alt;
+      sp.repetition_penalty = penalty;
+      sp.repetition_window = 4;
+      std::vector<cuda::GpuToken> got;
+      cuda::generate_on_gpu(*gpu, *st, prompt.back(), 16, sp, [&](const cuda::GpuToken& t) {
+        got.push_back(t);
+        return true;
+      });
+      ASSERT_EQ(got.size(), 16u);
+      std::vector<int32_t> history{prompt.back()};
+      for (const auto& t : got) {
+        const auto l = recurrent_logits(*gpu, *ref, std::span(&history.back(), 1));
+        std::vector<float> s(l);
+        std::vector<int32_t> seen;
+        for (size_t i = history.size() > 4 ? history.size() - 4 : 0; i < history.size(); ++i) {
+          const int32_t id = history[i];
+          if (std::find(seen.begin(), seen.end(), id) != seen.end()) continue;
+          seen.push_back(id);
+          s[size_t(id)] = s[size_t(id)] > 0 ? s[size_t(id)] / penalty : s[size_t(id)] * penalty;
+        }
+        const int arg = int(std::max_element(s.begin(), s.end()) - s.begin());
+        ASSERT_EQ(t.id, arg) << "penalty " << penalty;
+        const float m = s[size_t(arg)];
+        double z = 0;
+        for (float v : s) z += std::exp(double(v) - m);
+        ASSERT_EQ(int(t.alternatives.size()), n_alt);
+        for (int j = 0; j < n_alt; ++j) {
+          const auto& alt = t.alternatives[size_t(j)];
+          EXPECT_NEAR(alt.prob, std::exp(double(s[size_t(alt.id)]) - m) / z, 1e-5);
+          if (j) EXPECT_GE(t.alternatives[size_t(j - 1)].prob, alt.prob);
+        }
+        if (n_alt) EXPECT_EQ(t.alternatives[0].id, t.id);
+        history.push_back(t.id);
+      }
+    }
+  }
+}
+
+// ---- the sampler kernel on crafted logits ----------------------------------------------------
+
+int draws_wanted() {
+  const char* e = std::getenv("MAMBASCOPE_TEST_DRAWS");
+  return e ? std::max(200, std::atoi(e)) : 20000;
+}
+
+class GpuSampler {
+ public:
+  explicit GpuSampler(const std::vector<float>& logits)
+      : V_(int(logits.size())), logits_(logits), work_(logits.size()), counters_(4), out_(4) {
+    MS_CUDA_CHECK(cudaHostAlloc(&host_, sizeof(cuda::SampleOut), cudaHostAllocMapped));
+    MS_CUDA_CHECK(cudaHostGetDevicePointer(&host_dev_, host_, 0));
+  }
+  ~GpuSampler() { cudaFreeHost(host_); }
+
+  // One draw after `history` (the ring holds it; the penalty window is its length).
+  cuda::GpuToken draw(const SamplingParams& sp, const std::vector<int32_t>& history, int64_t step) {
+    if (!ring_ || ring_->size() < history.size() + 1) ring_ = std::make_unique<DeviceBuffer>(history.size() + 1);
+    MS_CUDA_CHECK(cudaMemcpy(ring_->get(), history.data(), history.size() * 4, cudaMemcpyHostToDevice));
+    const int64_t c[2] = {int64_t(history.size()), step};
+    MS_CUDA_CHECK(cudaMemcpy(counters_.get(), c, sizeof(c), cudaMemcpyHostToDevice));
+    cuda::sample(args(sp, int(history.size())), nullptr);
+    MS_CUDA_CHECK(cudaDeviceSynchronize());
+    cuda::GpuToken t;
+    t.id = host_->ids[0];
+    for (int j = 0; j < sp.n_alternatives; ++j) t.alternatives.push_back({host_->ids[1 + j], host_->prob[j]});
+    return t;
+  }
+  // n draws without a penalty, launched back to back; the ring collects the tokens.
+  std::vector<int32_t> draws(SamplingParams sp, int n) {
+    sp.repetition_penalty = 1.f;
+    if (!ring_ || ring_->size() < size_t(n)) ring_ = std::make_unique<DeviceBuffer>(size_t(n));
+    MS_CUDA_CHECK(cudaMemset(counters_.get(), 0, 16));
+    const cuda::SampleArgs a = args(sp, n);
+    for (int i = 0; i < n; ++i) cuda::sample(a, nullptr);
+    MS_CUDA_CHECK(cudaDeviceSynchronize());
+    std::vector<int32_t> out(static_cast<size_t>(n));
+    MS_CUDA_CHECK(cudaMemcpy(out.data(), ring_->get(), size_t(n) * 4, cudaMemcpyDeviceToHost));
+    return out;
+  }
+
+ private:
+  cuda::SampleArgs args(const SamplingParams& sp, int window) {
+    cuda::SampleArgs a;
+    a.logits = logits_.f32();
+    a.vocab = V_;
+    a.temperature = sp.temperature;
+    a.top_k = sp.top_k;
+    a.top_p = sp.top_p;
+    a.min_p = sp.min_p;
+    a.repetition_penalty = sp.repetition_penalty;
+    a.window = window;
+    a.ring = static_cast<int32_t*>(ring_->get());
+    a.counters = static_cast<int64_t*>(counters_.get());
+    a.seed = sp.seed;
+    a.n_alt = sp.n_alternatives;
+    a.work = work_.f32();
+    a.out = static_cast<int32_t*>(out_.get());
+    a.host = static_cast<cuda::SampleOut*>(host_dev_);
+    return a;
+  }
+  int V_;
+  DeviceBuffer logits_, work_, counters_, out_;
+  std::unique_ptr<DeviceBuffer> ring_;
+  cuda::SampleOut* host_ = nullptr;
+  void* host_dev_ = nullptr;
+};
+
+// The distribution the CPU Sampler draws from (sampler.cpp, step by step, in double).
+std::vector<double> expected(const std::vector<float>& logits, const SamplingParams& sp,
+                             const std::vector<int32_t>& history) {
+  const int n = int(logits.size());
+  std::vector<float> s(logits);
+  std::vector<bool> seen(static_cast<size_t>(n), false);
+  const size_t w = std::min(history.size(), size_t(sp.repetition_window));
+  if (sp.repetition_penalty != 1.f)
+    for (size_t i = history.size() - w; i < history.size(); ++i) {
+      const int32_t id = history[i];
+      if (seen[size_t(id)]) continue;
+      seen[size_t(id)] = true;
+      s[size_t(id)] = s[size_t(id)] > 0 ? s[size_t(id)] / sp.repetition_penalty : s[size_t(id)] * sp.repetition_penalty;
+    }
+  const float inv_t = 1.0f / sp.temperature;
+  for (float& v : s) v *= inv_t;
+  std::vector<int> order(static_cast<size_t>(n));
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return s[size_t(a)] > s[size_t(b)]; });
+  const double m = s[size_t(order[0])];
+  if (sp.top_k > 0 && sp.top_k < n) order.resize(size_t(sp.top_k));
+  if (sp.top_p < 1.f) {
+    double zc = 0, cum = 0;
+    for (int id : order) zc += std::exp(double(s[size_t(id)]) - m);
+    for (size_t i = 0; i < order.size(); ++i) {
+      cum += std::exp(double(s[size_t(order[i])]) - m) / zc;
+      if (cum >= sp.top_p) {
+        order.resize(i + 1);
+        break;
+      }
+    }
+  }
+  if (sp.min_p > 0) std::erase_if(order, [&](int id) { return double(s[size_t(id)]) < m + std::log(double(sp.min_p)); });
+  std::vector<double> p(static_cast<size_t>(n), 0.0);
+  double zf = 0;
+  for (int id : order) zf += std::exp(double(s[size_t(id)]) - m);
+  for (int id : order) p[size_t(id)] = std::exp(double(s[size_t(id)]) - m) / zf;
+  return p;
+}
+
+// Empirical frequencies of `draws` against p: never outside the support, within 5 sigma.
+void expect_frequencies(const std::vector<int32_t>& draws, const std::vector<double>& p, const char* what) {
+  std::vector<double> f(p.size(), 0.0);
+  for (int32_t t : draws) {
+    ASSERT_GE(t, 0);
+    ASSERT_LT(size_t(t), p.size());
+    f[size_t(t)] += 1.0 / double(draws.size());
+  }
+  for (size_t i = 0; i < p.size(); ++i) {
+    if (p[i] == 0.0) {
+      EXPECT_EQ(f[i], 0.0) << what << ": token " << i << " is outside the kept set";
+      continue;
+    }
+    // 5 sigma, plus a few draws for the rare tokens where the normal approximation is poor.
+    const double n = double(draws.size()), sigma = std::sqrt(p[i] * (1 - p[i]) / n);
+    EXPECT_NEAR(f[i], p[i], 5 * sigma + 4.0 / n) << what << ": token " << i;
+  }
+}
+
+SamplingParams sampling(float temperature, int top_k, float top_p, float min_p = 0.f, uint64_t seed = 0) {
+  SamplingParams sp;
+  sp.temperature = temperature;
+  sp.top_k = top_k;
+  sp.top_p = top_p;
+  sp.min_p = min_p;
+  sp.seed = seed;
+  return sp;
+}
+
+std::vector<float> random_logits(int n, uint32_t seed, float scale) {
+  std::mt19937 rng(seed);
+  return randn(size_t(n), rng, scale);
+}
+
+TEST(GpuSampling, GreedyIsTheArgmaxWithTiesToTheLowerId) {
+  SKIP_WITHOUT_GPU();
+  std::vector<float> l = random_logits(50280, 3, 2.f);
+  l[777] = l[4242] = l[31000] = 30.f;  // a three-way tie at the top
+  GpuSampler g(l);
+  SamplingParams sp;
+  sp.temperature = 0;
+  sp.n_alternatives = 4;
+  const auto t = g.draw(sp, {}, 0);
+  EXPECT_EQ(t.id, 777);
+  Sampler cpu(sp);
+  std::vector<Alternative> alts;
+  EXPECT_EQ(cpu.sample(l, {}, &alts), 777);
+  ASSERT_EQ(alts.size(), 4u);
+  for (size_t j = 0; j < 4; ++j) {
+    EXPECT_EQ(t.alternatives[j].id, alts[j].id) << j;
+    EXPECT_NEAR(t.alternatives[j].prob, alts[j].prob, 1e-6) << j;
+  }
+}
+
+TEST(GpuSampling, SixtyFourAlternativesMatchTheCpuSampler) {
+  SKIP_WITHOUT_GPU();
+  const auto l = random_logits(50280, 4, 3.f);
+  GpuSampler g(l);
+  SamplingParams sp = sampling(0.7f, 0, 1.f);
+  sp.n_alternatives = 64;
+  const auto t = g.draw(sp, {}, 0);
+  Sampler cpu(sp);
+  std::vector<Alternative> alts;
+  cpu.sample(l, {}, &alts);
+  ASSERT_EQ(t.alternatives.size(), alts.size());
+  for (size_t j = 0; j < alts.size(); ++j) {
+    EXPECT_EQ(t.alternatives[j].id, alts[j].id) << j;
+    EXPECT_NEAR(t.alternatives[j].prob, alts[j].prob, 1e-6) << j;
+  }
+}
+
+// 100 tokens at 0, 1900 at -1, top-p 0.5: the nucleus ends inside the tied tail (~815 of its
+// lowest ids), far past the 64 most likely tokens.
+TEST(GpuSampling, TopPCutEqualsTheCpuSetWithTiesAtTheBoundary) {
+  SKIP_WITHOUT_GPU();
+  std::vector<float> l(2000, -1.f);
+  std::mt19937 rng(9);
+  std::vector<int> ids(2000);
+  std::iota(ids.begin(), ids.end(), 0);
+  std::shuffle(ids.begin(), ids.end(), rng);
+  for (int i = 0; i < 100; ++i) l[size_t(ids[size_t(i)])] = 0.f;
+  const SamplingParams sp = sampling(1.f, 0, 0.5f, 0.f, 3);
+  const auto p = expected(l, sp, {});
+  const int kept = int(std::count_if(p.begin(), p.end(), [](double q) { return q > 0; }));
+  EXPECT_GT(kept, 800);
+  EXPECT_LT(kept, 1000);
+  Sampler cpu(sp);
+  for (int i = 0; i < 2000; ++i) EXPECT_GT(p[size_t(cpu.sample(l, {}))], 0.0);  // the reading agrees
+  GpuSampler g(l);
+  expect_frequencies(g.draws(sp, draws_wanted()), p, "top-p 0.5 with ties");
+}
+
+// No top-k, no top-p: every token can be drawn. Almost all the mass is outside the top 64.
+TEST(GpuSampling, DrawsFromTheWholeVocabulary) {
+  SKIP_WITHOUT_GPU();
+  auto l = random_logits(4096, 5, 0.3f);
+  const SamplingParams sp = sampling(1.f, 0, 1.f, 0.f, 4);
+  GpuSampler g(l);
+  const auto d = g.draws(sp, draws_wanted());
+  const auto p = expected(l, sp, {});
+  std::vector<int> order(4096);
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](int a, int b) { return l[size_t(a)] > l[size_t(b)]; });
+  std::vector<bool> top(4096, false);
+  for (int i = 0; i < 64; ++i) top[size_t(order[size_t(i)])] = true;
+  double p_out = 0, f_out = 0;
+  for (int i = 0; i < 4096; ++i) p_out += top[size_t(i)] ? 0 : p[size_t(i)];
+  for (int32_t t : d) f_out += top[size_t(t)] ? 0 : 1.0 / double(d.size());
+  EXPECT_GT(p_out, 0.9);
+  EXPECT_NEAR(f_out, p_out, 5 * std::sqrt(p_out * (1 - p_out) / double(d.size())));
+  // Buckets of 256 ids: frequencies against the expected mass.
+  for (int b = 0; b < 16; ++b) {
+    double pb = 0, fb = 0;
+    for (int i = 256 * b; i < 256 * (b + 1); ++i) pb += p[size_t(i)];
+    for (int32_t t : d) fb += t / 256 == b ? 1.0 / double(d.size()) : 0;
+    EXPECT_NEAR(fb, pb, 5 * std::sqrt(pb * (1 - pb) / double(d.size()))) << "bucket " << b;
+  }
+}
+
+struct Case {
+  const char* what;
+  float temperature;
+  int top_k;
+  float top_p, min_p;
+};
+
+class GpuSamplingCases : public ::testing::TestWithParam<Case> {};
+
+TEST_P(GpuSamplingCases, FrequenciesMatchTheCpuSemantics) {
+  SKIP_WITHOUT_GPU();
+  const Case c = GetParam();
+  const auto l = random_logits(300, 6, 2.f);
+  const SamplingParams sp = sampling(c.temperature, c.top_k, c.top_p, c.min_p, 12);
+  const auto p = expected(l, sp, {});
+  Sampler cpu(sp);
+  std::vector<int32_t> cd;
+  for (int i = 0; i < 20000; ++i) cd.push_back(cpu.sample(l, {}));
+  expect_frequencies(cd, p, "CPU sampler vs the expected distribution");
+  GpuSampler g(l);
+  expect_frequencies(g.draws(sp, draws_wanted()), p, c.what);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Params, GpuSamplingCases,
+    ::testing::Values(Case{"temperature only", 1.3f, 0, 1.f, 0.f},
+                      Case{"top-p 0.9 + min-p 0.05", 0.9f, 0, 0.9f, 0.05f},
+                      Case{"top-k 10 + top-p 0.8", 1.2f, 10, 0.8f, 0.f},
+                      Case{"top-k 100 (beyond the sorted list) + top-p 0.95", 1.5f, 100, 0.95f, 0.f},
+                      Case{"top-k 100 + min-p 0.1", 1.f, 100, 1.f, 0.1f}),
+    [](const auto& info) { return "case" + std::to_string(info.index); });
+
+// The penalty over a history, once per distinct id, one draw at a time.
+TEST(GpuSampling, RepetitionPenaltyFrequencies) {
+  SKIP_WITHOUT_GPU();
+  auto l = random_logits(40, 7, 1.f);
+  const std::vector<int32_t> history{3, 5, 3, 7, 11, 5, 2};
+  for (int32_t id : history) l[size_t(id)] = std::abs(l[size_t(id)]) + 1.f;  // make the penalty matter
+  l[2] = -2.f;  // a negative logit: multiplied, not divided
+  SamplingParams sp = sampling(1.f, 0, 1.f);
+  sp.repetition_penalty = 1.8f;
+  sp.repetition_window = int(history.size());
+  const auto p = expected(l, sp, history);
+  GpuSampler g(l);
+  const int n = std::min(draws_wanted(), 5000);
+  std::vector<int32_t> d;
+  for (int i = 0; i < n; ++i) d.push_back(g.draw(sp, history, i).id);
+  expect_frequencies(d, p, "repetition penalty");
+}
+
+TEST(GpuSampling, SeedsAreReproducible) {
+  SKIP_WITHOUT_GPU();
+  const auto l = random_logits(50280, 8, 2.f);
+  GpuSampler g(l);
+  SamplingParams sp = sampling(1.f, 0, 0.9f, 0.f, 21);
+  const auto a = g.draws(sp, 64), b = g.draws(sp, 64);
+  EXPECT_EQ(a, b);
+  sp.seed = 22;
+  EXPECT_NE(g.draws(sp, 64), a);
+}
+
+}  // namespace
+}  // namespace mambascope::test
+
+#else
+TEST(GpuDecode, NeedsACudaBuild) { GTEST_SKIP() << "built without the CUDA backend"; }
+#endif
