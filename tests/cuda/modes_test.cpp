@@ -20,6 +20,8 @@
 #include <string>
 #include <tuple>
 
+#include <unistd.h>
+
 #include "cuda_test_util.hpp"
 #include "engine/hf_fixture.hpp"
 #include "mambascope/checkpoint.hpp"
@@ -95,9 +97,10 @@ const Checkpoint& random_model(DType dt, bool lti, int64_t d_inner, int64_t d_st
     c.d_model = 48; c.n_layer = 2; c.vocab_size = 200; c.d_state = d_state; c.d_conv = 4;
     c.expand = 2; c.d_inner = d_inner; c.dt_rank = 3; c.use_bias = true; c.use_conv_bias = true;
     c.tie_embeddings = false; c.lti = lti;
+    // Per process: another test run beside this one must not rewrite a file this one maps.
     const auto dir = std::filesystem::temp_directory_path() /
-                     ("mambascope_modes_test_" + std::string(dtype_name(dt)) + (lti ? "_lti_" : "_") +
-                      std::to_string(d_inner) + "x" + std::to_string(d_state));
+                     ("mambascope_modes_test_" + std::to_string(::getpid()) + "_" + std::string(dtype_name(dt)) +
+                      (lti ? "_lti_" : "_") + std::to_string(d_inner) + "x" + std::to_string(d_state));
     write_random_checkpoint(dir, c, dt, 7);
     slot = Checkpoint::open(dir);
   }
