@@ -32,14 +32,11 @@ struct SelectivityLab::Shown {
   QString expected;
 };
 
-// The comparison model, loaded once per folder, and the CPU backend that runs the frozen model
-// when the app's backend cannot freeze (the GPU); engine thread only.
+// The comparison model, loaded once per folder; engine thread only.
 struct SelectivityLab::Other {
   std::string dir;
   std::shared_ptr<ms::Model> model;
   std::unique_ptr<ms::Backend> backend;
-  std::weak_ptr<const ms::Model> cpuFor;
-  std::unique_ptr<ms::Backend> cpu;
 };
 
 SelectivityLab::SelectivityLab(const LabContext& context, QWidget* parent)
@@ -136,18 +133,8 @@ void SelectivityLab::start(const LabText& text) {
                       std::to_string(o.prompt_len) + " tokens");
     const bool lti = engine.model->config().lti;
     std::vector<lab::Variant> variants = {{lti ? "as it is" : "selective", engine.backend.get(), ms::Freeze::Kind::None, 0, lti}};
-    if (!lti) {
-      ms::Backend* frozenBackend = engine.backend.get();
-      if (engine.backend->name() != "cpu") {  // freezing runs on the CPU backend
-        if (other->cpuFor.lock() != engine.model || !other->cpu) {
-          other->cpu = ms::make_cpu_backend(engine.model->checkpoint());
-          other->cpuFor = engine.model;
-        }
-        frozenBackend = other->cpu.get();
-      }
-      variants.push_back({frozenBackend == engine.backend.get() ? "frozen" : "frozen (on the CPU)", frozenBackend,
-                          kind, token, false});
-    }
+    // Both backends freeze Δ, B, C, so the frozen run uses the app's backend too.
+    if (!lti) variants.push_back({"frozen", engine.backend.get(), kind, token, false});
     if (!compare.empty()) {
       if (other->dir != compare) {
         other->backend.reset();
