@@ -11,6 +11,8 @@
 #include <iterator>
 #include <memory>
 #include <stdexcept>
+#include <string>
+#include <utility>
 
 #include "cuda/cuda_check.hpp"
 #include "cuda/fill.hpp"
@@ -41,6 +43,9 @@ double fa2_ms(int64_t L) {
     default: return NAN;
   }
 }
+
+// exp2f throughput measured on H200 (ANCHORS.md): the exp-bound of the recurrence.
+constexpr double kExpPerS = 4.09e12;
 
 struct DeviceMem {
   void* p = nullptr;
@@ -97,15 +102,24 @@ void bench_scan(const Options& o) {
   MS_CUDA_CHECK(cudaEventCreate(&e0));
   MS_CUDA_CHECK(cudaEventCreate(&e1));
   std::vector<Anchor> anchors(std::begin(kAnchors), std::end(kAnchors));
-  std::vector<int> variants = {0, 1, 2, 4};
+  // Variants: {states per thread, tile length}, 0 = automatic. Every states-per-thread value
+  // at its automatic tile and at each tile length, so that the automatic choice can be checked.
+  struct Variant {
+    int spt, tile;
+  };
+  std::vector<Variant> variants = {{0, 0}};
+  for (int spt : {1, 2, 4, 8, 16})
+    for (int tile : {0, 16, 32, 64}) variants.push_back({spt, tile});
   if (!o.scan_only.empty()) {
     Anchor a{};
-    int spt = 0;
-    if (std::sscanf(o.scan_only.c_str(), "%d,%d,%ld,%d", &a.batch, &a.d, &a.L, &spt) != 4)
-      throw std::runtime_error("--scan-only wants batch,d_inner,L,states_per_thread");
+    Variant v{};
+    const int got = std::sscanf(o.scan_only.c_str(), "%d,%d,%ld,%d,%d", &a.batch, &a.d, &a.L,
+                                &v.spt, &v.tile);
+    if (got != 4 && got != 5)
+      throw std::runtime_error("--scan-only wants batch,d_inner,L,states_per_thread[,tile_len]");
     a.official_ms = NAN;
     anchors = {a};
-    variants = {spt};
+    variants = {v};
   }
   for (const Anchor& an : anchors) {
     const int64_t tok = int64_t(an.batch) * an.L;
@@ -127,7 +141,7 @@ void bench_scan(const Options& o) {
       cuda::fill_random(s.z->p, DType::BF16, act / 2, seed++, 0.f, 1.f, nullptr);
       cuda::fill_random(s.bc->p, DType::BF16, bcb / 2, seed++, 0.f, 1.f, nullptr);
     }
-    auto params = [&](const InputSet& s, int spt) {
+    auto params = [&](const InputSet& s, Variant v) {
       cuda::ScanParams p;
       p.dtype = DType::BF16;
       p.batch = an.batch; p.L = an.L; p.d = an.d; p.N = N;
@@ -141,13 +155,30 @@ void bench_scan(const Options& o) {
       p.dt_bias = static_cast<const float*>(bias.p);
       p.h = static_cast<float*>(s.h->p);
       p.y = s.y->p; p.ldy = an.d; p.bsy = an.L * an.d;
-      p.states_per_thread = spt;
+      p.states_per_thread = v.spt;
+      p.tile_len = v.tile;
       return p;
     };
-    for (int spt : variants) {
+    const int reps = an.L >= 32768 ? std::min(o.reps, 5) : o.reps;
+    const double exps = double(tok) * an.d * N;
+    const double exp_bound_ms = exps / kExpPerS * 1e3;
+    double best_ms = INFINITY, auto_ms = NAN;
+    std::string best_name;
+    std::vector<std::pair<int, int>> seen;  // (spt, tile) actually launched
+    for (const Variant v : variants) {
+      if (an.L >= 32768 && v.tile != 0 && o.scan_only.empty()) continue;  // long: automatic tiles only
+      cuda::ScanConfig cfg{};
+      try {
+        cfg = cuda::scan_config(params(sets[0], v));
+      } catch (const Error&) {
+        continue;  // this tile length does not fit in shared memory
+      }
+      const std::pair<int, int> key{cfg.states_per_thread, cfg.tile_len};
+      if (v.spt != 0 && std::find(seen.begin(), seen.end(), key) != seen.end()) continue;
+      if (v.spt != 0) seen.push_back(key);
       std::vector<double> ms;
-      for (int i = 0; i < o.reps + 3; ++i) {
-        const cuda::ScanParams p = params(sets[size_t(i % nsets)], spt);
+      for (int i = 0; i < reps + 3; ++i) {
+        const cuda::ScanParams p = params(sets[size_t(i % nsets)], v);
         MS_CUDA_CHECK(cudaEventRecord(e0));
         cuda::selective_scan(p, nullptr);
         MS_CUDA_CHECK(cudaEventRecord(e1));
@@ -157,16 +188,25 @@ void bench_scan(const Options& o) {
         if (i >= 3) ms.push_back(t);
       }
       const double m = median(ms);
-      const cuda::ScanConfig cfg = cuda::scan_config(params(sets[0], spt));
-      const double exps = double(tok) * an.d * N;
+      const std::string name = v.spt == 0 ? "auto"
+                                          : "spt" + std::to_string(cfg.states_per_thread) + "_tt" +
+                                                std::to_string(cfg.tile_len);
+      if (v.spt == 0) auto_ms = m;
+      if (m < best_ms) best_ms = m, best_name = name;
       emit({{"bench", "scan"}, {"batch", an.batch}, {"d_inner", an.d}, {"L", an.L}, {"N", N},
-            {"dtype", "bf16"}, {"variant", spt == 0 ? "auto" : "spt" + std::to_string(spt)},
-            {"states_per_thread", cfg.states_per_thread}, {"channels_per_block", cfg.channels_per_block},
+            {"dtype", "bf16"}, {"variant", name}, {"states_per_thread", cfg.states_per_thread},
+            {"channels_per_block", cfg.channels_per_block}, {"tile_len", cfg.tile_len},
             {"ms", m}, {"gbps", moved / (m * 1e6)}, {"bandwidth_fraction", moved / (m * 1e6) / bw},
             {"bandwidth_bound_ms", moved / (bw * 1e6)}, {"exp_per_s", exps / (m * 1e-3)},
+            {"exp_bound_ms", exp_bound_ms}, {"exp_bound_fraction", exp_bound_ms / m},
             {"official_ms", an.official_ms}, {"speedup_vs_official", an.official_ms / m},
             {"fa2_ms", fa2_ms(an.L)}, {"faster_than_fa2", m < fa2_ms(an.L)}});
     }
+    emit({{"bench", "scan_summary"}, {"batch", an.batch}, {"d_inner", an.d}, {"L", an.L},
+          {"auto_ms", auto_ms}, {"best_ms", best_ms}, {"best", best_name},
+          {"official_ms", an.official_ms}, {"auto_vs_official", an.official_ms / auto_ms},
+          {"fa2_ms", fa2_ms(an.L)}, {"auto_vs_fa2", fa2_ms(an.L) / auto_ms},
+          {"exp_bound_ms", exp_bound_ms}, {"auto_exp_bound_fraction", exp_bound_ms / auto_ms}});
   }
   cudaEventDestroy(e0);
   cudaEventDestroy(e1);

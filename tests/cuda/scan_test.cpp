@@ -1,7 +1,8 @@
 // The fused CUDA selective scan against the CPU reference ops (softplus_bias, ssm_scan_recurrent,
-// gate_silu) over dtypes and awkward shapes: L = 1, odd L, L not a multiple of the tile, long L,
-// d_state 4..64 (odd too), d_inner not a multiple of the block, batch > 1, strided B/C, y written
-// over u, Δ overrides, probe outputs, LTI (constant B, C).
+// gate_silu) over dtypes, every states-per-thread variant and tile length, and awkward shapes:
+// L = 1, odd L, L not a multiple of the tile, long L, d_state 4..64 (odd too), d_inner not a
+// multiple of the block or odd, batch > 1, strided B/C, y written over u, Δ overrides, probe
+// outputs, LTI (constant B, C).
 #include <gtest/gtest.h>
 
 #include <tuple>
@@ -146,11 +147,36 @@ const Shape kShapes[] = {
     {1, 333, 72, 5},    // odd d_state (padded states)
     {1, 257, 32, 64},   // the largest d_state (states_per_thread >= 2)
     {1, 5000, 24, 16},  // long L: the state crosses many tiles
+    {1, 77, 37, 16},    // odd d: element-wise copies instead of 16-byte ones
 };
 INSTANTIATE_TEST_SUITE_P(Shapes, ScanVsCpu,
                          ::testing::Combine(::testing::ValuesIn(kShapes),
                                             ::testing::Values(DType::F32, DType::F16, DType::BF16),
-                                            ::testing::Values(1, 2, 4)));
+                                            ::testing::Values(1, 2, 4, 8, 16)));
+
+// Every tile length: the state and the three-stage copy pipeline cross many tile boundaries.
+class ScanTiles : public ::testing::TestWithParam<std::tuple<int, int>> {};
+
+TEST_P(ScanTiles, EveryTileLengthMatchesTheRecurrence) {
+  SKIP_WITHOUT_GPU();
+  auto [spt, tile] = GetParam();
+  const ScanCase c = make_case({2, 1001, 136, 16}, DType::BF16, 21);
+  const Reference r = reference(c);
+  DeviceCase g(c);
+  g.p.states_per_thread = spt;
+  g.p.tile_len = tile;
+  selective_scan(g.p, nullptr);
+  MS_CUDA_CHECK(cudaDeviceSynchronize());
+  EXPECT_LT(rel_error(g.output(c), r.y), out_tol(DType::BF16));
+  EXPECT_LT(rel_error(g.h.download(), r.h), kStateTol);
+}
+// (16 states per lane at 64-token tiles needs more shared memory than an SM has.)
+INSTANTIATE_TEST_SUITE_P(Tiles, ScanTiles,
+                         ::testing::Values(std::make_tuple(1, 16), std::make_tuple(1, 32),
+                                           std::make_tuple(1, 64), std::make_tuple(4, 16),
+                                           std::make_tuple(4, 32), std::make_tuple(4, 64),
+                                           std::make_tuple(8, 32), std::make_tuple(16, 16),
+                                           std::make_tuple(16, 32)));
 
 TEST(Scan, ProbeOutputsMatchTheReference) {
   SKIP_WITHOUT_GPU();

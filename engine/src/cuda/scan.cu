@@ -1,97 +1,153 @@
-// Host side of the selective scan: validates parameters, picks the launch shape and dispatches
-// to the per-type instantiations (scan_{bf16,f16,f32}.cu).
+// Host side of the selective scan: validates parameters, picks the variant and launch shape and
+// dispatches to the per-type instantiations (scan_{bf16,f16,f32}.cu).
+#include <algorithm>
 #include <cstdint>
+#include <map>
+#include <mutex>
 #include <string>
+#include <tuple>
 
 #include "cuda/scan_kernel.cuh"
 
 namespace mambascope::cuda {
 
-extern template void launch_selective_scan<__nv_bfloat16, 1>(const ScanParams&, const ScanLaunch&, cudaStream_t);
-extern template void launch_selective_scan<__half, 1>(const ScanParams&, const ScanLaunch&, cudaStream_t);
-extern template void launch_selective_scan<float, 1>(const ScanParams&, const ScanLaunch&, cudaStream_t);
-extern template void launch_selective_scan<__nv_bfloat16, 2>(const ScanParams&, const ScanLaunch&, cudaStream_t);
-extern template void launch_selective_scan<__nv_bfloat16, 4>(const ScanParams&, const ScanLaunch&, cudaStream_t);
-extern template void launch_selective_scan<__half, 2>(const ScanParams&, const ScanLaunch&, cudaStream_t);
-extern template void launch_selective_scan<__half, 4>(const ScanParams&, const ScanLaunch&, cudaStream_t);
-extern template void launch_selective_scan<float, 2>(const ScanParams&, const ScanLaunch&, cudaStream_t);
-extern template void launch_selective_scan<float, 4>(const ScanParams&, const ScanLaunch&, cudaStream_t);
-
 namespace {
 
-int sm_count() {
-  int dev = 0, n = 0;
-  MS_CUDA_CHECK(cudaGetDevice(&dev));
-  MS_CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev));
-  return n;
+struct Device {
+  int id, sms;
+};
+Device current_device() {
+  Device dv{};
+  MS_CUDA_CHECK(cudaGetDevice(&dv.id));
+  MS_CUDA_CHECK(cudaDeviceGetAttribute(&dv.sms, cudaDevAttrMultiProcessorCount, dv.id));
+  return dv;
 }
 
-int pow2_at_least(int x) {
-  int p = 1;
-  while (p < x) p <<= 1;
-  return p;
+const ScanVariantTable& variant_table(DType dt) {
+  static const ScanVariantTable bf16 = scan_variant_table<__nv_bfloat16>();
+  static const ScanVariantTable f16 = scan_variant_table<__half>();
+  static const ScanVariantTable f32 = scan_variant_table<float>();
+  return dt == DType::BF16 ? bf16 : dt == DType::F16 ? f16 : f32;
+}
+
+// Resident blocks per SM of one variant at one shared-memory size (the occupancy query is a
+// driver call: remembered per device).
+int blocks_per_sm(const ScanKernelOps& ops, const ScanParams& p, const ScanLaunch& k, int dev) {
+  static std::mutex mu;
+  static std::map<std::tuple<const void*, int, int>, int> cache;
+  const int smem = ops.smem_bytes(p, k);
+  const auto key = std::make_tuple(reinterpret_cast<const void*>(ops.launch), smem, dev);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (auto it = cache.find(key); it != cache.end()) return it->second;
+  }
+  int optin = 0;
+  MS_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+  const int n = smem > optin ? 0 : ops.blocks_per_sm(p, k);
+  std::lock_guard<std::mutex> lock(mu);
+  cache[key] = n;
+  return n;
 }
 
 bool aligned16(const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15) == 0; }
 
-ScanLaunch choose(const ScanParams& p, int* spt_out) {
+struct Choice {
+  const ScanKernelOps* ops;
+  ScanLaunch k;
+  int S, tpc;
+  bool general;
+};
+
+int log2_of(int x) {
+  int l = 0;
+  while ((1 << l) < x) ++l;
+  return l;
+}
+
+Choice choose(const ScanParams& p) {
+  const ScanVariantTable& tab = variant_table(p.dtype);
+  const Device dv = current_device();
   const int elem = int(dtype_size(p.dtype));
   const int vec = 16 / elem;
-  const int sms = sm_count();
-  // States per thread: more states per thread amortise the per-step loads and the C·h
-  // reduction; fewer give more warps, which the latency-bound recurrence needs more. Measured on
-  // H200 at every anchor shape (docs/benchmarks.md): 1 wins up to ~64 warps per SM (batch 1 at
-  // any d_inner, batch 8 at 1536), 2 beyond (batch 8 at 4096), 4 never.
-  int spt = p.states_per_thread;
-  if (spt == 0) {
-    const int64_t warps1 = int64_t(p.batch) * p.d * pow2_at_least(p.N) / 32;
-    spt = warps1 <= int64_t(64) * sms ? 1 : 2;
+  if (p.N > 64)
+    throw Error("selective_scan: d_state " + std::to_string(p.N) + " is too large (at most 64)");
+  if (p.tile_len != 0 && p.tile_len != 16 && p.tile_len != 32 && p.tile_len != 64)
+    throw Error("selective_scan: tile_len must be 16, 32 or 64");
+
+  // Candidates: the fast variants for d_state <= 16; the general one where probes or constant
+  // B, C are asked for, or the state is larger.
+  struct Cand {
+    const ScanKernelOps* ops;
+    int S, tpc;
+  };
+  Cand cands[5];
+  int ncand = 0;
+  const bool general = p.N > 16 || p.hnorm_out || p.h_out || p.B_const;
+  if (general) {
+    cands[ncand++] = p.N > 16 ? Cand{&tab.general64, 16, 4} : Cand{&tab.general16, 4, 4};
+  } else {
+    const Cand all[5] = {{&tab.s1, 1, 16}, {&tab.s2, 2, 8}, {&tab.s4, 4, 4}, {&tab.s8, 8, 2}, {&tab.s16, 16, 1}};
+    for (const Cand& c : all)
+      if (p.states_per_thread == 0 || p.states_per_thread == c.S) cands[ncand++] = c;
+    if (ncand == 0) throw Error("selective_scan: states_per_thread must be 1, 2, 4, 8 or 16");
   }
-  if (spt != 1 && spt != 2 && spt != 4) throw Error("selective_scan: states_per_thread must be 1, 2 or 4");
-  // A channel's states must fit in one warp's lanes.
-  while (spt < 4 && pow2_at_least((p.N + spt - 1) / spt) > 32) spt *= 2;
-  ScanLaunch k{};
-  k.tpc = pow2_at_least((p.N + spt - 1) / spt);
-  if (k.tpc > 32)
-    throw Error("selective_scan: d_state " + std::to_string(p.N) + " is too large (at most " +
-                std::to_string(32 * spt) + ")");
-  k.np = k.tpc * spt;
-  // Channels per block: the largest that still gives every SM a block, within 32..256 threads
-  // (a larger block shares the per-tile B, C conversion among more channels).
-  int cb = p.channels_per_block;
-  if (cb == 0) {
-    cb = 8;
-    for (int cand : {64, 32, 16}) {
-      if (cand * k.tpc > 256) continue;
-      if (int64_t(p.batch) * ((p.d + cand - 1) / cand) >= sms) { cb = cand; break; }
+
+  // Per candidate and tile length, a cost in units of one scan warp's state-steps: waves of
+  // blocks, each costing S times the blocks sharing an SM (a block puts one scan warp on each
+  // sub-partition), with factors measured on H200 (docs/benchmarks.md): co-resident blocks hide
+  // each other's latency (0.65), each tile costs ~24 steps of hand-over, and fewer states per
+  // lane cost more per state (partial sums, loads). Shorter tiles need less shared memory, so
+  // more blocks fit. Ties go to the longer tile.
+  const int64_t Lr = (p.L + 15) / 16 * 16;
+  Choice best{};
+  double best_cost = -1;
+  for (int ci = 0; ci < ncand; ++ci) {
+    const Cand& cd = cands[ci];
+    ScanLaunch k{};
+    k.cb = kScanWarps * 32 / cd.tpc;
+    k.cb_log2 = log2_of(k.cb);
+    const int64_t blocks = int64_t(p.batch) * ((p.d + k.cb - 1) / k.cb);
+    const double s_factor = cd.S == 1 ? 2.2 : cd.S == 2 ? 1.25 : cd.S == 4 ? 1.0 : cd.S == 8 ? 0.85 : 0.9;
+    for (int tt : {64, 32, 16}) {
+      if (p.tile_len ? tt != p.tile_len : tt > 16 && tt > Lr) continue;
+      k.tt = tt;
+      const int occ = blocks_per_sm(*cd.ops, p, k, dv.id);
+      if (occ == 0) continue;
+      double waves = 0;  // sum over waves of (blocks on the busiest SM) × co-residency factor
+      for (int64_t left = blocks; left > 0; left -= int64_t(occ) * dv.sms) {
+        const int64_t r = std::min<int64_t>(occ, (left + dv.sms - 1) / dv.sms);
+        waves += double(r) * (r > 1 ? 0.65 : 1.0);
+      }
+      const double cost = cd.S * waves * s_factor * (1.0 + 24.0 / tt);
+      if (best_cost < 0 || cost < best_cost * 0.999) {
+        best = Choice{cd.ops, k, cd.S, cd.tpc, general};
+        best_cost = cost;
+      }
     }
   }
-  while (cb * k.tpc < 32) cb *= 2;
-  if (cb * k.tpc > 256 || cb % 8 != 0 || (cb & (cb - 1)))
-    throw Error("selective_scan: bad channels_per_block");
-  k.cb = cb;
-  k.cb_log2 = 0;
-  while ((1 << k.cb_log2) < cb) ++k.cb_log2;
-  k.tt = 64;
-  while (k.tt > 8 && scan_smem(k, p.N, elem).total > 100 * 1024) k.tt /= 2;
+  if (best_cost < 0)
+    throw Error("selective_scan: no launch shape fits this GPU's shared memory (tile_len " +
+                std::to_string(p.tile_len) + ")");
+  if (p.channels_per_block != 0 && p.channels_per_block != best.k.cb)
+    throw Error("selective_scan: channels_per_block must be 0 or " + std::to_string(best.k.cb) +
+                " for " + std::to_string(best.S) + " states per thread");
 
+  ScanLaunch& k = best.k;
   const bool need_dt = !p.dt_const;
-  k.vec_main = p.d % vec == 0 && k.cb % vec == 0 && aligned16(p.u) && aligned16(p.y) &&
-               p.ldu % vec == 0 && p.bsu % vec == 0 && p.ldy % vec == 0 && p.bsy % vec == 0 &&
+  k.vec_main = p.d % vec == 0 && k.cb % vec == 0 && aligned16(p.u) &&
+               p.ldu % vec == 0 && p.bsu % vec == 0 &&
                (!need_dt || (aligned16(p.dt) && p.lddt % vec == 0 && p.bsdt % vec == 0)) &&
                (!p.z || (aligned16(p.z) && p.ldz % vec == 0 && p.bsz % vec == 0));
   k.vec_bc = !p.B_const && p.N % vec == 0 && aligned16(p.B) && aligned16(p.C) &&
              p.ldb % vec == 0 && p.ldc % vec == 0 && p.bsb % vec == 0 && p.bsc % vec == 0;
-  *spt_out = spt;
-  return k;
+  return best;
 }
 
 }  // namespace
 
 ScanConfig scan_config(const ScanParams& p) {
-  int spt = 0;
-  const ScanLaunch k = choose(p, &spt);
-  return {spt, k.cb, k.tpc, k.tt, scan_smem(k, p.N, int(dtype_size(p.dtype))).total};
+  const Choice c = choose(p);
+  return {c.S, c.k.cb, c.tpc, c.k.tt, c.ops->smem_bytes(p, c.k), c.general};
 }
 
 void selective_scan(const ScanParams& p, cudaStream_t stream) {
@@ -104,15 +160,8 @@ void selective_scan(const ScanParams& p, cudaStream_t stream) {
   if (p.n_overrides < 0 || p.n_overrides > ScanParams::kMaxOverrides)
     throw Error("selective_scan: too many Δ overrides in one call");
   if (p.L == 0) return;
-  int spt = 0;
-  const ScanLaunch k = choose(p, &spt);
-  auto go = [&](auto tag) {
-    using T = decltype(tag);
-    if (spt == 1) launch_selective_scan<T, 1>(p, k, stream);
-    else if (spt == 2) launch_selective_scan<T, 2>(p, k, stream);
-    else launch_selective_scan<T, 4>(p, k, stream);
-  };
-  dispatch_dtype(p.dtype, go);
+  const Choice c = choose(p);
+  c.ops->launch(p, c.k, stream);
 }
 
 }  // namespace mambascope::cuda

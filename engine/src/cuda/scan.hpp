@@ -43,9 +43,13 @@ struct ScanParams {
   int n_overrides = 0;
   int64_t override_t[kMaxOverrides] = {};
   float override_value[kMaxOverrides] = {};
-  // Tuning (0 = automatic): states per thread (2 or 4) and channels per block (8..64).
+  // Tuning (0 = automatic). states_per_thread: 1, 2, 4, 8 or 16 for d_state <= 16 (a channel's
+  // 16 states are split over 16 / S lanes); larger d_state always runs 16 states per lane.
+  // channels_per_block: must be 0 or what the states per thread give (4 scan warps of 32·S / 16
+  // channels each). tile_len: tokens per shared-memory tile (16, 32 or 64).
   int states_per_thread = 0;
   int channels_per_block = 0;
+  int tile_len = 0;
 };
 
 // Checks the parameters (throws mambascope::Error on a bad shape) and launches on `stream`.
@@ -54,6 +58,7 @@ void selective_scan(const ScanParams& p, cudaStream_t stream);
 // What the automatic choice would be for these shapes (for the benchmark's report).
 struct ScanConfig {
   int states_per_thread, channels_per_block, threads_per_channel, tile_len, smem_bytes;
+  bool general;  // the variant with per-step probes / constant B, C (slower)
 };
 ScanConfig scan_config(const ScanParams& p);
 

@@ -2,7 +2,5 @@
 #include "cuda/scan_kernel.cuh"
 
 namespace mambascope::cuda {
-template void launch_selective_scan<__nv_bfloat16, 1>(const ScanParams&, const ScanLaunch&, cudaStream_t);
-template void launch_selective_scan<__nv_bfloat16, 2>(const ScanParams&, const ScanLaunch&, cudaStream_t);
-template void launch_selective_scan<__nv_bfloat16, 4>(const ScanParams&, const ScanLaunch&, cudaStream_t);
+template <> ScanVariantTable scan_variant_table<__nv_bfloat16>() { return make_scan_variant_table<__nv_bfloat16>(); }
 }  // namespace mambascope::cuda

@@ -2,7 +2,5 @@
 #include "cuda/scan_kernel.cuh"
 
 namespace mambascope::cuda {
-template void launch_selective_scan<__half, 1>(const ScanParams&, const ScanLaunch&, cudaStream_t);
-template void launch_selective_scan<__half, 2>(const ScanParams&, const ScanLaunch&, cudaStream_t);
-template void launch_selective_scan<__half, 4>(const ScanParams&, const ScanLaunch&, cudaStream_t);
+template <> ScanVariantTable scan_variant_table<__half>() { return make_scan_variant_table<__half>(); }
 }  // namespace mambascope::cuda

@@ -1,0 +1,373 @@
+// The prep warps of the selective scan (included by scan_kernel.cuh): global -> shared copies of
+// each tile, the fp32 operands the scan warps read, and the finished outputs. Everything here is
+// per (token, channel) or per (token, state) work, 1/16 of the scan's per-(token, channel, state)
+// work, so it runs on other warps and fills the scan warps' issue gaps. Full tiles take
+// straight-line paths without bounds checks; the last tile, odd shapes, interventions and probes
+// take checked ones.
+#pragma once
+
+namespace mambascope::cuda {
+
+// Four consecutive elements (8- or 16-byte aligned) as fp32.
+__device__ __forceinline__ float4 load4_f32(const float* p) { return *reinterpret_cast<const float4*>(p); }
+__device__ __forceinline__ float4 load4_f32(const __nv_bfloat16* p) {
+  const uint2 v = *reinterpret_cast<const uint2*>(p);
+  return make_float4(__uint_as_float(v.x << 16), __uint_as_float(v.x & 0xffff0000u),
+                     __uint_as_float(v.y << 16), __uint_as_float(v.y & 0xffff0000u));
+}
+__device__ __forceinline__ float4 load4_f32(const __half* p) {
+  const uint2 v = *reinterpret_cast<const uint2*>(p);
+  const float2 a = __half22float2(*reinterpret_cast<const __half2*>(&v.x));
+  const float2 b = __half22float2(*reinterpret_cast<const __half2*>(&v.y));
+  return make_float4(a.x, a.y, b.x, b.y);
+}
+
+// softplus (torch's, threshold 20) without branches: two MUFU ops and selects, so that a prep
+// thread's steps overlap (the compiler turns the C++ ternaries into branches around lg2). Same
+// formulas as cuda_types.cuh's softplus: e = 2^(x·log2 e); e·(1 − e·(1/2 − e/3)) where e < 1e-2,
+// else log2(1 + e)·ln 2; x itself above 20.
+__device__ __forceinline__ float softplus_select(float x) {
+  float r;
+  asm("{\n\t.reg .f32 e, s, l;\n\t.reg .pred p, q;\n\t"
+      "mul.ftz.f32 e, %1, 0f3FB8AA3B;\n\t"
+      "ex2.approx.ftz.f32 e, e;\n\t"
+      "fma.rn.ftz.f32 s, e, 0f3EAAAAAB, 0fBF000000;\n\t"
+      "fma.rn.ftz.f32 s, e, s, 0f3F800000;\n\t"
+      "mul.ftz.f32 s, e, s;\n\t"
+      "add.ftz.f32 l, e, 0f3F800000;\n\t"
+      "lg2.approx.ftz.f32 l, l;\n\t"
+      "mul.ftz.f32 l, l, 0f3F317218;\n\t"
+      "setp.lt.ftz.f32 p, e, 0f3C23D70A;\n\t"
+      "selp.f32 l, s, l, p;\n\t"
+      "setp.gt.ftz.f32 q, %1, 0f41A00000;\n\t"
+      "selp.f32 %0, %1, l, q;\n\t}"
+      : "=f"(r)
+      : "f"(x));
+  return r;
+}
+
+// Issues the copies of one tile (tokens [t0, t0 + nt)) into a raw stage. Rows past nt and
+// channels past d are left alone: prep never reads them.
+template <typename T, int CB>
+__device__ __forceinline__ void load_raw_tile(const ScanParams& p, const ScanLaunch& k,
+                                              const ScanSmem& lay, unsigned char* stage, int pt,
+                                              int64_t t0, int nt, int c0, const T* gu, const T* gdt,
+                                              const T* gz, const T* gB, const T* gC) {
+  constexpr int VEC = 16 / int(sizeof(T));
+  const int d = p.d;
+  T* su = reinterpret_cast<T*>(stage + lay.raw_u);
+  T* sdt = reinterpret_cast<T*>(stage + lay.raw_dt);
+  T* sz = reinterpret_cast<T*>(stage + lay.raw_z);
+  if (k.vec_main) {
+    // A power of two of 16-byte chunks per row, dividing kPrepThreads: each thread keeps one
+    // column of chunks and walks rows.
+    constexpr int kVpr = CB / VEC, kRowStep = kPrepThreads / kVpr;
+    const int v = pt % kVpr, cc = c0 + v * VEC;
+    if (cc < d) {
+      int t = pt / kVpr;
+      const T* pu = gu + (t0 + t) * p.ldu + cc;
+      const T* pdt = gdt ? gdt + (t0 + t) * p.lddt + cc : nullptr;
+      const T* pz = gz ? gz + (t0 + t) * p.ldz + cc : nullptr;
+      for (; t < nt; t += kRowStep) {
+        const int o = t * CB + v * VEC;
+        cp_async16(su + o, pu);
+        pu += kRowStep * p.ldu;
+        if (pdt) cp_async16(sdt + o, pdt), pdt += kRowStep * p.lddt;
+        if (pz) cp_async16(sz + o, pz), pz += kRowStep * p.ldz;
+      }
+    }
+  } else {
+    for (int i = pt; i < nt * CB; i += kPrepThreads) {
+      const int t = i / CB, cc = c0 + i % CB;
+      if (cc >= d) continue;
+      const int64_t tg = t0 + t;
+      su[i] = gu[tg * p.ldu + cc];
+      if (gdt) sdt[i] = gdt[tg * p.lddt + cc];
+      if (gz) sz[i] = gz[tg * p.ldz + cc];
+    }
+  }
+  if (gB) {
+    const int N = p.N;
+    T* sB = reinterpret_cast<T*>(stage + lay.raw_B);
+    T* sC = reinterpret_cast<T*>(stage + lay.raw_C);
+    if (k.vec_bc) {
+      const int vpr = N / VEC;
+      for (int i = pt; i < nt * vpr; i += kPrepThreads) {
+        const int t = i / vpr, n = (i - t * vpr) * VEC;
+        const int64_t tg = t0 + t;
+        cp_async16(sB + t * N + n, gB + tg * p.ldb + n);
+        cp_async16(sC + t * N + n, gC + tg * p.ldc + n);
+      }
+    } else {
+      for (int i = pt; i < nt * N; i += kPrepThreads) {
+        const int t = i / N, n = i - t * N;
+        const int64_t tg = t0 + t;
+        sB[i] = gB[tg * p.ldb + n];
+        sC[i] = gC[tg * p.ldc + n];
+      }
+    }
+  }
+  cp_async_commit();
+}
+
+// B and C of one tile -> fp32 in the scan's layout, zero past nt and past N.
+template <typename T, class V>
+__device__ __forceinline__ void prep_bc(const ScanSmem& lay, const unsigned char* raw,
+                                        unsigned char* prep, int pt, int N, int nt, int tt) {
+  constexpr int S = V::S, TPC = V::TPC, NP = V::NP;
+  const T* rB = reinterpret_cast<const T*>(raw + lay.raw_B);
+  const T* rC = reinterpret_cast<const T*>(raw + lay.raw_C);
+  float* B = reinterpret_cast<float*>(prep + lay.bc_B);
+  float* C = reinterpret_cast<float*>(prep + lay.bc_C);
+  const bool full = nt == tt && N == NP;
+  if constexpr (V::kStateRows) {
+    // Item (n, four steps) -> one 16-byte store into state n's row (row s·TPC + g for the lane
+    // g that owns n as its state s).
+    for (int i = pt; i < NP * (tt / 4); i += kPrepThreads) {
+      const int n = i % NP, tq = i / NP, row = (n % S) * TPC + n / S;
+      float vb[4], vc[4];
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const int t = 4 * tq + j;
+        const bool ok = full || (n < N && t < nt);
+        vb[j] = ok ? to_f32(rB[t * N + n]) : 0.f;
+        vc[j] = ok ? to_f32(rC[t * N + n]) : 0.f;
+      }
+      *reinterpret_cast<float4*>(B + row * lay.rsb + 4 * tq) = make_float4(vb[0], vb[1], vb[2], vb[3]);
+      *reinterpret_cast<float4*>(C + row * lay.rsb + 4 * tq) = make_float4(vc[0], vc[1], vc[2], vc[3]);
+    }
+  } else if (full) {
+    // Item (step, four states): one 8- or 16-byte load, one 16-byte store.
+    for (int i = pt; i < (NP / 4) * tt; i += kPrepThreads) {
+      const int o = 4 * i;  // = t·NP + 4q
+      *reinterpret_cast<float4*>(B + o) = load4_f32(rB + o);
+      *reinterpret_cast<float4*>(C + o) = load4_f32(rC + o);
+    }
+  } else {
+    for (int i = pt; i < (NP / 4) * tt; i += kPrepThreads) {
+      const int q = i % (NP / 4), t = i / (NP / 4);
+      float vb[4], vc[4];
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const int n = 4 * q + j;
+        const bool ok = n < N && t < nt;
+        vb[j] = ok ? to_f32(rB[t * N + n]) : 0.f;
+        vc[j] = ok ? to_f32(rC[t * N + n]) : 0.f;
+      }
+      *reinterpret_cast<float4*>(B + t * NP + 4 * q) = make_float4(vb[0], vb[1], vb[2], vb[3]);
+      *reinterpret_cast<float4*>(C + t * NP + 4 * q) = make_float4(vc[0], vc[1], vc[2], vc[3]);
+    }
+  }
+}
+
+// A prep thread's fixed view of the problem: items are (channel, four steps); a thread keeps
+// its channel and walks step quads.
+template <typename T>
+struct PrepCtx {
+  T* gy;  // this batch's y
+  int b, c, gc, tq0, d;
+  bool cvalid;
+  float bias, Dc, dconst;  // Δ bias, D, and Δ of constant-Δ (LTI) layers
+};
+
+// C·h of four steps of one channel: the sum of its TPC lanes' partials (lane g's row at
+// pq + g·gstride + shift(g)).
+template <int TPC>
+__device__ __forceinline__ float4 sum_partials(const float* pq, int gstride) {
+  float4 acc = lds4(pq);
+#pragma unroll
+  for (int g = 1; g < TPC; ++g) {
+    const float4 v = lds4(pq + g * gstride + part_shift<TPC>(g));
+    acc.x += v.x; acc.y += v.y; acc.z += v.z; acc.w += v.w;
+  }
+  return acc;
+}
+
+// Checked Δ prep for every other case (last tile, channels past d, constant or plain Δ,
+// interventions, the Δ probe): kept out of line so that the hot path stays small in the
+// instruction cache.
+template <typename T, class V>
+__device__ __noinline__ void prep_du_checked(const ScanParams& p, const PrepCtx<T>& x,
+                                             const T* ru, const T* rdt, float* du, int64_t t0,
+                                             int nt, int tt) {
+  constexpr int CB = kScanWarps * V::CW, kStep = kPrepThreads / CB;
+  const bool have_dt = p.dt_const == nullptr;
+  for (int tq = x.tq0; tq < tt / 4; tq += kStep) {
+    float dl[4], dx[4];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int t = 4 * tq + j;
+      dl[j] = dx[j] = 0.f;  // padded steps and channels: h passes unchanged
+      if (x.cvalid && t < nt) {
+        float delta = x.dconst;
+        if (have_dt) {
+          const float v = to_f32(rdt[t * CB]) + x.bias;
+          delta = p.dt_softplus ? softplus_select(v) : v;
+        }
+        for (int o = 0; o < p.n_overrides; ++o)
+          if (p.override_t[o] == t0 + t) delta = p.override_value[o];
+        dl[j] = delta;
+        dx[j] = delta * to_f32(ru[t * CB]);
+        if (p.delta_out) p.delta_out[(int64_t(x.b) * p.L + t0 + t) * x.d + x.gc] = delta;
+      }
+    }
+    *reinterpret_cast<float4*>(du + 8 * tq) = make_float4(dl[0], dx[0], dl[1], dx[1]);
+    *reinterpret_cast<float4*>(du + 8 * tq + 4) = make_float4(dl[2], dx[2], dl[3], dx[3]);
+  }
+}
+
+// Checked output finish (last tile, no gate, the y-before-gate probe), out of line.
+template <typename T, class V>
+__device__ __noinline__ void finish_checked(const ScanParams& p, const PrepCtx<T>& x,
+                                            const T* ru, const T* rz, const float* pq0,
+                                            int gstride, int64_t t0, int nt) {
+  constexpr int CB = kScanWarps * V::CW, kStep = kPrepThreads / CB;
+  T* ty = x.gy + t0 * p.ldy + x.gc;
+  float* typre = p.ypre_out ? p.ypre_out + (int64_t(x.b) * p.L + t0) * x.d + x.gc : nullptr;
+  for (int tq = x.tq0; 4 * tq < nt; tq += kStep) {
+    const float* pq = pq0 + 4 * tq;
+    const float4 acc = sum_partials<V::TPC>(pq, gstride);
+    const float y4[4] = {acc.x, acc.y, acc.z, acc.w};
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int t = 4 * tq + j;
+      if (t >= nt) break;
+      float yv = fmaf(x.Dc, to_f32(ru[t * CB]), y4[j]);
+      if (typre) typre[int64_t(t) * x.d] = yv;
+      if (p.z) yv *= silu(to_f32(rz[t * CB]));
+      ty[int64_t(t) * p.ldy] = from_f32<T>(yv);
+    }
+  }
+}
+
+// The prep warps: copies two tiles ahead, operands one tile ahead, outputs one tile behind.
+// Stages are runtime values here (one copy of the code); full tiles of the usual layer (Δ with
+// softplus, a gate, no probes) take the inline fast paths.
+template <typename T, class V>
+__device__ __forceinline__ void prep_warps(const ScanParams& p, const ScanLaunch& k,
+                                           const ScanSmem& lay, unsigned char* smem, int pt,
+                                           int b, int c0, int64_t ntiles) {
+  constexpr int CB = kScanWarps * V::CW;    // channels per block
+  constexpr int kStep = kPrepThreads / CB;  // threads per channel: a thread's step-quad stride
+  const int d = p.d, tt = k.tt, rsd = lay.rsd;
+  const T* gu = static_cast<const T*>(p.u) + b * p.bsu;
+  const T* gdt = p.dt_const ? nullptr : static_cast<const T*>(p.dt) + b * p.bsdt;
+  const T* gz = p.z ? static_cast<const T*>(p.z) + b * p.bsz : nullptr;
+  const T* gB = p.B_const ? nullptr : static_cast<const T*>(p.B) + b * p.bsb;
+  const T* gC = p.B_const ? nullptr : static_cast<const T*>(p.C) + b * p.bsc;
+  PrepCtx<T> x{};
+  x.gy = static_cast<T*>(p.y) + b * p.bsy;
+  x.b = b;
+  x.c = pt % CB;
+  x.gc = c0 + x.c;
+  x.tq0 = pt / CB;
+  x.d = d;
+  x.cvalid = x.gc < d;
+  x.bias = x.cvalid && p.dt_bias ? p.dt_bias[x.gc] : 0.f;
+  x.Dc = x.cvalid && p.D ? p.D[x.gc] : 0.f;
+  const float xk = (x.cvalid && p.dt_const ? p.dt_const[x.gc] : 0.f) + x.bias;  // constant Δ
+  x.dconst = p.dt_softplus ? softplus(xk) : xk;
+  const int c = x.c, tq0 = x.tq0;
+  const float bias = x.bias, Dc = x.Dc;
+  // The usual layer takes the fast paths on full tiles.
+  const bool fast_prep = x.cvalid && gdt && p.dt_softplus && !p.n_overrides && !p.delta_out;
+  const bool fast_finish = x.cvalid && gz && !p.ypre_out;
+  // The channel's partial sums: lane g's row at part + g·gstride + shift(g).
+  const int prow = c * lay.rsp, gstride = CB * lay.rsp + 32;
+  const int64_t ldy = p.ldy;
+
+  auto raw_stage = [&](int64_t tile) { return smem + lay.raw0 + int(tile % 3) * lay.raw_stage; };
+  auto tile_len = [&](int64_t tile) {
+    const int64_t left = p.L - tile * tt;
+    return int(left < tt ? left : tt);
+  };
+  auto load = [&](int64_t tile) {
+    if (tile < ntiles)
+      load_raw_tile<T, CB>(p, k, lay, raw_stage(tile), pt, tile * tt, tile_len(tile), c0, gu, gdt,
+                           gz, gB, gC);
+    else
+      cp_async_commit();  // an empty group keeps the wait counts uniform
+  };
+
+  // Δ = softplus(dt + bias) and Δ·u per (channel, step) -> du {c, (Δ, Δu) per step}; B, C.
+  auto prep = [&](int64_t tile, int st) {
+    const unsigned char* raw = raw_stage(tile);
+    unsigned char* prep = smem + lay.prep0 + st * lay.prep_stage;
+    const T* ru = reinterpret_cast<const T*>(raw + lay.raw_u) + c;
+    const T* rdt = reinterpret_cast<const T*>(raw + lay.raw_dt) + c;
+    float* du = reinterpret_cast<float*>(prep + lay.du) + c * rsd;
+    const int nt = tile_len(tile);
+    if (fast_prep && nt == tt) {
+#pragma unroll 2
+      for (int tq = tq0; tq < tt / 4; tq += kStep) {
+        float dl[4], dx[4];
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          const int t = 4 * tq + j;
+          dl[j] = softplus_select(to_f32(rdt[t * CB]) + bias);
+          dx[j] = dl[j] * to_f32(ru[t * CB]);
+        }
+        *reinterpret_cast<float4*>(du + 8 * tq) = make_float4(dl[0], dx[0], dl[1], dx[1]);
+        *reinterpret_cast<float4*>(du + 8 * tq + 4) = make_float4(dl[2], dx[2], dl[3], dx[3]);
+      }
+    } else {
+      prep_du_checked<T, V>(p, x, ru, rdt, du, tile * tt, nt, tt);
+    }
+    if (gB) prep_bc<T, V>(lay, raw, prep, pt, p.N, nt, tt);
+  };
+
+  // Sum of the TPC partials, + D·u, · SiLU(z), stored.
+  auto finish = [&](int64_t tile, int st) {
+    if (!x.cvalid) return;
+    const unsigned char* raw = raw_stage(tile);
+    const T* ru = reinterpret_cast<const T*>(raw + lay.raw_u) + c;
+    const T* rz = reinterpret_cast<const T*>(raw + lay.raw_z) + c;
+    const float* pq0 = reinterpret_cast<const float*>(smem + lay.part0 + st * lay.part_stage) + prow;
+    const int64_t t0 = tile * tt;
+    const int nt = tile_len(tile);
+    if (!(fast_finish && nt == tt)) {
+      finish_checked<T, V>(p, x, ru, rz, pq0, gstride, t0, nt);
+      return;
+    }
+    T* ty = x.gy + t0 * ldy + x.gc;
+#pragma unroll 2
+    for (int tq = tq0; tq < tt / 4; tq += kStep) {
+      const float* pq = pq0 + 4 * tq;
+      const float4 acc = sum_partials<V::TPC>(pq, gstride);
+      const float y4[4] = {acc.x, acc.y, acc.z, acc.w};
+      T* yq = ty + (4 * tq) * ldy;
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const int t = 4 * tq + j;
+        const float yv = fmaf(Dc, to_f32(ru[t * CB]), y4[j]) * silu(to_f32(rz[t * CB]));
+        *yq = from_f32<T>(yv);
+        yq += ldy;
+      }
+    }
+  };
+
+  load(0);
+  load(1);
+  load(2);
+  cp_async_wait<2>();
+  named_sync_id(kBarPrep, kPrepThreads);
+  prep(0, 0);
+  named_arrive_id(kBarFull, kScanThreads);
+  // One step of the pipeline: operands of tile kt + 1, outputs of tile kt, copies of kt + 3.
+  for (int64_t kt = 0; kt < ntiles; ++kt) {
+    const int st = int(kt & 1);
+    if (kt + 1 < ntiles) {
+      cp_async_wait<1>();
+      named_sync_id(kBarPrep, kPrepThreads);  // tile kt + 1 has landed for every prep thread
+      // Its prep stage was last read by tile kt - 1, whose "done" was waited for below.
+      prep(kt + 1, st ^ 1);
+      named_arrive_id(kBarFull + (st ^ 1), kScanThreads);
+    }
+    named_sync_id(kBarDone + st, kScanThreads);
+    finish(kt, st);
+    named_sync_id(kBarPrep, kPrepThreads);  // every prep thread is done with raw tile kt
+    load(kt + 3);
+  }
+}
+
+}  // namespace mambascope::cuda

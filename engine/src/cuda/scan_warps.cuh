@@ -1,0 +1,222 @@
+// The scan warps of the selective scan (included by scan_kernel.cuh): the recurrence itself.
+// A lane owns S states of one channel in registers for the whole sequence. Per step and state:
+// one ex2 (the SFU), FMUL Δ·A, FMUL B·Δu, FFMA h, FFMA C·h. With one or two scan warps per SM
+// sub-partition, in-order issue decides the speed: the exps of step t + 1 are issued inside the
+// FMA chain of step t (so the SFU is fed while the chain runs, instead of in bursts that stall
+// the warp), operands are loaded a register block ahead, and the pipeline runs across tile
+// boundaries without draining.
+#pragma once
+
+namespace mambascope::cuda {
+
+// Operands of one register block of U steps of a scan lane.
+template <class V>
+struct ScanOps {
+  float dl[V::U], dx[V::U];            // Δ, Δ·u
+  float b[V::U][V::S], c[V::U][V::S];  // B, C of the lane's states
+};
+
+// Where a scan lane reads one prep stage.
+struct ScanSrc {
+  const float* du;  // (Δ, Δu) pairs of the lane's channel
+  const float* B;   // the lane's first state (state rows) or states (step rows)
+  const float* C;
+};
+
+// What a scan lane needs to write the per-step probes (general variant only).
+struct ScanProbe {
+  float* hnorm;  // at (t, channel): hnorm[t * d]; null: off
+  float* hout;   // at (t, channel, state 0): hout[t * d * N]; null: off
+  int64_t hout_first;  // first in-tile step that h_out records (may be negative or >= tt)
+  int nt, d, N, g;
+  bool valid;
+};
+
+template <class V, bool kConstBC>
+__device__ __forceinline__ void load_ops(ScanOps<V>& o, const ScanSrc& src, int t, int rs_state,
+                                         const float (&bk)[V::S], const float (&ck)[V::S]) {
+  constexpr int U = V::U, S = V::S;
+  const float* du = src.du + 2 * t;
+  if constexpr (U == 4) {
+    const float4 v0 = lds4(du), v1 = lds4(du + 4);
+    o.dl[0] = v0.x; o.dx[0] = v0.y; o.dl[1] = v0.z; o.dx[1] = v0.w;
+    o.dl[2] = v1.x; o.dx[2] = v1.y; o.dl[3] = v1.z; o.dx[3] = v1.w;
+  } else if constexpr (U == 2) {
+    const float4 v = lds4(du);
+    o.dl[0] = v.x; o.dx[0] = v.y; o.dl[1] = v.z; o.dx[1] = v.w;
+  } else {
+    const float2 v = *reinterpret_cast<const float2*>(du);
+    o.dl[0] = v.x; o.dx[0] = v.y;
+  }
+  if constexpr (kConstBC) {
+#pragma unroll
+    for (int j = 0; j < U; ++j)
+#pragma unroll
+      for (int s = 0; s < S; ++s) o.b[j][s] = bk[s], o.c[j][s] = ck[s];
+  } else if constexpr (V::kStateRows) {  // U == 4: one 16-byte load per state covers the block
+#pragma unroll
+    for (int s = 0; s < S; ++s) {
+      const float4 vb = lds4(src.B + s * rs_state + t), vc = lds4(src.C + s * rs_state + t);
+      o.b[0][s] = vb.x; o.b[1][s] = vb.y; o.b[2][s] = vb.z; o.b[3][s] = vb.w;
+      o.c[0][s] = vc.x; o.c[1][s] = vc.y; o.c[2][s] = vc.z; o.c[3][s] = vc.w;
+    }
+  } else {  // one row per step, the lane's S states contiguous
+#pragma unroll
+    for (int j = 0; j < U; ++j)
+#pragma unroll
+      for (int q = 0; q < S / 4; ++q) {
+        const float4 vb = lds4(src.B + (t + j) * V::NP + 4 * q);
+        const float4 vc = lds4(src.C + (t + j) * V::NP + 4 * q);
+        o.b[j][4 * q] = vb.x; o.b[j][4 * q + 1] = vb.y; o.b[j][4 * q + 2] = vb.z; o.b[j][4 * q + 3] = vb.w;
+        o.c[j][4 * q] = vc.x; o.c[j][4 * q + 1] = vc.y; o.c[j][4 * q + 2] = vc.z; o.c[j][4 * q + 3] = vc.w;
+      }
+  }
+}
+
+// One register block: the chain of U steps on `cur`, with the exps of each next step (the
+// block's own, or the first of `nxt`) issued inside the step before. `a` holds the exps of
+// cur's first step on entry and of nxt's first step on return.
+template <class V>
+__device__ __forceinline__ void run_block(const ScanOps<V>& cur, const ScanOps<V>& nxt,
+                                          float (&a)[V::S], float (&h)[V::S],
+                                          const float (&A2)[V::S], float* part, int t,
+                                          const ScanProbe* probe) {
+  constexpr int U = V::U, S = V::S;
+  float y[U];
+#pragma unroll
+  for (int j = 0; j < U; ++j) {
+    float aj[S];
+#pragma unroll
+    for (int s = 0; s < S; ++s) aj[s] = a[s];
+    const float dn = j + 1 < U ? cur.dl[j + 1 < U ? j + 1 : 0] : nxt.dl[0];
+#pragma unroll
+    for (int s = 0; s < S; ++s) a[s] = ex2_approx(dn * A2[s]);
+    float acc = 0.f;
+#pragma unroll
+    for (int s = 0; s < S; ++s) {
+      h[s] = fmaf(aj[s], h[s], cur.b[j][s] * cur.dx[j]);
+      acc = s == 0 ? cur.c[j][s] * h[s] : fmaf(cur.c[j][s], h[s], acc);
+    }
+    y[j] = acc;
+    if constexpr (V::kGeneral) {
+      const int tj = t + j;
+      if (probe->hnorm) {
+        float sq = 0.f;
+#pragma unroll
+        for (int s = 0; s < S; ++s) sq = fmaf(h[s], h[s], sq);
+#pragma unroll
+        for (int o = V::TPC / 2; o > 0; o >>= 1) sq += __shfl_xor_sync(0xffffffffu, sq, o);
+        if (probe->g == 0 && probe->valid && tj < probe->nt)
+          probe->hnorm[int64_t(tj) * probe->d] = sqrtf(sq);
+      }
+      if (probe->hout && probe->valid && tj < probe->nt && tj >= probe->hout_first) {
+        float* dst = probe->hout + (tj - probe->hout_first) * int64_t(probe->d) * probe->N;
+#pragma unroll
+        for (int s = 0; s < S; ++s)
+          if (probe->g * S + s < probe->N) dst[probe->g * S + s] = h[s];
+      }
+    }
+  }
+  if constexpr (U == 4) *reinterpret_cast<float4*>(part + t) = make_float4(y[0], y[1], y[2], y[3]);
+  else if constexpr (U == 2) *reinterpret_cast<float2*>(part + t) = make_float2(y[0], y[1]);
+  else part[t] = y[0];
+}
+
+// The scan warps: state in registers for the whole sequence; partial sums C·h of the lane's
+// states go to the partial stage, one row per (lane of the channel, channel).
+template <typename T, class V>
+__device__ __forceinline__ void scan_warps(const ScanParams& p, const ScanLaunch& k,
+                                           const ScanSmem& lay, unsigned char* smem, int warp,
+                                           int lane, int b, int c0, int64_t ntiles) {
+  constexpr int S = V::S, TPC = V::TPC, U = V::U;
+  constexpr float kLog2e = 1.4426950408889634f;
+  const int N = p.N, d = p.d, tt = k.tt;
+  const int g = lane % TPC, c = warp * V::CW + lane / TPC, gc = c0 + c;
+  const bool cvalid = gc < d;
+  // Padded states (n >= N) and channels (>= d) have A = 0 and B = C = 0 (or Δ = 0): they stay 0.
+  float A2[S], h[S], bk[S], ck[S];
+#pragma unroll
+  for (int s = 0; s < S; ++s) {
+    const int n = g * S + s;
+    const bool ok = cvalid && n < N;
+    const int64_t cn = int64_t(gc) * N + n;
+    A2[s] = ok ? p.A[cn] * kLog2e : 0.f;
+    h[s] = ok && p.h ? p.h[(int64_t(b) * d + gc) * N + n] : 0.f;
+    bk[s] = ok && p.B_const ? p.B_const[cn] : 0.f;
+    ck[s] = ok && p.B_const ? p.C_const[cn] : 0.f;
+  }
+  const int rs_state = TPC * lay.rsb;  // rows of a lane's consecutive states (state rows)
+  auto src_of = [&](int st) {
+    const unsigned char* prep = smem + lay.prep0 + st * lay.prep_stage;
+    const int b_off = V::kStateRows ? g * lay.rsb : g * S;
+    return ScanSrc{reinterpret_cast<const float*>(prep + lay.du) + c * lay.rsd,
+                   reinterpret_cast<const float*>(prep + lay.bc_B) + b_off,
+                   reinterpret_cast<const float*>(prep + lay.bc_C) + b_off};
+  };
+  const int p_off = part_base<TPC>(g, c, k.cb, lay.rsp);
+
+  // The whole sequence with constant or per-step B, C. Two operand buffers alternate (no
+  // register moves); tiles alternate between the two stages. tt / U is even.
+  auto run = [&](auto const_bc) {
+    constexpr bool kConstBC = decltype(const_bc)::value;
+    ScanOps<V> opA, opB;
+    float a[S];
+    [[maybe_unused]] ScanProbe probe{};
+    named_sync_id(kBarFull, kScanThreads);
+    load_ops<V, kConstBC>(opA, src_of(0), 0, rs_state, bk, ck);
+#pragma unroll
+    for (int s = 0; s < S; ++s) a[s] = ex2_approx(opA.dl[0] * A2[s]);
+    for (int64_t kt = 0; kt < ntiles; ++kt) {
+      const int st = int(kt & 1);
+      const ScanSrc src = src_of(st);
+      float* part = reinterpret_cast<float*>(smem + lay.part0 + st * lay.part_stage) + p_off;
+      const ScanProbe* pr = nullptr;
+      if constexpr (V::kGeneral) {
+        const int64_t t0 = kt * tt;
+        probe.nt = int(p.L - t0 < tt ? p.L - t0 : tt);
+        probe.d = d;
+        probe.N = N;
+        probe.g = g;
+        probe.valid = cvalid;
+        probe.hnorm = p.hnorm_out ? p.hnorm_out + (int64_t(b) * p.L + t0) * d + gc : nullptr;
+        probe.hout_first = p.h_out_from - t0;
+        probe.hout = p.h_out ? p.h_out + (int64_t(b) * (p.L - p.h_out_from) * d + gc) * N : nullptr;
+        pr = &probe;
+      }
+      int t = 0;
+      for (; t < tt - 2 * U; t += 2 * U) {
+        load_ops<V, kConstBC>(opB, src, t + U, rs_state, bk, ck);
+        run_block<V>(opA, opB, a, h, A2, part, t, pr);
+        load_ops<V, kConstBC>(opA, src, t + 2 * U, rs_state, bk, ck);
+        run_block<V>(opB, opA, a, h, A2, part, t + U, pr);
+      }
+      load_ops<V, kConstBC>(opB, src, t + U, rs_state, bk, ck);
+      run_block<V>(opA, opB, a, h, A2, part, t, pr);
+      // The next tile's first block is loaded before this tile's last one runs (its prep
+      // stage is full long before: the prep warps run a tile ahead). After the last tile opA
+      // keeps stale but finite operands whose exps are never used.
+      if (kt + 1 < ntiles) {
+        named_sync_id(kBarFull + (st ^ 1), kScanThreads);
+        load_ops<V, kConstBC>(opA, src_of(st ^ 1), 0, rs_state, bk, ck);
+      }
+      run_block<V>(opB, opA, a, h, A2, part, t + U, pr);
+      named_arrive_id(kBarDone + st, kScanThreads);
+    }
+  };
+  if constexpr (V::kGeneral) {
+    if (p.B_const) run(std::true_type{});
+    else run(std::false_type{});
+  } else {
+    run(std::false_type{});
+  }
+
+  if (p.h) {
+#pragma unroll
+    for (int s = 0; s < S; ++s) {
+      const int n = g * S + s;
+      if (cvalid && n < N) p.h[(int64_t(b) * d + gc) * N + n] = h[s];
+    }
+  }
+}
+
+}  // namespace mambascope::cuda
