@@ -309,7 +309,7 @@ std::vector<DecodePhase> CudaBackend::profile_fused(CudaState& st, int32_t feed,
   // Cycles of block 0 to µs through its own wall clock over the same steps.
   const double us_per_cycle = p[kProfStep] ? double(p[kProfNs]) * 1e-3 / double(p[kProfStep]) : 0.0;
   const double steps = double(std::max<unsigned long long>(1, p[kProfSteps]));
-  const char* names[] = {"A wait (residual)", "A norm+in_proj+conv+x_proj partials",
+  const char* names[] = {"A wait (residual)", "A residual+norm (incl. wait)", "A in_proj", "A conv+x_proj partials",
                          "X wait", "X x_proj sums", "B wait (x_proj)", "B dt+state+gate",
                          "C wait (y)", "C out_proj+residual", "F wait (residual)", "F lm_head",
                          "F merge (block 0)", "weight ring waits (inside phases)", "step (block 0)"};

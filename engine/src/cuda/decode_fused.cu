@@ -118,42 +118,89 @@ struct Ring {
   }
 };
 
-// One tile of R <= kFusedTileRows rows (K values each, contiguous) dotted with xs {K}: thread
-// t takes the 16-byte columns t, t + 256, ... of every row, so each slice of x is read from
-// shared memory once for all R rows and all 8 warps work on every tile. Row sums are reduced
-// in each warp, then across warps through part {2 buffers, 8 warps, rows}; the tile is
-// released as soon as this thread's reads are done, and done(r, v) runs on threads r < R.
+// One tile of R <= 16 rows (K values each, contiguous) dotted with xs {K}. With R >= 8 each
+// warp takes whole rows (w, w + 8), loads each slice of x once for both, and finishes them
+// itself: no barrier. With R < 8, S = 8 / R warps share a row, each taking every S-th 32-chunk
+// stretch of it, and the row's S partial sums meet in `part` behind one barrier. done(r, v)
+// runs on one thread per row, the "owner" (lane 0 of the warp, or thread r when split).
 template <typename T, typename F>
 __device__ __forceinline__ void gemv_tile(const char* tile, int R, int K, const float* xs, float* part,
                                           const Ring& ring, uint32_t t, int tid, F&& done) {
-  constexpr int VEC = 16 / sizeof(T), RM = kFusedTileRows;
+  constexpr int VEC = 16 / sizeof(T);
   const int nv = K / VEC, lane = tid & 31, warp = tid >> 5;
+  const int S = R >= W ? 1 : W / R;  // warps per row (R < 8: 2, 4 or 8)
+  const int seg = warp % S, r0 = warp / S, rstep = W / S;
   const uint4* w = reinterpret_cast<const uint4*>(tile);
-  float acc[RM];
-#pragma unroll
-  for (int r = 0; r < RM; ++r) acc[r] = 0.f;
-  for (int c = tid; c < nv; c += CT) {
-    const float* x = xs + c * VEC;
-#pragma unroll
-    for (int r = 0; r < RM; ++r)
-      if (r < R) acc[r] += dot16(T{}, w[size_t(r) * nv + c], x);
+  float acc0 = 0.f, acc1 = 0.f;  // rows r0 and r0 + rstep (the second only when R > 8)
+  const bool two = r0 + rstep < R;
+  if (r0 < R) {
+    const uint4* w0 = w + size_t(r0) * nv;
+    const uint4* w1 = w + size_t(two ? r0 + rstep : r0) * nv;
+    int c = seg * 32 + lane;
+    for (; c + 32 * S < nv; c += 64 * S) {  // two stretches in flight
+      const int c2 = c + 32 * S;
+      const uint4 a0 = w0[c], a1 = w0[c2], b0 = w1[c], b1 = w1[c2];
+      acc0 += dot16(T{}, a0, xs + c * VEC) + dot16(T{}, a1, xs + c2 * VEC);
+      if (two) acc1 += dot16(T{}, b0, xs + c * VEC) + dot16(T{}, b1, xs + c2 * VEC);
+    }
+    if (c < nv) {
+      acc0 += dot16(T{}, w0[c], xs + c * VEC);
+      if (two) acc1 += dot16(T{}, w1[c], xs + c * VEC);
+    }
   }
   ring.release(t, lane);
-#pragma unroll
-  for (int r = 0; r < RM; ++r)
-    if (r < R) acc[r] = warp_sum(acc[r]);
-  float* pb = part + (t & 1u) * (W * RM);
-  if (lane == 0) {
-#pragma unroll
-    for (int r = 0; r < RM; ++r)
-      if (r < R) pb[warp * RM + r] = acc[r];
+  acc0 = warp_sum(acc0);
+  if (two) acc1 = warp_sum(acc1);
+  if (S == 1) {
+    if (lane == 0 && r0 < R) {
+      done(r0, acc0);
+      if (two) done(r0 + rstep, acc1);
+    }
+    return;
   }
+  float* pb = part + (t & 1u) * (W * 2);  // [row][segment], R * S <= 8
+  if (lane == 0 && r0 < R) pb[r0 * S + seg] = acc0;
   consumer_sync();
   if (tid < R) {
     float v = 0.f;
-#pragma unroll
-    for (int q = 0; q < W; ++q) v += pb[q * RM + tid];
+    for (int q = 0; q < S; ++q) v += pb[tid * S + q];
     done(tid, v);
+  }
+}
+
+// Tournament over n sorted lists of 8 (value, id) pairs (list i at val + i * stride, ids at
+// val + i * stride + 8 as int bits) in one warp: the k best, ties to the lower id. Lane j keeps
+// the heads of lists j, j + 32, ... (n <= 256). Returns in out_v / out_i (lane 0 writes).
+__device__ __forceinline__ void merge_top(const float* val, int n, int stride, int k, int lane, float* out_v,
+                                          int* out_i) {
+  constexpr int HB = 8;
+  int head[HB];
+#pragma unroll
+  for (int q = 0; q < HB; ++q) head[q] = 0;
+  for (int r = 0; r < k; ++r) {
+    float bv = -INFINITY;
+    int bi = 0x7fffffff, bq = -1;
+#pragma unroll
+    for (int q = 0; q < HB; ++q) {
+      const int l = lane + 32 * q;
+      if (l < n && head[q] < kFusedMaxAlt) {
+        const float v = val[l * stride + head[q]];
+        const int id = __float_as_int(val[l * stride + kFusedMaxAlt + head[q]]);
+        if (bq < 0 || better(v, id, bv, bi)) bv = v, bi = id, bq = q;
+      }
+    }
+    int wl = bq < 0 ? 32 : lane;
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+      const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+      const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
+      const int ol = __shfl_xor_sync(0xffffffffu, wl, o);
+      if (better(ov, oi, bv, bi) || (ov == bv && oi == bi && ol < wl)) bv = ov, bi = oi, wl = ol;
+    }
+#pragma unroll
+    for (int q = 0; q < HB; ++q)
+      if (lane == wl && q == bq) ++head[q];
+    if (lane == 0) out_v[r] = bv, out_i[r] = bi;
   }
 }
 
@@ -266,12 +313,14 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
     wait_acc = 0;
     load_and_norm<T>(a, w.R, l == 0, resid, xs, red, ring, t, e, tid, lane, l, wacc);
     if (prof) clk[kProfWaitA] += wait_acc;
+    mark(kProfANorm);
     for (int i0 = 0; i0 < 2 * s.nc; i0 += s.rpt_in) {
       const char* tile = ring.wait(t);
       gemv_tile<T>(tile, min(s.rpt_in, 2 * s.nc - i0), a.dm, xs, part, ring, t++, tid,
                    [&](int r, float v) { acc[i0 + r] = v; });
     }
     consumer_sync();
+    mark(kProfAGemv);
     float part0 = 0.f, part1 = 0.f;  // x_proj rows tid and tid + CT (xr <= 2 CT)
     for (int c = 0; c < s.nc; c += s.cptA) {
       const char* tile = ring.wait(t);
@@ -403,7 +452,7 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
   load_and_norm<T>(a, Words(a, a.n_layer).R, a.n_layer == 0, resid, xs, red, ring, t, e, tid, lane,
                    a.n_layer, wacc);
   if (prof) clk[kProfWaitF] += wait_acc;
-  float lv[kFusedMaxAlt];  // threads r < tile rows: their rows' top 8 and online softmax
+  float lv[kFusedMaxAlt];  // a row owner's top 8 and online softmax over its rows (ascending ids)
   int li[kFusedMaxAlt];
 #pragma unroll
   for (int j = 0; j < kFusedMaxAlt; ++j) lv[j] = -INFINITY, li[j] = 0x7fffffff;
@@ -418,7 +467,7 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
       if (v == -INFINITY) return;
       if (v > wm) wz = wz * __expf(wm - v) + 1.f, wm = v;
       else wz += __expf(v - wm);
-      if (v > lv[kFusedMaxAlt - 1]) {  // a thread's rows rise: ties keep the lower id first
+      if (v > lv[kFusedMaxAlt - 1]) {  // ties keep the lower id first
         float x = v;
         int xi = s.v0 + row;
 #pragma unroll
@@ -433,56 +482,50 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
   }
   mark(kProfF);
   if (a.sample) {
-    // This block's top 8 and (max, sum) from the row threads' lists, then published.
-    float* cv = reinterpret_cast<float*>(smem + L.cand);  // [thread][8 values, 8 ids, max, sum]
-    constexpr int CW = 2 * kFusedMaxAlt + 2, NC = kFusedTileRows * kFusedMaxAlt;
-    if (tid < kFusedTileRows) {
+    // Row owners (lane 0 of each warp, threads 1..15) publish their lists; warp 0 merges them
+    // into this block's top 8 and (max, sum), which go out as exchange words.
+    float* cv = reinterpret_cast<float*>(smem + L.cand);  // [owner][8 values, 8 ids, max, sum]
+    constexpr int CW = kFusedFinalWords, NO = W + kFusedTileRows;
+    const int slot = lane == 0 ? warp : (tid < kFusedTileRows ? W + tid : -1);
+    if (slot >= 0) {
 #pragma unroll
-      for (int j = 0; j < kFusedMaxAlt; ++j) cv[tid * CW + j] = lv[j], cv[tid * CW + kFusedMaxAlt + j] = __int_as_float(li[j]);
-      cv[tid * CW + 2 * kFusedMaxAlt] = wm;
-      cv[tid * CW + 2 * kFusedMaxAlt + 1] = wz;
+      for (int j = 0; j < kFusedMaxAlt; ++j) cv[slot * CW + j] = lv[j], cv[slot * CW + kFusedMaxAlt + j] = __int_as_float(li[j]);
+      cv[slot * CW + 2 * kFusedMaxAlt] = wm;
+      cv[slot * CW + 2 * kFusedMaxAlt + 1] = wz;
+    }
+    if (tid == W) {  // slot W is thread 0's second role: unused, left empty
+      for (int j = 0; j < kFusedMaxAlt; ++j) cv[W * CW + j] = -INFINITY, cv[W * CW + kFusedMaxAlt + j] = __int_as_float(0x7fffffff);
+      cv[W * CW + 2 * kFusedMaxAlt] = -INFINITY;
+      cv[W * CW + 2 * kFusedMaxAlt + 1] = 0.f;
     }
     consumer_sync();
     uint64_t* fin = a.ll + int64_t(a.n_layer + 1) * fused_ll_layer_words(a);
+    float* top_v = red;                               // [8]
+    int* top_i = reinterpret_cast<int*>(red + 16);    // [8]
     if (warp == 0) {
-      // Candidate q = (thread q / 8, slot q % 8); rank by (value, id, q) over all of them.
-      auto val = [&](int q) { return cv[(q / kFusedMaxAlt) * CW + q % kFusedMaxAlt]; };
-      auto idx = [&](int q) { return __float_as_int(cv[(q / kFusedMaxAlt) * CW + kFusedMaxAlt + q % kFusedMaxAlt]); };
-      for (int q = lane; q < NC; q += 32) {
-        const float vq = val(q);
-        const int iq = idx(q);
-        int rank = 0;
-        for (int p = 0; p < NC; ++p) {
-          const float vp = val(p);
-          const int ip = idx(p);
-          rank += better(vp, ip, vq, iq) || (vp == vq && ip == iq && p < q);
-        }
-        if (rank < kFusedMaxAlt) {
-          st_word(fin + size_t(b) * kFusedFinalWords + rank, vq, e);
-          st_word(fin + size_t(b) * kFusedFinalWords + kFusedMaxAlt + rank, __int_as_float(iq), e);
-        }
+      merge_top(cv, NO, CW, kFusedMaxAlt, lane, top_v, top_i);
+      float m = lane < NO ? cv[lane * CW + 2 * kFusedMaxAlt] : -INFINITY;
+      float M = m;
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, o));
+      const float z = (lane < NO && m != -INFINITY) ? cv[lane * CW + 2 * kFusedMaxAlt + 1] * __expf(m - M) : 0.f;
+      const float Z = warp_sum(z);
+      __syncwarp();
+      uint64_t* mine = fin + size_t(b) * kFusedFinalWords;
+      if (lane < kFusedMaxAlt) {
+        st_word(mine + lane, top_v[lane], e);
+        st_word(mine + kFusedMaxAlt + lane, __int_as_float(top_i[lane]), e);
       }
-      if (lane == 0) {
-        float M = -INFINITY, Z = 0.f;
-        for (int q = 0; q < kFusedTileRows; ++q) M = fmaxf(M, cv[q * CW + 2 * kFusedMaxAlt]);
-        for (int q = 0; q < kFusedTileRows; ++q) {
-          const float mq = cv[q * CW + 2 * kFusedMaxAlt];
-          if (mq != -INFINITY) Z += cv[q * CW + 2 * kFusedMaxAlt + 1] * __expf(mq - M);
-        }
-        st_word(fin + size_t(b) * kFusedFinalWords + 2 * kFusedMaxAlt, M, e);
-        st_word(fin + size_t(b) * kFusedFinalWords + 2 * kFusedMaxAlt + 1, Z, e);
-      }
+      if (lane == 0) st_word(mine + 2 * kFusedMaxAlt, M, e), st_word(mine + 2 * kFusedMaxAlt + 1, Z, e);
     }
     if (b == 0) {
-      // Block 0 merges: the blocks' lists are sorted, so n_alt rounds of "best head" suffice.
+      // Block 0 merges the blocks' lists the same way.
       float* all = reinterpret_cast<float*>(smem + L.ring);  // the ring is drained by now
       poll_words(fin, a.G * kFusedFinalWords, all, e, tid, CT, a.trap, a.n_layer, 4);
       consumer_sync();
       if (warp == 0) {
-        constexpr int HB = 8;  // blocks per lane (G <= 256)
-        int head[HB];
-#pragma unroll
-        for (int q = 0; q < HB; ++q) head[q] = 0;
+        const int k = a.n_alt > 1 ? a.n_alt : 1;
+        merge_top(all, a.G, kFusedFinalWords, k, lane, top_v, top_i);
         float M = -INFINITY;
         for (int bb = lane; bb < a.G; bb += 32) M = fmaxf(M, all[bb * kFusedFinalWords + 2 * kFusedMaxAlt]);
 #pragma unroll
@@ -493,38 +536,13 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
           if (mb != -INFINITY) Z += all[bb * kFusedFinalWords + 2 * kFusedMaxAlt + 1] * __expf(mb - M);
         }
         Z = warp_sum(Z);
-        const int rounds = a.n_alt > 1 ? a.n_alt : 1;
-        int token = 0;
-        for (int r = 0; r < rounds; ++r) {
-          float bv = -INFINITY;
-          int bi = 0x7fffffff, bq = -1;
-#pragma unroll
-          for (int q = 0; q < HB; ++q) {
-            const int bb = lane + 32 * q;
-            if (bb < a.G && head[q] < kFusedMaxAlt) {
-              const float v = all[bb * kFusedFinalWords + head[q]];
-              const int id = __float_as_int(all[bb * kFusedFinalWords + kFusedMaxAlt + head[q]]);
-              if (bq < 0 || better(v, id, bv, bi)) bv = v, bi = id, bq = q;
-            }
-          }
-          int wl = lane;
-#pragma unroll
-          for (int o = 16; o > 0; o >>= 1) {
-            const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
-            const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
-            const int ol = __shfl_xor_sync(0xffffffffu, wl, o);
-            if (better(ov, oi, bv, bi) || (ov == bv && oi == bi && ol < wl)) bv = ov, bi = oi, wl = ol;
-          }
-#pragma unroll
-          for (int q = 0; q < HB; ++q)
-            if (lane == wl && q == bq) ++head[q];
-          if (r == 0) token = bi;
-          if (lane == 0 && r < a.n_alt) {
-            a.host->ids[1 + r] = bi;
-            a.host->prob[r] = __expf(bv - M) / Z;
-          }
+        __syncwarp();
+        if (lane < a.n_alt) {
+          a.host->ids[1 + lane] = top_i[lane];
+          a.host->prob[lane] = __expf(top_v[lane] - M) / Z;
         }
         if (lane == 0) {
+          const int token = top_i[0];
           a.host->ids[0] = token;
           a.out[0] = token;
           if (a.window > 0) a.ring[a.counters[0] % a.window] = token;

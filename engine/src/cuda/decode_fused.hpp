@@ -61,8 +61,8 @@ struct FusedTrap {
 // Profile slots (clock64 cycles of block 0, summed over steps): per phase the time spent
 // waiting for other blocks' words and the phase's whole time; weight-ring waits; the step.
 enum FusedProf {
-  kProfWaitA, kProfA, kProfWaitX, kProfX, kProfWaitB, kProfB, kProfWaitC, kProfC,
-  kProfWaitF, kProfF, kProfMerge, kProfRing, kProfStep, kProfNs, kProfSteps, kProfSlots
+  kProfWaitA, kProfANorm, kProfAGemv, kProfA, kProfWaitX, kProfX, kProfWaitB, kProfB, kProfWaitC,
+  kProfC, kProfWaitF, kProfF, kProfMerge, kProfRing, kProfStep, kProfNs, kProfSteps, kProfSlots
 };
 
 struct FusedArgs {
@@ -119,7 +119,7 @@ __host__ __device__ inline FusedSmem fused_smem(const FusedArgs& a) {
   s.red = take(4 * 64);
   s.part = take(4 * 2 * kFusedConsumerWarps * kFusedTileRows);
   s.pen = take(4 * ((vc + 31) / 32));
-  s.cand = take(4 * kFusedTileRows * kFusedFinalWords);
+  s.cand = take(4 * (kFusedConsumerWarps + kFusedTileRows) * kFusedFinalWords);
   s.bars = take(16 * a.n_slots);
   o = (o + 127) & ~127;
   s.ring = o;
