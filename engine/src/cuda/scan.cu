@@ -94,10 +94,12 @@ Choice choose(const ScanParams& p) {
 
   // Per candidate and tile length, a cost in units of one scan warp's state-steps: waves of
   // blocks, each costing S times the blocks sharing an SM (a block puts one scan warp on each
-  // sub-partition), with factors measured on H200 (docs/benchmarks.md): co-resident blocks hide
-  // each other's latency (0.65), each tile costs ~24 steps of hand-over, and fewer states per
-  // lane cost more per state (partial sums, loads). Shorter tiles need less shared memory, so
-  // more blocks fit. Ties go to the longer tile.
+  // sub-partition), with factors fitted to H200 measurements of every variant at the anchor
+  // shapes (docs/benchmarks.md): co-resident blocks hide each other's latency (0.65), each tile
+  // costs ~48 steps of hand-over, fewer states per lane cost more per state (partial sums,
+  // loads), and 16 states per lane (no partial sums at all) win once there are blocks enough
+  // for four waves of the 4-state variant. Shorter tiles need less shared memory, so more
+  // blocks fit. Ties go to the longer tile.
   const int64_t Lr = (p.L + 15) / 16 * 16;
   Choice best{};
   double best_cost = -1;
@@ -107,7 +109,12 @@ Choice choose(const ScanParams& p) {
     k.cb = kScanWarps * 32 / cd.tpc;
     k.cb_log2 = log2_of(k.cb);
     const int64_t blocks = int64_t(p.batch) * ((p.d + k.cb - 1) / k.cb);
-    const double s_factor = cd.S == 1 ? 2.2 : cd.S == 2 ? 1.25 : cd.S == 4 ? 1.0 : cd.S == 8 ? 0.85 : 0.9;
+    const bool plenty = int64_t(p.batch) * ((p.d + 31) / 32) >= 4 * int64_t(dv.sms);
+    const double s_factor = cd.S == 1   ? 2.2
+                            : cd.S == 2 ? 1.25
+                            : cd.S == 4 ? 1.0
+                            : cd.S == 8 ? 0.85
+                                        : (plenty ? 0.55 : 0.9);
     for (int tt : {64, 32, 16}) {
       if (p.tile_len ? tt != p.tile_len : tt > 16 && tt > Lr) continue;
       k.tt = tt;
@@ -118,7 +125,7 @@ Choice choose(const ScanParams& p) {
         const int64_t r = std::min<int64_t>(occ, (left + dv.sms - 1) / dv.sms);
         waves += double(r) * (r > 1 ? 0.65 : 1.0);
       }
-      const double cost = cd.S * waves * s_factor * (1.0 + 24.0 / tt);
+      const double cost = cd.S * waves * s_factor * (1.0 + 48.0 / tt);
       if (best_cost < 0 || cost < best_cost * 0.999) {
         best = Choice{cd.ops, k, cd.S, cd.tpc, general};
         best_cost = cost;

@@ -1,20 +1,21 @@
 // The fused selective-scan kernel, included once per storage type by scan_{bf16,f16,f32}.cu.
 //
-// Design (docs/cuda.md and docs/benchmarks.md have the measurements behind it). The recurrence
-// needs one exp per (token, channel, state): the SFU's 16 exps per clock per SM are the ceiling,
-// so everything else is arranged to stay out of the scan's way.
+// Design (docs/benchmarks.md has the measurements behind it). The recurrence needs one exp per
+// (token, channel, state): the SFU's 16 exps per clock per SM are the ceiling, so everything else
+// is arranged to stay out of the scan's way.
 // - A block has 4 scan warps (one per SM sub-partition) and 4 prep warps, specialised:
-//   * prep warps copy each tile of TT tokens global -> shared with 16-byte cp.async (three raw
-//     stages, two tiles ahead), turn it into fp32 operands (Δ = softplus(dt + bias) and Δ·u per
-//     channel, B and C per state; two stages), and finish the outputs of the tile before (sum the
-//     partial C·h over a channel's lanes, + D·u, · SiLU(z), store);
-//   * scan warps hold the state in registers: a lane owns S states of one channel (TPC = 16 / S
-//     lanes per channel) and, per step, does only the arithmetic: per state one ex2 (A is folded
-//     with log2 e once), two FMULs and two FFMAs, plus its share of 16-byte shared loads and one
-//     16-byte store of partial sums per four steps. The exps of the next register block are
-//     issued before the FMA chain of this one, so the SFU stays busy while the chain runs.
-//   Named barriers (full / empty per stage) hand tiles between the two roles, so neither waits
-//   for the other except when the pipeline is empty.
+//   * prep warps (scan_prep.cuh) copy each tile of TT tokens global -> shared with 16-byte
+//     cp.async (three raw stages), turn it into fp32 operands (Δ = softplus(dt + bias) and Δ·u
+//     per channel, B and C per state; two stages) a tile ahead, and finish the outputs a tile
+//     behind (sum the partial C·h over a channel's lanes, + D·u, · SiLU(z), store);
+//   * scan warps (scan_warps.cuh) hold the state in registers: a lane owns S states of one
+//     channel (TPC = 16 / S lanes per channel) and does only the arithmetic: per state and step
+//     one ex2 (A is folded with log2 e once), two FMULs and two FFMAs, plus its share of 16-byte
+//     shared loads and one 16-byte store of partial sums per four steps.
+//   Named barriers ("prep stage full", "tile done", per stage) hand tiles between the roles.
+// - Code size matters as much as instruction count: the per-tile path of both roles must stay
+//   in the instruction cache, so stages are runtime values and the rare paths (last tile,
+//   interventions, probes, no gate) are out of line.
 // - Nothing of size L·d·N is stored. Steps past L in the last tile run with Δ = 0 (h unchanged)
 //   so the scan loop has no bounds checks.
 // - The general variant (per-step probes ‖h_t‖ and h_t, constant LTI B and C, d_state up to 64)
