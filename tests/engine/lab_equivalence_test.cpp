@@ -67,6 +67,22 @@ TEST(LabEquivalence, JsonCarriesTheHeatmapAndTheVerdict) {
   EXPECT_TRUE(j["ok"].get<bool>());
 }
 
+TEST(LabEquivalence, TheCpuIsHeldToTheFp32ToleranceEvenForABf16Model) {
+  // The CPU computes a bf16 checkpoint in fp32, so its modes must agree to 1e-4 there too.
+  const auto fx = mambascope::testing::load_hf_fixture("bf16");
+  auto ckpt = Checkpoint::open(fx.dir);
+  auto be = make_cpu_backend(*ckpt, 2);
+  EXPECT_EQ(be->device().activations, DType::F32);
+  EXPECT_EQ(lab::mode_tolerance(*be), lab::kModeTolerance);
+  lab::EquivalenceOptions o;
+  o.modes = {ScanMode::Recurrent, ScanMode::Scan};
+  const auto r = lab::equivalence(*be, ckpt->config(), fx.input_ids, o);
+  EXPECT_EQ(r.modes[1].tolerance, lab::kModeTolerance);
+  EXPECT_TRUE(r.ok);
+  o.tolerance = 0;  // an explicit tolerance wins, even 0
+  EXPECT_EQ(lab::equivalence(*be, ckpt->config(), fx.input_ids, o).modes[1].tolerance, 0.0);
+}
+
 TEST(LabEquivalence, ConvolutionNeedsQuadraticMemoryInTheEstimate) {
   const auto fx = mambascope::testing::load_hf_fixture("tied_fp32");
   auto ckpt = Checkpoint::open(fx.dir);

@@ -49,6 +49,23 @@ TEST(LabOnGpu, ModesAgreeWithinTheLabTolerance) {
   EXPECT_GT(r.frozen_vs_selective_rel, 0.0);  // lti-fft ran frozen, and freezing changes the model
 }
 
+TEST(LabOnGpu, ABf16ModelsModesAgreeWithinThe16BitTolerance) {
+  // The GPU keeps a bf16 model's prefill activations in bf16 while its recurrence is fp32: the
+  // modes round at different places, so they are held to kModeTolerance16 (docs/lab.md).
+  GPU_OR_SKIP("bf16", g);
+  EXPECT_EQ(g.be->device().activations, DType::BF16);
+  EXPECT_EQ(lab::mode_tolerance(*g.be), lab::kModeTolerance16);
+  const auto r = lab::equivalence(*g.be, g.ckpt->config(), g.fx.input_ids);
+  ASSERT_EQ(r.modes.size(), 4u);
+  for (const auto& m : r.modes) {
+    SCOPED_TRACE(mode_name(m.mode));
+    EXPECT_EQ(m.tolerance, lab::kModeTolerance16);
+    EXPECT_LE(m.y_rel, lab::kModeTolerance16);
+    EXPECT_LE(m.logits_rel, lab::kModeTolerance16);
+  }
+  EXPECT_TRUE(r.ok) << lab::equivalence_json(r).substr(0, 2000);
+}
+
 TEST(LabOnGpu, FrozenAndSelectiveVariantsScoreAsOnTheCpu) {
   GPU_OR_SKIP("long_500", g);
   auto cpu = make_cpu_backend(*g.ckpt, 0);

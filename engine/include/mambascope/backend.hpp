@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "mambascope/dtype.hpp"
 #include "mambascope/probes.hpp"
 
 namespace mambascope {
@@ -82,6 +83,9 @@ struct DeviceInfo {
   std::string name;  // CPU model or GPU name
   size_t memory_total = 0, memory_free = 0;
   int threads = 0;
+  // Storage type of the activations between ops: fp32 on the CPU; the weights' type on the GPU,
+  // whose prefill keeps them in bf16/fp16 for a 16-bit model (its recurrence stays fp32).
+  DType activations = DType::F32;
 };
 
 class Backend {

@@ -67,6 +67,7 @@ class CudaBackend final : public Backend {
   DeviceInfo device() const override {
     DeviceInfo d;
     d.kind = "cuda";
+    d.activations = w_.dtype;
     cudaDeviceProp prop{};
     if (cudaGetDeviceProperties(&prop, device_) == cudaSuccess) d.name = prop.name;
     cudaMemGetInfo(&d.memory_free, &d.memory_total);

@@ -98,6 +98,10 @@ bool ModeEquivalence::flagged(int64_t layer, int64_t token, int64_t L) const {
   return scale > 0 ? v / scale > tolerance : v > tolerance;
 }
 
+double mode_tolerance(const Backend& backend) {
+  return dtype_size(backend.device().activations) < 4 ? kModeTolerance16 : kModeTolerance;
+}
+
 EquivalenceReport equivalence(Backend& backend, const ModelConfig& cfg, std::span<const int32_t> ids,
                               const EquivalenceOptions& opts, const Progress& progress) {
   if (ids.empty()) throw Error("the text is empty: nothing to compare");
@@ -115,7 +119,7 @@ EquivalenceReport equivalence(Backend& backend, const ModelConfig& cfg, std::spa
     progress.check();
     ModeEquivalence m;
     m.mode = mode;
-    m.tolerance = opts.tolerance;
+    m.tolerance = opts.tolerance >= 0 ? opts.tolerance : mode_tolerance(backend);
     m.peak_bytes_estimate = backend.name() == "cuda" ? detail::gpu_mode_peak_bytes(cfg, mode, L, true)
                                                      : mode_peak_bytes(cfg, mode, L, threads, true);
     std::string why;
