@@ -109,7 +109,7 @@ void bench_scan(const Options& o) {
   };
   std::vector<Variant> variants = {{0, 0}};
   for (int spt : {1, 2, 4, 8, 16})
-    for (int tile : {0, 16, 32, 64}) variants.push_back({spt, tile});
+    for (int tile : {0, 16, 32, 64, 128}) variants.push_back({spt, tile});
   if (!o.scan_only.empty()) {
     Anchor a{};
     Variant v{};

@@ -170,12 +170,14 @@ TEST_P(ScanTiles, EveryTileLengthMatchesTheRecurrence) {
   EXPECT_LT(rel_error(g.output(c), r.y), out_tol(DType::BF16));
   EXPECT_LT(rel_error(g.h.download(), r.h), kStateTol);
 }
-// (16 states per lane at 64-token tiles needs more shared memory than an SM has.)
+// (16 states per lane at 64-token tiles, and 8 at 128, need more shared memory than an SM has.)
 INSTANTIATE_TEST_SUITE_P(Tiles, ScanTiles,
                          ::testing::Values(std::make_tuple(1, 16), std::make_tuple(1, 32),
-                                           std::make_tuple(1, 64), std::make_tuple(4, 16),
+                                           std::make_tuple(1, 64), std::make_tuple(1, 128),
+                                           std::make_tuple(2, 128), std::make_tuple(4, 16),
                                            std::make_tuple(4, 32), std::make_tuple(4, 64),
-                                           std::make_tuple(8, 32), std::make_tuple(16, 16),
+                                           std::make_tuple(4, 128), std::make_tuple(8, 32),
+                                           std::make_tuple(8, 64), std::make_tuple(16, 16),
                                            std::make_tuple(16, 32)));
 
 TEST(Scan, ProbeOutputsMatchTheReference) {

@@ -71,8 +71,9 @@ Choice choose(const ScanParams& p) {
   const int vec = 16 / elem;
   if (p.N > 64)
     throw Error("selective_scan: d_state " + std::to_string(p.N) + " is too large (at most 64)");
-  if (p.tile_len != 0 && p.tile_len != 16 && p.tile_len != 32 && p.tile_len != 64)
-    throw Error("selective_scan: tile_len must be 16, 32 or 64");
+  if (p.tile_len != 0 && p.tile_len != 16 && p.tile_len != 32 && p.tile_len != 64 &&
+      p.tile_len != 128)
+    throw Error("selective_scan: tile_len must be 16, 32, 64 or 128");
 
   // Candidates: the fast variants for d_state <= 16; the general one where probes or constant
   // B, C are asked for, or the state is larger.
@@ -95,11 +96,12 @@ Choice choose(const ScanParams& p) {
   // Per candidate and tile length, a cost in units of one scan warp's state-steps: waves of
   // blocks, each costing S times the blocks sharing an SM (a block puts one scan warp on each
   // sub-partition), with factors fitted to H200 measurements of every variant at the anchor
-  // shapes (docs/benchmarks.md): co-resident blocks hide each other's latency (0.65), each tile
-  // costs ~48 steps of hand-over, fewer states per lane cost more per state (partial sums,
-  // loads), and 16 states per lane (no partial sums at all) win once there are blocks enough
-  // for four waves of the 4-state variant. Shorter tiles need less shared memory, so more
-  // blocks fit. Ties go to the longer tile.
+  // shapes (docs/benchmarks.md; the fit picks the fastest measured variant at every anchor):
+  // co-resident blocks hide each other's latency (0.7), each tile costs ~48 steps of
+  // hand-over, fewer states per lane cost more per state (shuffles, loads), and 16 states per
+  // lane (no shuffles at all) win once there are blocks enough for four waves of the 4-state
+  // variant. Shorter tiles need less shared memory, so more blocks fit; longer ones take longer
+  // to fill the pipeline (one tile of prep before the first step). Ties go to the longer tile.
   const int64_t Lr = (p.L + 15) / 16 * 16;
   Choice best{};
   double best_cost = -1;
@@ -113,9 +115,9 @@ Choice choose(const ScanParams& p) {
     const double s_factor = cd.S == 1   ? 2.2
                             : cd.S == 2 ? 1.25
                             : cd.S == 4 ? 1.0
-                            : cd.S == 8 ? 0.85
+                            : cd.S == 8 ? 0.7
                                         : (plenty ? 0.55 : 0.9);
-    for (int tt : {64, 32, 16}) {
+    for (int tt : {128, 64, 32, 16}) {
       if (p.tile_len ? tt != p.tile_len : tt > 16 && tt > Lr) continue;
       k.tt = tt;
       const int occ = blocks_per_sm(*cd.ops, p, k, dv.id);
@@ -123,9 +125,10 @@ Choice choose(const ScanParams& p) {
       double waves = 0;  // sum over waves of (blocks on the busiest SM) × co-residency factor
       for (int64_t left = blocks; left > 0; left -= int64_t(occ) * dv.sms) {
         const int64_t r = std::min<int64_t>(occ, (left + dv.sms - 1) / dv.sms);
-        waves += double(r) * (r > 1 ? 0.65 : 1.0);
+        waves += double(r) * (r > 1 ? 0.7 : 1.0);
       }
-      const double cost = cd.S * waves * s_factor * (1.0 + 48.0 / tt);
+      const double fill = double(Lr + tt) / double(Lr);
+      const double cost = cd.S * waves * s_factor * (1.0 + 48.0 / tt) * fill;
       if (best_cost < 0 || cost < best_cost * 0.999) {
         best = Choice{cd.ops, k, cd.S, cd.tpc, general};
         best_cost = cost;
@@ -143,8 +146,7 @@ Choice choose(const ScanParams& p) {
   const bool need_dt = !p.dt_const;
   k.vec_main = p.d % vec == 0 && k.cb % vec == 0 && aligned16(p.u) &&
                p.ldu % vec == 0 && p.bsu % vec == 0 &&
-               (!need_dt || (aligned16(p.dt) && p.lddt % vec == 0 && p.bsdt % vec == 0)) &&
-               (!p.z || (aligned16(p.z) && p.ldz % vec == 0 && p.bsz % vec == 0));
+               (!need_dt || (aligned16(p.dt) && p.lddt % vec == 0 && p.bsdt % vec == 0));
   k.vec_bc = !p.B_const && p.N % vec == 0 && aligned16(p.B) && aligned16(p.C) &&
              p.ldb % vec == 0 && p.ldc % vec == 0 && p.bsb % vec == 0 && p.bsc % vec == 0;
   return best;

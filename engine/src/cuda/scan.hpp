@@ -46,7 +46,7 @@ struct ScanParams {
   // Tuning (0 = automatic). states_per_thread: 1, 2, 4, 8 or 16 for d_state <= 16 (a channel's
   // 16 states are split over 16 / S lanes); larger d_state always runs 16 states per lane.
   // channels_per_block: must be 0 or what the states per thread give (4 scan warps of 32·S / 16
-  // channels each). tile_len: tokens per shared-memory tile (16, 32 or 64).
+  // channels each). tile_len: tokens per shared-memory tile (16, 32, 64 or 128).
   int states_per_thread = 0;
   int channels_per_block = 0;
   int tile_len = 0;

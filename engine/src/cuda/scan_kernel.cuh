@@ -4,14 +4,16 @@
 // (token, channel, state): the SFU's 16 exps per clock per SM are the ceiling, so everything else
 // is arranged to stay out of the scan's way.
 // - A block has 4 scan warps (one per SM sub-partition) and 4 prep warps, specialised:
-//   * prep warps (scan_prep.cuh) copy each tile of TT tokens global -> shared with 16-byte
-//     cp.async (three raw stages), turn it into fp32 operands (Δ = softplus(dt + bias) and Δ·u
-//     per channel, B and C per state; two stages) a tile ahead, and finish the outputs a tile
-//     behind (sum the partial C·h over a channel's lanes, + D·u, · SiLU(z), store);
+//   * prep warps (scan_prep.cuh) copy each tile of TT tokens of u, dt, B, C global -> shared
+//     with 16-byte cp.async (three raw stages), turn it into fp32 operands (Δ = softplus(dt +
+//     bias) and Δ·u per channel, B and C per state; two stages) a tile ahead, and finish the
+//     outputs a tile behind (C·h + D·u, · SiLU(z) with z read from global, store);
 //   * scan warps (scan_warps.cuh) hold the state in registers: a lane owns S states of one
 //     channel (TPC = 16 / S lanes per channel) and does only the arithmetic: per state and step
 //     one ex2 (A is folded with log2 e once), two FMULs and two FFMAs, plus its share of 16-byte
-//     shared loads and one 16-byte store of partial sums per four steps.
+//     shared loads; per register block of U steps, the channel's lanes add up their C·h with a
+//     reduce-scatter of shuffles and each stores one whole sum (small output stages, so that
+//     128-token tiles, or two blocks per SM at 64, fit in shared memory).
 //   Named barriers ("prep stage full", "tile done", per stage) hand tiles between the roles.
 // - Code size matters as much as instruction count: the per-tile path of both roles must stay
 //   in the instruction cache, so stages are runtime values and the rare paths (last tile,
@@ -58,25 +60,25 @@ struct ScanLaunch {
 };
 
 // Shared-memory layout, computed identically on host and device: three raw stages, two prep
-// stages, two partial-sum stages. Offsets in bytes, row strides in floats.
+// stages, two output stages. Offsets in bytes, row strides in floats. z is not staged: the
+// finishing pass reads it from global memory (it is needed once, a tile behind).
 struct ScanSmem {
-  int raw_u, raw_dt, raw_z, raw_B, raw_C, raw_stage;
+  int raw_u, raw_dt, raw_B, raw_C, raw_stage;
   int du, bc_B, bc_C, prep_stage;
   int part_stage;
   int raw0, prep0, part0, total;
   int rsd;  // du {cb, rsd}: (Δ, Δ·u) pairs per channel
   int rsb;  // B/C {NP, rsb} per state, or {tt + 4, NP} per step
-  int rsp;  // partials {TPC·cb, rsp}
+  int rsp;  // C·h {cb, rsp}: whole sums (the scan warps add up a channel's lanes)
 };
 __host__ __device__ inline int align16(int x) { return (x + 15) & ~15; }
 __host__ __device__ inline ScanSmem scan_smem(const ScanLaunch& k, int N, int elem, int np,
-                                              int tpc, bool state_rows) {
+                                              bool state_rows) {
   ScanSmem s{};
   const int tt = k.tt, cb = k.cb;
   s.raw_u = 0;                                       // T {tt, cb}
   s.raw_dt = s.raw_u + align16(tt * cb * elem);      // T {tt, cb}
-  s.raw_z = s.raw_dt + align16(tt * cb * elem);      // T {tt, cb}
-  s.raw_B = s.raw_z + align16(tt * cb * elem);       // T {tt, N}
+  s.raw_B = s.raw_dt + align16(tt * cb * elem);      // T {tt, N}
   s.raw_C = s.raw_B + align16(tt * N * elem);        // T {tt, N}
   s.raw_stage = s.raw_C + align16(tt * N * elem);
   // Rows padded to an odd number of 16-byte units (8 rows -> 8 distinct bank quads) and past
@@ -89,27 +91,15 @@ __host__ __device__ inline ScanSmem scan_smem(const ScanLaunch& k, int N, int el
   s.bc_B = s.du + cb * s.rsd * 4;                    // float {NP, rsb} or {tt + 4, NP}
   s.bc_C = s.bc_B + bc_bytes;
   s.prep_stage = s.bc_C + bc_bytes;
-  s.rsp = 4 * (8 * ((tt + 31) / 32) + 1);  // >= tt + 4, rsp / 4 = 1 (mod 8): see part_base
-  s.part_stage = tpc * (cb * s.rsp + 32) * 4;        // float {TPC, cb·rsp + 32}
+  // rsp = 4 (mod 32): a scan warp's stores (U consecutive steps of each of its channels) and a
+  // prep quarter warp's 16-byte reads (8 channels) hit distinct banks.
+  s.rsp = 32 * ((tt + 31) / 32) + 4;
+  s.part_stage = cb * s.rsp * 4;                     // float {cb, rsp}
   s.raw0 = 0;
   s.prep0 = 3 * s.raw_stage;
   s.part0 = s.prep0 + 2 * s.prep_stage;
   s.total = s.part0 + 2 * s.part_stage;
   return s;
-}
-
-// Where lane g of channel c keeps its partial sums: row c of block g, the block shifted by whole
-// 16-byte units (inside its 32-float gap) so that the 8 lanes of a quarter warp (of a scan warp
-// storing, or of a prep warp reading one g for 8 channels) hit 8 different bank quads. With
-// rsp / 4 = 1 (mod 8) the quad of (g, c) is c + g·8/min(TPC, 8) (mod 8), and the shift is a
-// constant per g.
-template <int TPC>
-__host__ __device__ constexpr int part_shift(int g) {
-  return 4 * ((g * (8 / (TPC < 8 ? TPC : 8))) & 7);
-}
-template <int TPC>
-__host__ __device__ inline int part_base(int g, int c, int cb, int rsp) {
-  return g * (cb * rsp + 32) + c * rsp + part_shift<TPC>(g);
 }
 
 __device__ __forceinline__ float ex2_approx(float x) {
@@ -140,7 +130,7 @@ template <typename T, class V>
 __global__ void __launch_bounds__(kScanThreads, V::kMinBlocks)
     selective_scan_kernel(const __grid_constant__ ScanParams p, const ScanLaunch k) {
   extern __shared__ __align__(16) unsigned char smem[];
-  const ScanSmem lay = scan_smem(k, p.N, int(sizeof(T)), V::NP, V::TPC, V::kStateRows);
+  const ScanSmem lay = scan_smem(k, p.N, int(sizeof(T)), V::NP, V::kStateRows);
   const int warp = int(threadIdx.x) >> 5, lane = int(threadIdx.x) & 31;
   const int b = int(blockIdx.y), c0 = int(blockIdx.x) * k.cb;
   const int64_t ntiles = (p.L + k.tt - 1) / k.tt;
@@ -159,7 +149,7 @@ struct ScanKernelOps {
 
 template <typename T, class V>
 int scan_smem_bytes(const ScanParams& p, const ScanLaunch& k) {
-  return scan_smem(k, p.N, int(sizeof(T)), V::NP, V::TPC, V::kStateRows).total;
+  return scan_smem(k, p.N, int(sizeof(T)), V::NP, V::kStateRows).total;
 }
 
 template <typename T, class V>

@@ -52,12 +52,11 @@ template <typename T, int CB>
 __device__ __forceinline__ void load_raw_tile(const ScanParams& p, const ScanLaunch& k,
                                               const ScanSmem& lay, unsigned char* stage, int pt,
                                               int64_t t0, int nt, int c0, const T* gu, const T* gdt,
-                                              const T* gz, const T* gB, const T* gC) {
+                                              const T* gB, const T* gC) {
   constexpr int VEC = 16 / int(sizeof(T));
   const int d = p.d;
   T* su = reinterpret_cast<T*>(stage + lay.raw_u);
   T* sdt = reinterpret_cast<T*>(stage + lay.raw_dt);
-  T* sz = reinterpret_cast<T*>(stage + lay.raw_z);
   if (k.vec_main) {
     // A power of two of 16-byte chunks per row, dividing kPrepThreads: each thread keeps one
     // column of chunks and walks rows.
@@ -67,13 +66,11 @@ __device__ __forceinline__ void load_raw_tile(const ScanParams& p, const ScanLau
       int t = pt / kVpr;
       const T* pu = gu + (t0 + t) * p.ldu + cc;
       const T* pdt = gdt ? gdt + (t0 + t) * p.lddt + cc : nullptr;
-      const T* pz = gz ? gz + (t0 + t) * p.ldz + cc : nullptr;
       for (; t < nt; t += kRowStep) {
         const int o = t * CB + v * VEC;
         cp_async16(su + o, pu);
         pu += kRowStep * p.ldu;
         if (pdt) cp_async16(sdt + o, pdt), pdt += kRowStep * p.lddt;
-        if (pz) cp_async16(sz + o, pz), pz += kRowStep * p.ldz;
       }
     }
   } else {
@@ -83,7 +80,6 @@ __device__ __forceinline__ void load_raw_tile(const ScanParams& p, const ScanLau
       const int64_t tg = t0 + t;
       su[i] = gu[tg * p.ldu + cc];
       if (gdt) sdt[i] = gdt[tg * p.lddt + cc];
-      if (gz) sz[i] = gz[tg * p.ldz + cc];
     }
   }
   if (gB) {
@@ -164,24 +160,12 @@ __device__ __forceinline__ void prep_bc(const ScanSmem& lay, const unsigned char
 // its channel and walks step quads.
 template <typename T>
 struct PrepCtx {
-  T* gy;  // this batch's y
+  T* gy;        // this batch's y
+  const T* gz;  // this batch's z, or null (no gate)
   int b, c, gc, tq0, d;
   bool cvalid;
   float bias, Dc, dconst;  // Δ bias, D, and Δ of constant-Δ (LTI) layers
 };
-
-// C·h of four steps of one channel: the sum of its TPC lanes' partials (lane g's row at
-// pq + g·gstride + shift(g)).
-template <int TPC>
-__device__ __forceinline__ float4 sum_partials(const float* pq, int gstride) {
-  float4 acc = lds4(pq);
-#pragma unroll
-  for (int g = 1; g < TPC; ++g) {
-    const float4 v = lds4(pq + g * gstride + part_shift<TPC>(g));
-    acc.x += v.x; acc.y += v.y; acc.z += v.z; acc.w += v.w;
-  }
-  return acc;
-}
 
 // Checked Δ prep for every other case (last tile, channels past d, constant or plain Δ,
 // interventions, the Δ probe): kept out of line so that the hot path stays small in the
@@ -219,14 +203,13 @@ __device__ __noinline__ void prep_du_checked(const ScanParams& p, const PrepCtx<
 // Checked output finish (last tile, no gate, the y-before-gate probe), out of line.
 template <typename T, class V>
 __device__ __noinline__ void finish_checked(const ScanParams& p, const PrepCtx<T>& x,
-                                            const T* ru, const T* rz, const float* pq0,
-                                            int gstride, int64_t t0, int nt) {
+                                            const T* ru, const float* pq0, int64_t t0, int nt) {
   constexpr int CB = kScanWarps * V::CW, kStep = kPrepThreads / CB;
   T* ty = x.gy + t0 * p.ldy + x.gc;
+  const T* tz = x.gz ? x.gz + t0 * p.ldz + x.gc : nullptr;
   float* typre = p.ypre_out ? p.ypre_out + (int64_t(x.b) * p.L + t0) * x.d + x.gc : nullptr;
   for (int tq = x.tq0; 4 * tq < nt; tq += kStep) {
-    const float* pq = pq0 + 4 * tq;
-    const float4 acc = sum_partials<V::TPC>(pq, gstride);
+    const float4 acc = lds4(pq0 + 4 * tq);
     const float y4[4] = {acc.x, acc.y, acc.z, acc.w};
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
@@ -234,7 +217,7 @@ __device__ __noinline__ void finish_checked(const ScanParams& p, const PrepCtx<T
       if (t >= nt) break;
       float yv = fmaf(x.Dc, to_f32(ru[t * CB]), y4[j]);
       if (typre) typre[int64_t(t) * x.d] = yv;
-      if (p.z) yv *= silu(to_f32(rz[t * CB]));
+      if (tz) yv *= silu(to_f32(tz[int64_t(t) * p.ldz]));
       ty[int64_t(t) * p.ldy] = from_f32<T>(yv);
     }
   }
@@ -257,6 +240,7 @@ __device__ __forceinline__ void prep_warps(const ScanParams& p, const ScanLaunch
   const T* gC = p.B_const ? nullptr : static_cast<const T*>(p.C) + b * p.bsc;
   PrepCtx<T> x{};
   x.gy = static_cast<T*>(p.y) + b * p.bsy;
+  x.gz = gz;
   x.b = b;
   x.c = pt % CB;
   x.gc = c0 + x.c;
@@ -272,9 +256,9 @@ __device__ __forceinline__ void prep_warps(const ScanParams& p, const ScanLaunch
   // The usual layer takes the fast paths on full tiles.
   const bool fast_prep = x.cvalid && gdt && p.dt_softplus && !p.n_overrides && !p.delta_out;
   const bool fast_finish = x.cvalid && gz && !p.ypre_out;
-  // The channel's partial sums: lane g's row at part + g·gstride + shift(g).
-  const int prow = c * lay.rsp, gstride = CB * lay.rsp + 32;
-  const int64_t ldy = p.ldy;
+  // The channel's row of C·h sums in an output stage.
+  const int prow = c * lay.rsp;
+  const int64_t ldy = p.ldy, ldz = p.ldz;
 
   auto raw_stage = [&](int64_t tile) { return smem + lay.raw0 + int(tile % 3) * lay.raw_stage; };
   auto tile_len = [&](int64_t tile) {
@@ -284,7 +268,7 @@ __device__ __forceinline__ void prep_warps(const ScanParams& p, const ScanLaunch
   auto load = [&](int64_t tile) {
     if (tile < ntiles)
       load_raw_tile<T, CB>(p, k, lay, raw_stage(tile), pt, tile * tt, tile_len(tile), c0, gu, gdt,
-                           gz, gB, gC);
+                           gB, gC);
     else
       cp_async_commit();  // an empty group keeps the wait counts uniform
   };
@@ -316,30 +300,33 @@ __device__ __forceinline__ void prep_warps(const ScanParams& p, const ScanLaunch
     if (gB) prep_bc<T, V>(lay, raw, prep, pt, p.N, nt, tt);
   };
 
-  // Sum of the TPC partials, + D·u, · SiLU(z), stored.
+  // C·h + D·u, · SiLU(z), stored.
   auto finish = [&](int64_t tile, int st) {
     if (!x.cvalid) return;
     const unsigned char* raw = raw_stage(tile);
     const T* ru = reinterpret_cast<const T*>(raw + lay.raw_u) + c;
-    const T* rz = reinterpret_cast<const T*>(raw + lay.raw_z) + c;
     const float* pq0 = reinterpret_cast<const float*>(smem + lay.part0 + st * lay.part_stage) + prow;
     const int64_t t0 = tile * tt;
     const int nt = tile_len(tile);
     if (!(fast_finish && nt == tt)) {
-      finish_checked<T, V>(p, x, ru, rz, pq0, gstride, t0, nt);
+      finish_checked<T, V>(p, x, ru, pq0, t0, nt);
       return;
     }
     T* ty = x.gy + t0 * ldy + x.gc;
+    const T* tz = gz + t0 * ldz + x.gc;
 #pragma unroll 2
     for (int tq = tq0; tq < tt / 4; tq += kStep) {
-      const float* pq = pq0 + 4 * tq;
-      const float4 acc = sum_partials<V::TPC>(pq, gstride);
+      // z straight from global, read-only (.nc): the loads may move ahead of the y stores.
+      T zq[4];
+#pragma unroll
+      for (int j = 0; j < 4; ++j) zq[j] = __ldg(tz + (4 * tq + j) * ldz);
+      const float4 acc = lds4(pq0 + 4 * tq);
       const float y4[4] = {acc.x, acc.y, acc.z, acc.w};
       T* yq = ty + (4 * tq) * ldy;
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
         const int t = 4 * tq + j;
-        const float yv = fmaf(Dc, to_f32(ru[t * CB]), y4[j]) * silu(to_f32(rz[t * CB]));
+        const float yv = fmaf(Dc, to_f32(ru[t * CB]), y4[j]) * silu(to_f32(zq[j]));
         *yq = from_f32<T>(yv);
         yq += ldy;
       }

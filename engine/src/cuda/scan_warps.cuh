@@ -9,6 +9,12 @@
 
 namespace mambascope::cuda {
 
+// A scan lane's index among its channel's TPC lanes.
+template <class V>
+__device__ __forceinline__ int lane_of_channel() {
+  return int(threadIdx.x) & (V::TPC - 1);
+}
+
 // Operands of one register block of U steps of a scan lane.
 template <class V>
 struct ScanOps {
@@ -117,18 +123,33 @@ __device__ __forceinline__ void run_block(const ScanOps<V>& cur, const ScanOps<V
       }
     }
   }
-  if constexpr (U == 4) *reinterpret_cast<float4*>(part + t) = make_float4(y[0], y[1], y[2], y[3]);
-  else if constexpr (U == 2) *reinterpret_cast<float2*>(part + t) = make_float2(y[0], y[1]);
-  else part[t] = y[0];
+  // The channel's TPC lanes add up their C·h: a reduce-scatter over the U steps (lane g ends
+  // with step g mod U; TPC >= U in every variant), then a sum over the remaining lanes. Lanes
+  // g < U store one whole sum each: 4 consecutive floats per channel for U = 4.
+  const int g = lane_of_channel<V>();
+#pragma unroll
+  for (int half = U / 2; half >= 1; half /= 2) {
+    const bool up = (g & half) != 0;
+#pragma unroll
+    for (int i = 0; i < half; ++i) {
+      const float send = up ? y[i] : y[i + half];
+      const float keep = up ? y[i + half] : y[i];
+      y[i] = keep + __shfl_xor_sync(0xffffffffu, send, half);
+    }
+  }
+#pragma unroll
+  for (int o = U; o < V::TPC; o *= 2) y[0] += __shfl_xor_sync(0xffffffffu, y[0], o);
+  if (g < U) part[t + g] = y[0];
 }
 
-// The scan warps: state in registers for the whole sequence; partial sums C·h of the lane's
-// states go to the partial stage, one row per (lane of the channel, channel).
+// The scan warps: state in registers for the whole sequence; C·h of each step goes to the
+// output stage, one row per channel.
 template <typename T, class V>
 __device__ __forceinline__ void scan_warps(const ScanParams& p, const ScanLaunch& k,
                                            const ScanSmem& lay, unsigned char* smem, int warp,
                                            int lane, int b, int c0, int64_t ntiles) {
   constexpr int S = V::S, TPC = V::TPC, U = V::U;
+  static_assert(TPC >= U, "the reduce-scatter of C·h needs a lane per step of a block");
   constexpr float kLog2e = 1.4426950408889634f;
   const int N = p.N, d = p.d, tt = k.tt;
   const int g = lane % TPC, c = warp * V::CW + lane / TPC, gc = c0 + c;
@@ -153,7 +174,7 @@ __device__ __forceinline__ void scan_warps(const ScanParams& p, const ScanLaunch
                    reinterpret_cast<const float*>(prep + lay.bc_B) + b_off,
                    reinterpret_cast<const float*>(prep + lay.bc_C) + b_off};
   };
-  const int p_off = part_base<TPC>(g, c, k.cb, lay.rsp);
+  const int p_off = c * lay.rsp;
 
   // The whole sequence with constant or per-step B, C. Two operand buffers alternate (no
   // register moves); tiles alternate between the two stages. tt / U is even.
