@@ -70,15 +70,9 @@ int cmd_freeze(int argc, char** argv) {
     throw UsageError("freeze: --freeze token:" + std::to_string(token) + " is past the prompt's " +
                      std::to_string(o.prompt_len) + " tokens");
 
-  // Freezing runs on the CPU backend (the CUDA backend runs the selective model only).
-  std::unique_ptr<Backend> cpu;
-  Backend* frozen_backend = m.backend.get();
-  if (m.backend->name() != "cpu") {
-    cpu = make_cpu_backend(m.model->checkpoint());
-    frozen_backend = cpu.get();
-  }
+  // Both backends freeze Δ, B, C: the frozen variant runs where the selective one does.
   std::vector<lab::Variant> variants = {{"selective", m.backend.get(), Freeze::Kind::None, 0},
-                                        {cpu ? "frozen (on the CPU)" : "frozen", frozen_backend, kind, token}};
+                                        {"frozen", m.backend.get(), kind, token}};
   std::shared_ptr<Model> other;
   std::unique_ptr<Backend> other_backend;
   if (a.has("--compare-model")) {

@@ -259,8 +259,8 @@ void run_sweep(Bench& bench, const SweepOptions& opts, const Progress& progress,
           spent += t;
           ++pt.repeats;
           // The first run at a new length pays one-time costs (the GPU's FFT plans and kernels,
-          // buffers growing): a point under a quarter of the budget runs at least twice.
-          const bool once_more = pt.repeats == 1 && t < opts.point_budget_seconds / 4;
+          // buffers growing): a point under half the budget runs at least twice (both stay within it).
+          const bool once_more = pt.repeats == 1 && t < opts.point_budget_seconds / 2;
           if (spent >= opts.min_seconds && !once_more) break;
         }
       } catch (const std::bad_alloc&) {
