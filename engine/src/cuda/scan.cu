@@ -147,6 +147,8 @@ Choice choose(const ScanParams& p) {
   k.vec_main = p.d % vec == 0 && k.cb % vec == 0 && aligned16(p.u) &&
                p.ldu % vec == 0 && p.bsu % vec == 0 &&
                (!need_dt || (aligned16(p.dt) && p.lddt % vec == 0 && p.bsdt % vec == 0));
+  k.vec_z = p.z && p.d % vec == 0 && k.cb % vec == 0 && aligned16(p.z) && p.ldz % vec == 0 &&
+            p.bsz % vec == 0;
   k.vec_bc = !p.B_const && p.N % vec == 0 && aligned16(p.B) && aligned16(p.C) &&
              p.ldb % vec == 0 && p.ldc % vec == 0 && p.bsb % vec == 0 && p.bsc % vec == 0;
   return best;

@@ -56,17 +56,18 @@ constexpr int kScanThreads = (kScanWarps + kPrepWarps) * 32;
 struct ScanLaunch {
   int cb, cb_log2;        // channels per block (kScanWarps · CW)
   int tt;                 // tokens per tile, a multiple of 16
-  bool vec_main, vec_bc;  // 16-byte copies usable (alignment and divisibility checked)
+  bool vec_main, vec_bc, vec_z;  // 16-byte copies usable (alignment and divisibility checked)
 };
 
-// Shared-memory layout, computed identically on host and device: three raw stages, two prep
-// stages, two output stages. Offsets in bytes, row strides in floats. z is not staged: the
-// finishing pass reads it from global memory (it is needed once, a tile behind).
+// Shared-memory layout, computed identically on host and device: three raw stages (u, dt, B,
+// C), one z stage (z is needed only by the finishing pass, a tile behind: it is copied while
+// the prep warps work on the next tile), two prep stages, two output stages. Offsets in bytes,
+// row strides in floats.
 struct ScanSmem {
   int raw_u, raw_dt, raw_B, raw_C, raw_stage;
   int du, bc_B, bc_C, prep_stage;
   int part_stage;
-  int raw0, prep0, part0, total;
+  int raw0, z0, prep0, part0, total;
   int rsd;  // du {cb, rsd}: (Δ, Δ·u) pairs per channel
   int rsb;  // B/C {NP, rsb} per state, or {tt + 4, NP} per step
   int rsp;  // C·h {cb, rsp}: whole sums (the scan warps add up a channel's lanes)
@@ -96,7 +97,8 @@ __host__ __device__ inline ScanSmem scan_smem(const ScanLaunch& k, int N, int el
   s.rsp = 32 * ((tt + 31) / 32) + 4;
   s.part_stage = cb * s.rsp * 4;                     // float {cb, rsp}
   s.raw0 = 0;
-  s.prep0 = 3 * s.raw_stage;
+  s.z0 = 3 * s.raw_stage;                            // T {tt, cb}: one stage of z
+  s.prep0 = s.z0 + align16(tt * cb * elem);
   s.part0 = s.prep0 + 2 * s.prep_stage;
   s.total = s.part0 + 2 * s.part_stage;
   return s;

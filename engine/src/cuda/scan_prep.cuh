@@ -106,6 +106,31 @@ __device__ __forceinline__ void load_raw_tile(const ScanParams& p, const ScanLau
   cp_async_commit();
 }
 
+// Issues the copies of z for one tile (tokens [t0, t0 + nt)) into the z stage and commits them
+// (an empty group without a gate).
+template <typename T, int CB>
+__device__ __forceinline__ void load_z_tile(const ScanParams& p, const ScanLaunch& k, T* sz,
+                                            int pt, int64_t t0, int nt, int c0, const T* gz) {
+  constexpr int VEC = 16 / int(sizeof(T));
+  const int d = p.d;
+  if (!gz) {
+  } else if (k.vec_z) {
+    constexpr int kVpr = CB / VEC, kRowStep = kPrepThreads / kVpr;
+    const int v = pt % kVpr, cc = c0 + v * VEC;
+    if (cc < d) {
+      int t = pt / kVpr;
+      const T* pz = gz + (t0 + t) * p.ldz + cc;
+      for (; t < nt; t += kRowStep, pz += kRowStep * p.ldz) cp_async16(sz + t * CB + v * VEC, pz);
+    }
+  } else {
+    for (int i = pt; i < nt * CB; i += kPrepThreads) {
+      const int t = i / CB, cc = c0 + i % CB;
+      if (cc < d) sz[i] = gz[(t0 + t) * p.ldz + cc];
+    }
+  }
+  cp_async_commit();
+}
+
 // B and C of one tile -> fp32 in the scan's layout, zero past nt and past N.
 template <typename T, class V>
 __device__ __forceinline__ void prep_bc(const ScanSmem& lay, const unsigned char* raw,
@@ -203,10 +228,10 @@ __device__ __noinline__ void prep_du_checked(const ScanParams& p, const PrepCtx<
 // Checked output finish (last tile, no gate, the y-before-gate probe), out of line.
 template <typename T, class V>
 __device__ __noinline__ void finish_checked(const ScanParams& p, const PrepCtx<T>& x,
-                                            const T* ru, const float* pq0, int64_t t0, int nt) {
+                                            const T* ru, const T* rz, const float* pq0,
+                                            int64_t t0, int nt) {
   constexpr int CB = kScanWarps * V::CW, kStep = kPrepThreads / CB;
   T* ty = x.gy + t0 * p.ldy + x.gc;
-  const T* tz = x.gz ? x.gz + t0 * p.ldz + x.gc : nullptr;
   float* typre = p.ypre_out ? p.ypre_out + (int64_t(x.b) * p.L + t0) * x.d + x.gc : nullptr;
   for (int tq = x.tq0; 4 * tq < nt; tq += kStep) {
     const float4 acc = lds4(pq0 + 4 * tq);
@@ -217,7 +242,7 @@ __device__ __noinline__ void finish_checked(const ScanParams& p, const PrepCtx<T
       if (t >= nt) break;
       float yv = fmaf(x.Dc, to_f32(ru[t * CB]), y4[j]);
       if (typre) typre[int64_t(t) * x.d] = yv;
-      if (tz) yv *= silu(to_f32(tz[int64_t(t) * p.ldz]));
+      if (x.gz) yv *= silu(to_f32(rz[t * CB]));
       ty[int64_t(t) * p.ldy] = from_f32<T>(yv);
     }
   }
@@ -258,7 +283,8 @@ __device__ __forceinline__ void prep_warps(const ScanParams& p, const ScanLaunch
   const bool fast_finish = x.cvalid && gz && !p.ypre_out;
   // The channel's row of C·h sums in an output stage.
   const int prow = c * lay.rsp;
-  const int64_t ldy = p.ldy, ldz = p.ldz;
+  const int64_t ldy = p.ldy;
+  T* zst = reinterpret_cast<T*>(smem + lay.z0);  // z of the tile being finished
 
   auto raw_stage = [&](int64_t tile) { return smem + lay.raw0 + int(tile % 3) * lay.raw_stage; };
   auto tile_len = [&](int64_t tile) {
@@ -271,6 +297,12 @@ __device__ __forceinline__ void prep_warps(const ScanParams& p, const ScanLaunch
                            gB, gC);
     else
       cp_async_commit();  // an empty group keeps the wait counts uniform
+  };
+  auto load_z = [&](int64_t tile) {
+    if (tile < ntiles)
+      load_z_tile<T, CB>(p, k, zst, pt, tile * tt, tile_len(tile), c0, gz);
+    else
+      cp_async_commit();
   };
 
   // Δ = softplus(dt + bias) and Δ·u per (channel, step) -> du {c, (Δ, Δu) per step}; B, C.
@@ -305,38 +337,38 @@ __device__ __forceinline__ void prep_warps(const ScanParams& p, const ScanLaunch
     if (!x.cvalid) return;
     const unsigned char* raw = raw_stage(tile);
     const T* ru = reinterpret_cast<const T*>(raw + lay.raw_u) + c;
+    const T* rz = zst + c;
     const float* pq0 = reinterpret_cast<const float*>(smem + lay.part0 + st * lay.part_stage) + prow;
     const int64_t t0 = tile * tt;
     const int nt = tile_len(tile);
     if (!(fast_finish && nt == tt)) {
-      finish_checked<T, V>(p, x, ru, pq0, t0, nt);
+      finish_checked<T, V>(p, x, ru, rz, pq0, t0, nt);
       return;
     }
     T* ty = x.gy + t0 * ldy + x.gc;
-    const T* tz = gz + t0 * ldz + x.gc;
 #pragma unroll 2
     for (int tq = tq0; tq < tt / 4; tq += kStep) {
-      // z straight from global, read-only (.nc): the loads may move ahead of the y stores.
-      T zq[4];
-#pragma unroll
-      for (int j = 0; j < 4; ++j) zq[j] = __ldg(tz + (4 * tq + j) * ldz);
       const float4 acc = lds4(pq0 + 4 * tq);
       const float y4[4] = {acc.x, acc.y, acc.z, acc.w};
       T* yq = ty + (4 * tq) * ldy;
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
         const int t = 4 * tq + j;
-        const float yv = fmaf(Dc, to_f32(ru[t * CB]), y4[j]) * silu(to_f32(zq[j]));
+        const float yv = fmaf(Dc, to_f32(ru[t * CB]), y4[j]) * silu(to_f32(rz[t * CB]));
         *yq = from_f32<T>(yv);
         yq += ldy;
       }
     }
   };
 
+  // Copy groups are committed in the order raw 0, raw 1, z 0, raw 2, then per tile kt
+  // (z kt + 1, raw kt + 3): z of tile kt lands while the prep warps work on tile kt + 1 and wait
+  // for the scan, off the path that the scan waits on.
   load(0);
   load(1);
+  load_z(0);
   load(2);
-  cp_async_wait<2>();
+  cp_async_wait<3>();
   named_sync_id(kBarPrep, kPrepThreads);
   prep(0, 0);
   named_arrive_id(kBarFull, kScanThreads);
@@ -344,15 +376,17 @@ __device__ __forceinline__ void prep_warps(const ScanParams& p, const ScanLaunch
   for (int64_t kt = 0; kt < ntiles; ++kt) {
     const int st = int(kt & 1);
     if (kt + 1 < ntiles) {
-      cp_async_wait<1>();
+      cp_async_wait<2>();  // pending: raw kt + 1, z kt, raw kt + 2
       named_sync_id(kBarPrep, kPrepThreads);  // tile kt + 1 has landed for every prep thread
       // Its prep stage was last read by tile kt - 1, whose "done" was waited for below.
       prep(kt + 1, st ^ 1);
       named_arrive_id(kBarFull + (st ^ 1), kScanThreads);
     }
-    named_sync_id(kBarDone + st, kScanThreads);
+    cp_async_wait<1>();  // z of tile kt (raw kt + 2 may still be in flight)
+    named_sync_id(kBarDone + st, kScanThreads);  // (also makes every thread's z copies visible)
     finish(kt, st);
-    named_sync_id(kBarPrep, kPrepThreads);  // every prep thread is done with raw tile kt
+    named_sync_id(kBarPrep, kPrepThreads);  // every prep thread is done with raw tile kt and z
+    load_z(kt + 1);
     load(kt + 3);
   }
 }
