@@ -13,9 +13,18 @@
 #include "mambascope/sampler.hpp"
 
 #if MAMBASCOPE_HAVE_CUDA
+#include <cuda_profiler_api.h>
 #include <cuda_runtime.h>
+#include <cublas_v2.h>
+
+#include <cstdlib>
+#include <cstring>
 
 #include "cuda/cuda_backend.hpp"
+#include "cuda/cuda_check.hpp"
+#include "cuda/fill.hpp"
+#include "cuda/ops.hpp"
+#include "cuda/scan.hpp"
 #endif
 
 namespace mambascope::bench {
@@ -69,8 +78,141 @@ double prefill_ms(Backend& be, int64_t L, int64_t vocab, int reps, int warmup = 
   return median(ms);
 }
 
+#if MAMBASCOPE_HAVE_CUDA
+// `--models 2.8b:ops`: one L = 8192 prefill of the shape between cudaProfilerStart/Stop (for
+// `ncu --profile-from-start off`; with MAMBASCOPE_OPS_PROFILE_ONLY set it stops there), then
+// each of a layer's ops on random bf16 data timed alone with CUDA events (median of 10), and
+// out_proj with a bf16 output too (what the fp32 residual epilogue costs).
+void bench_prefill_ops(const Options& o, const std::string& name) {
+  using namespace mambascope::cuda;
+  const int64_t L = 8192;
+  {
+    auto ck = checkpoint_for(o, name);
+    auto be = make_cuda_backend(*ck);
+    const auto ids = random_tokens(L, ck->config().vocab_size);
+    std::vector<float> logits;
+    for (int i = 0; i < 2; ++i) {
+      auto st = be->new_state();
+      if (i == 1) cudaProfilerStart();
+      be->forward(ids, *st, ForwardOptions{}, logits);
+      if (i == 1) cudaProfilerStop();
+    }
+  }
+  if (std::getenv("MAMBASCOPE_OPS_PROFILE_ONLY")) return;
+  const ModelConfig c = mamba_shape(name);
+  const int64_t dm = c.d_model, di = c.d_inner, N = c.d_state, R = c.dt_rank, xr = c.x_proj_rows(),
+                K = c.d_conv;
+  const DType bf = DType::BF16;
+  std::vector<void*> bufs;
+  auto alloc = [&](DType dt, int64_t n, float mean, float sd) {
+    void* p = nullptr;
+    MS_CUDA_CHECK(cudaMalloc(&p, size_t(n) * dtype_size(dt)));
+    fill_random(p, dt, size_t(n), bufs.size() + 7, mean, sd, nullptr);
+    bufs.push_back(p);
+    return p;
+  };
+  float* resid = static_cast<float*>(alloc(DType::F32, L * dm, 0, 1));  // {L, d_model}
+  void* hidden = alloc(bf, L * dm, 0, 1);                                 // {L, d_model}
+  char* xz = static_cast<char*>(alloc(bf, L * 2 * di, 0, 1));            // {L, 2 d_inner}
+  void* x = alloc(bf, L * di, 0, 1);                                      // {L, d_inner}
+  char* xdbl = static_cast<char*>(alloc(bf, L * xr, 0, 1));              // {L, R + 2N}
+  void* dtb = alloc(bf, L * di, 0, 1);                                    // {L, d_inner}
+  void* y = alloc(bf, L * di, 0, 1);                                      // {L, d_inner}
+  void* yb = alloc(bf, L * dm, 0, 1);                                     // {L, d_model}
+  // weights {out_f, in_f}; norm, conv {d_inner, K}, A {d_inner, N} etc. as in the checkpoint
+  void* w_in = alloc(bf, 2 * di * dm, 0, 0.02f);
+  void* w_x = alloc(bf, xr * di, 0, 0.02f);
+  void* w_dt = alloc(bf, di * R, 0, 0.02f);
+  void* w_out = alloc(bf, dm * di, 0, 0.02f);
+  float* norm_w = static_cast<float*>(alloc(DType::F32, dm, 1, 0.1f));
+  float* conv_w = static_cast<float*>(alloc(DType::F32, di * K, 0, 0.3f));
+  float* conv_b = static_cast<float*>(alloc(DType::F32, di, 0, 0.1f));
+  float* conv_s = static_cast<float*>(alloc(DType::F32, di * (K - 1), 0, 1));
+  float* A = static_cast<float*>(alloc(DType::F32, di * N, -2, 0.3f));
+  float* D = static_cast<float*>(alloc(DType::F32, di, 1, 0.1f));
+  float* dt_bias = static_cast<float*>(alloc(DType::F32, di, -4, 0.5f));
+  float* h = static_cast<float*>(alloc(DType::F32, di * N, 0, 0));
+  cublasHandle_t blas;
+  MS_CUDA_CHECK(cublasCreate(&blas));
+  cudaStream_t s;
+  MS_CUDA_CHECK(cudaStreamCreate(&s));
+  cudaEvent_t e0, e1;
+  cudaEventCreate(&e0);
+  cudaEventCreate(&e1);
+  auto timed = [&](auto&& f) {
+    for (int i = 0; i < 3; ++i) f();
+    std::vector<double> ms;
+    for (int i = 0; i < 10; ++i) {
+      cudaEventRecord(e0, s);
+      f();
+      cudaEventRecord(e1, s);
+      cudaEventSynchronize(e1);
+      float m = 0;
+      cudaEventElapsedTime(&m, e0, e1);
+      ms.push_back(m);
+    }
+    MS_CUDA_CHECK(cudaStreamSynchronize(s));
+    return median(ms);
+  };
+  auto report = [&](const std::string& op, double ms, double flop) {
+    emit({{"bench", "prefill_op"}, {"model", name}, {"L", L}, {"op", op}, {"ms", ms},
+          {"tflop_s", flop > 0 ? flop / (ms * 1e9) : 0.0}});
+  };
+  ScanParams p;
+  p.dtype = bf;
+  p.L = L;
+  p.d = int(di);
+  p.N = int(N);
+  p.u = x; p.ldu = di;
+  p.z = xz + di * 2; p.ldz = 2 * di;
+  p.dt = dtb; p.lddt = di;
+  p.B = xdbl + R * 2; p.ldb = xr;
+  p.C = xdbl + (R + N) * 2; p.ldc = xr;
+  p.dt_bias = dt_bias;
+  p.A = A;
+  p.D = D;
+  p.h = h;
+  p.y = y; p.ldy = di;
+  struct Gemm {
+    std::string op;
+    const void* x; int64_t ldx; const void* W; int64_t in_f, out_f; void* y; DType ydt; int64_t ldy;
+    float beta;
+  };
+  const std::vector<Gemm> gemms = {
+      {"in_proj", hidden, dm, w_in, dm, 2 * di, xz, bf, 2 * di, 0.f},
+      {"x_proj", x, di, w_x, di, xr, xdbl, bf, xr, 0.f},
+      {"dt_proj", xdbl, xr, w_dt, R, di, dtb, bf, di, 0.f},
+      {"out_proj", y, di, w_out, di, dm, resid, DType::F32, dm, 1.f},
+      {"out_proj_bf16_out", y, di, w_out, di, dm, yb, bf, dm, 0.f},
+  };
+  report("add_rms_norm", timed([&] { add_rms_norm(resid, nullptr, norm_w, 1e-5f, L, dm, hidden, bf, dm, s); }), 0);
+  report("conv1d_silu", timed([&] { conv1d_causal_silu(xz, 2 * di, conv_s, conv_w, conv_b, L, di, K, x, bf, s); }), 0);
+  report("selective_scan", timed([&] { selective_scan(p, s); }), 0);
+  for (const Gemm& g : gemms) {
+    const double flop = 2.0 * double(L) * double(g.in_f) * double(g.out_f);
+    report(g.op, timed([&] {
+             linear(blas, g.x, g.ldx, g.W, bf, L, g.in_f, g.out_f, g.y, g.ydt, g.ldy, g.beta, s);
+           }), flop);
+  }
+  report("layer (the ops above in order)", timed([&] {
+           add_rms_norm(resid, nullptr, norm_w, 1e-5f, L, dm, hidden, bf, dm, s);
+           linear(blas, hidden, dm, w_in, bf, L, dm, 2 * di, xz, bf, 2 * di, 0.f, s);
+           conv1d_causal_silu(xz, 2 * di, conv_s, conv_w, conv_b, L, di, K, x, bf, s);
+           linear(blas, x, di, w_x, bf, L, di, xr, xdbl, bf, xr, 0.f, s);
+           linear(blas, xdbl, xr, w_dt, bf, L, R, di, dtb, bf, di, 0.f, s);
+           selective_scan(p, s);
+           linear(blas, y, di, w_out, bf, L, di, dm, resid, DType::F32, dm, 1.f, s);
+         }), 0);
+  for (void* b : bufs) cudaFree(b);
+  cublasDestroy(blas);
+  cudaStreamDestroy(s);
+}
+#endif
+
 void bench_gpu(const Options& o, const std::string& name) {
 #if MAMBASCOPE_HAVE_CUDA
+  if (name.size() > 4 && name.compare(name.size() - 4, 4, ":ops") == 0)
+    return bench_prefill_ops(o, name.substr(0, name.size() - 4));
   auto ck = checkpoint_for(o, name);
   const ModelConfig& c = ck->config();
   auto t0 = Clock::now();

@@ -1,5 +1,7 @@
 // The CUDA twins of the CPU reference ops (ops.hpp): norms, embedding, conv1d, projections.
 #include <cub/block/block_reduce.cuh>
+#include <cstdint>
+#include <type_traits>
 
 #include "cuda/cuda_check.hpp"
 #include "cuda/cuda_types.cuh"
@@ -37,20 +39,93 @@ __global__ void embedding_kernel(const int32_t* ids, const T* table, int64_t d, 
   for (int64_t i = threadIdx.x; i < d; i += blockDim.x) out[blockIdx.x * d + i] = to_f32(row[i]);
 }
 
-// One thread per (t, c): reads the k inputs it needs from x or, before token 0, the state.
-template <typename T>
-__global__ void conv1d_kernel(const T* x, int64_t ldx, const float* state, const float* w,
-                              const float* b, int64_t L, int64_t d, int k, T* out) {
-  const int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-  if (idx >= L * d) return;
-  const int64_t t = idx / d, c = idx - t * d;
-  float acc = b ? b[c] : 0.f;
-  for (int j = 0; j < k; ++j) {
-    const int64_t s = t - (k - 1) + j;  // input position for tap j
-    const float v = s >= 0 ? to_f32(x[s * ldx + c]) : state[c * (k - 1) + (k - 1 + s)];
-    acc = fmaf(w[c * k + j], v, acc);
+// V consecutive elements as fp32: one 16-byte load when V elements are 16 bytes (the caller
+// checked the alignment), else one by one.
+template <int V, typename T>
+__device__ __forceinline__ void load_vec(const T* p, float (&o)[V]) {
+  if constexpr (V * sizeof(T) == 16) {
+    const uint4 r = *reinterpret_cast<const uint4*>(p);
+    const T* e = reinterpret_cast<const T*>(&r);
+#pragma unroll
+    for (int v = 0; v < V; ++v) o[v] = to_f32(e[v]);
+  } else {
+#pragma unroll
+    for (int v = 0; v < V; ++v) o[v] = to_f32(p[v]);
   }
-  out[t * d + c] = from_f32<T>(silu(acc));
+}
+template <int V, typename T>
+__device__ __forceinline__ void store_vec(T* p, const float (&o)[V]) {
+  if constexpr (V * sizeof(T) == 16) {
+    uint4 r;
+    T* e = reinterpret_cast<T*>(&r);
+#pragma unroll
+    for (int v = 0; v < V; ++v) e[v] = from_f32<T>(o[v]);
+    *reinterpret_cast<uint4*>(p) = r;
+  } else {
+#pragma unroll
+    for (int v = 0; v < V; ++v) p[v] = from_f32<T>(o[v]);
+  }
+}
+
+constexpr int kConvTokens = 32;  // tokens per thread: k-1 halo reads per 32 outputs
+constexpr int kConvThreads = 64;
+
+// One thread per V adjacent channels and kConvTokens tokens; the last KM inputs stay in
+// registers, right-aligned (win[KM-1] is the newest, taps before the k-th from the right have
+// weight 0), so every index is a compile-time one and each input is read once. The taps are
+// summed in the same order as the CPU reference (bias, then oldest to newest).
+template <typename T, int V, int KM>
+__global__ void conv1d_kernel(const T* __restrict__ x, int64_t ldx, const float* __restrict__ state,
+                              const float* __restrict__ w, const float* __restrict__ b, int64_t L,
+                              int64_t d, int k, T* __restrict__ out) {
+  const int64_t c0 = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) * V;
+  if (c0 >= d) return;
+  const int64_t t0 = int64_t(blockIdx.y) * kConvTokens;
+  const int64_t t1 = t0 + kConvTokens < L ? t0 + kConvTokens : L;
+  float wr[V][KM], win[V][KM], bias[V];
+#pragma unroll
+  for (int v = 0; v < V; ++v) {
+    bias[v] = b ? b[c0 + v] : 0.f;
+#pragma unroll
+    for (int i = 0; i < KM; ++i) {
+      const int j = i - (KM - k);  // tap j of k
+      wr[v][i] = j >= 0 ? w[(c0 + v) * k + j] : 0.f;
+      win[v][i] = 0.f;
+    }
+  }
+  // Before output t the window is shifted left by one and x[t] enters at KM-1, so win[i+1]
+  // starts as the input at t0 - (KM-1) + i (slots the first output's taps do not reach stay 0).
+#pragma unroll
+  for (int i = 0; i < KM - 1; ++i) {
+    if (i < KM - k) continue;
+    const int64_t s = t0 - (KM - 1) + i;
+    if (s >= 0) {
+      float vals[V];
+      load_vec<V>(x + s * ldx + c0, vals);
+#pragma unroll
+      for (int v = 0; v < V; ++v) win[v][i + 1] = vals[v];
+    } else {
+#pragma unroll
+      for (int v = 0; v < V; ++v) win[v][i + 1] = state[(c0 + v) * (k - 1) + (k - 1 + s)];
+    }
+  }
+#pragma unroll 4
+  for (int64_t t = t0; t < t1; ++t) {  // unrolled so that several tokens' loads are in flight
+    float vals[V];
+    load_vec<V>(x + t * ldx + c0, vals);
+#pragma unroll
+    for (int v = 0; v < V; ++v) {
+#pragma unroll
+      for (int i = 0; i < KM - 1; ++i) win[v][i] = win[v][i + 1];
+      win[v][KM - 1] = vals[v];
+      float acc = bias[v];
+#pragma unroll
+      for (int i = 0; i < KM; ++i)
+        if (i >= KM - k) acc = fmaf(wr[v][i], win[v][i], acc);
+      vals[v] = silu(acc);
+    }
+    store_vec<V>(out + t * d + c0, vals);
+  }
 }
 
 // The new state: the last k-1 inputs, taken from x and, for short L, from the old state.
@@ -124,8 +199,24 @@ void conv1d_causal_silu(const void* x, int64_t ldx, float* conv_state, const flo
   if (L == 0) return;
   dispatch_dtype(dt, [&](auto tag) {
     using T = decltype(tag);
-    conv1d_kernel<T><<<blocks_for(L * d), kThreads, 0, stream>>>(
-        static_cast<const T*>(x), ldx, conv_state, w, b, L, d, int(k), static_cast<T*>(out));
+    constexpr int kVec = int(16 / sizeof(T));  // channels per 16-byte load
+    const bool vec = d % kVec == 0 && ldx % kVec == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
+                     reinterpret_cast<uintptr_t>(out) % 16 == 0;
+    auto launch = [&](auto v_tag, auto km_tag) {
+      constexpr int V = decltype(v_tag)::value, KM = decltype(km_tag)::value;
+      const dim3 grid(unsigned((d / V + kConvThreads - 1) / kConvThreads),
+                      unsigned((L + kConvTokens - 1) / kConvTokens));
+      conv1d_kernel<T, V, KM><<<grid, kConvThreads, 0, stream>>>(
+          static_cast<const T*>(x), ldx, conv_state, w, b, L, d, int(k), static_cast<T*>(out));
+    };
+    using V1 = std::integral_constant<int, 1>;
+    using VN = std::integral_constant<int, kVec>;
+    using K4 = std::integral_constant<int, 4>;
+    using K9 = std::integral_constant<int, 9>;
+    if (vec && k <= 4) launch(VN{}, K4{});
+    else if (vec) launch(VN{}, K9{});
+    else if (k <= 4) launch(V1{}, K4{});
+    else launch(V1{}, K9{});
     MS_CUDA_CHECK_LAUNCH();
     conv_state_kernel<T><<<blocks_for(d), kThreads, 0, stream>>>(static_cast<const T*>(x), ldx,
                                                                   conv_state, L, d, int(k));
