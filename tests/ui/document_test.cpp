@@ -1,16 +1,22 @@
-// SessionDocument: branches share their prefix, the probe memory stays under its budget, chat
-// turns are rebuilt from what was generated; Qt models over it; CSV and .npy export.
+// SessionDocument: branches share their prefix, the probe memory stays under its budget (also
+// when the user changes it: View ▸ Probe memory), chat turns are rebuilt from what was generated;
+// Qt models over it; CSV and .npy export.
 #include <gtest/gtest.h>
 
 #include <QFile>
+#include <QLabel>
+#include <QSpinBox>
 #include <QTemporaryDir>
 
+#include "core/appsettings.h"
+#include "core/explorer.h"
 #include "core/sessiondocument.h"
 #include "mambascope/npy.hpp"
 #include "models/matrixexport.h"
 #include "models/selectivitymodels.h"
 #include "models/tokentooltip.h"
 #include "uitestsupport.h"
+#include "window/probememorydialog.h"
 
 namespace {
 ModelInfo shape(int nLayer, int dInner, int dState) {
@@ -74,6 +80,46 @@ TEST(SessionDocument, TheOldestTokensLoseTheirDetailsPastTheBudget) {
   EXPECT_FALSE(t[4].probe->layers[0].delta.empty());
   EXPECT_FLOAT_EQ(t[0].probe->layers[0].meanDelta, 0.1f);  // summaries stay
   EXPECT_LE(doc.probeBytes(), qint64(perToken * 3));
+}
+
+TEST(SessionDocument, NewProbeBudgetsApplyAtOnceAndAreRemembered) {
+  ensureApp();
+  QTemporaryDir scratch;
+  const QString ini = scratch.filePath(QStringLiteral("settings.ini"));
+  const int dInner = 100000;  // 400 KB of Δ per token
+  {
+    AppSettings settings(ini);
+    Explorer explorer(&settings);
+    SessionDocument* doc = explorer.document();
+    doc->setModelInfo(shape(1, dInner, 2));
+    const int root = doc->createRoot();
+    for (int i = 0; i < 5; ++i) doc->appendTokens(root, {token(i, i, "x", 0.1f, dInner)});
+    const auto& t = doc->branch(root)->tokens;
+    EXPECT_FALSE(t[0].probe->layers[0].delta.empty());  // the default bound (512 MiB) holds all
+    explorer.setProbeBudgets(1 << 20, 2 << 20);          // 1 MiB: room for two tokens' details
+    EXPECT_TRUE(t[0].probe->layers[0].delta.empty());
+    EXPECT_TRUE(t[2].probe->layers[0].delta.empty());
+    EXPECT_FALSE(t[4].probe->layers[0].delta.empty());
+    EXPECT_LE(doc->probeBytes(), qint64(1 << 20));
+  }
+  AppSettings again(ini);
+  EXPECT_EQ(again.probeDetailBudget(), qint64(1) << 20);
+  EXPECT_EQ(again.probeHBudget(), qint64(2) << 20);
+}
+
+TEST(ProbeMemoryDialog, ShowsTheBoundsInMiBAndWhatIsHeld) {
+  ensureApp();
+  ProbeMemoryDialog dialog(qint64(512) << 20, qint64(256) << 20, qint64(3) << 20);
+  auto* detail = dialog.findChild<QSpinBox*>(QStringLiteral("probeDetailMiB"));
+  auto* h = dialog.findChild<QSpinBox*>(QStringLiteral("probeHMiB"));
+  auto* held = dialog.findChild<QLabel*>(QStringLiteral("probeHeld"));
+  ASSERT_TRUE(detail && h && held);
+  EXPECT_EQ(detail->value(), 512);
+  EXPECT_EQ(h->value(), 256);
+  EXPECT_TRUE(held->text().contains(QStringLiteral("3.0 MiB"))) << held->text().toStdString();
+  dialog.setMiB(64, 1);  // below the smallest bound: clamped to it
+  EXPECT_EQ(dialog.detailBytes(), qint64(64) << 20);
+  EXPECT_EQ(dialog.hBytes(), qint64(ProbeMemoryDialog::kMinMiB) << 20);
 }
 
 TEST(SessionDocument, ARestartedHistoryReplacesTheTokensFromThatPosition) {

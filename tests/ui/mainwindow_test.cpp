@@ -6,6 +6,8 @@
 #include <QComboBox>
 #include <QDockWidget>
 #include <QMenu>
+#include <QMenuBar>
+#include <QTimer>
 #include <QThread>
 #include <QFile>
 #include <QImage>
@@ -20,6 +22,7 @@
 #include <QTest>
 #include <memory>
 
+#include "core/appsettings.h"
 #include "core/enginecontroller.h"
 #include "core/engineworker.h"
 #include "core/explorer.h"
@@ -38,6 +41,7 @@
 #include "window/chatpanel.h"
 #include "window/headlessrunner.h"
 #include "window/mainwindow.h"
+#include "window/probememorydialog.h"
 
 namespace {
 constexpr int kWaitMs = 120000;  // generous: the machine may be busy; never a timing assertion
@@ -122,6 +126,28 @@ TEST_F(MainWindowTest, GeneratesFromATypedPromptAndEveryViewShowsData) {
   EXPECT_EQ(charts, 4);    // write/read, half-life, ‖h‖ per layer, survival
   const QImage strip = m_window->tokenStrip()->strip()->grab().toImage();
   EXPECT_GT(distinctColours(strip), 10);
+}
+
+TEST_F(MainWindowTest, ViewProbeMemorySetsTheBoundsTheDocumentKeeps) {
+  QAction* action = nullptr;
+  for (QAction* menu : m_window->menuBar()->actions())
+    if (menu->menu())
+      for (QAction* a : menu->menu()->actions())
+        if (a->text().contains(QStringLiteral("Probe memory"))) action = a;
+  ASSERT_NE(action, nullptr);
+  bool seen = false;
+  QTimer::singleShot(0, [&] {  // the dialog is modal: answer it from inside its event loop
+    auto* dialog = qobject_cast<ProbeMemoryDialog*>(QApplication::activeModalWidget());
+    if (!dialog) return;
+    seen = true;
+    dialog->setMiB(48, 24);
+    dialog->accept();
+  });
+  action->trigger();
+  ASSERT_TRUE(seen);
+  AppSettings saved(m_scratch.filePath(QStringLiteral("settings.ini")));
+  EXPECT_EQ(saved.probeDetailBudget(), qint64(48) << 20);
+  EXPECT_EQ(saved.probeHBudget(), qint64(24) << 20);
 }
 
 TEST_F(MainWindowTest, StopEndsALongGenerationEarly) {

@@ -75,6 +75,10 @@ void AppSettings::setWindowLayout(const QByteArray& geometry, const QByteArray& 
 
 qint64 AppSettings::probeDetailBudget() const { return m_s->value(kDetailMb, 512).toLongLong() << 20; }
 qint64 AppSettings::probeHBudget() const { return m_s->value(kHMb, 256).toLongLong() << 20; }
+void AppSettings::setProbeBudgets(qint64 detailBytes, qint64 hBytes) {
+  m_s->setValue(kDetailMb, detailBytes >> 20);
+  m_s->setValue(kHMb, hBytes >> 20);
+}
 
 QString AppSettings::lastDirectory(const QString& purpose) const {
   return m_s->value(QStringLiteral("dirs/") + purpose).toString();

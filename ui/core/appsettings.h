@@ -37,6 +37,7 @@ class AppSettings {
   // Memory bound of the probe copies (see SessionDocument::setProbeBudget).
   qint64 probeDetailBudget() const;
   qint64 probeHBudget() const;
+  void setProbeBudgets(qint64 detailBytes, qint64 hBytes);  // stored in whole MiB
 
   QString lastDirectory(const QString& purpose) const;
   void setLastDirectory(const QString& purpose, const QString& dir);

@@ -32,6 +32,11 @@ Explorer::Explorer(AppSettings* settings, QObject* parent)
 
 Explorer::~Explorer() = default;
 
+void Explorer::setProbeBudgets(qint64 detailBytes, qint64 hBytes) {
+  m_settings->setProbeBudgets(detailBytes, hBytes);
+  m_doc->setProbeBudget(detailBytes, hBytes);
+}
+
 bool Explorer::isBusy() const { return m_engine->isBusy(); }
 bool Explorer::isLoading() const { return m_engine->isLoading(); }
 

@@ -43,6 +43,9 @@ class Explorer : public QObject {
 
   double tokensPerSecond() const { return m_rate; }
 
+  // Bounds of the probe copies the document keeps; applied at once and remembered.
+  void setProbeBudgets(qint64 detailBytes, qint64 hBytes);
+
  Q_SIGNALS:
   void modelLoading(const QString& dir);
   void modelReady(const ModelInfo& info);

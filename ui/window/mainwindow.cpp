@@ -26,6 +26,7 @@
 #include "views/viewexport.h"
 #include "window/chatpanel.h"
 #include "window/dialogservice.h"
+#include "window/probememorydialog.h"
 #include "window/viewcatalog.h"
 
 namespace {
@@ -245,6 +246,15 @@ void MainWindow::buildMenus() {
   for (QDockWidget* d : m_docks) m_viewMenu->addAction(d->toggleViewAction());
   m_viewMenu->addSeparator();
   m_viewMenu->addAction(tr("&Reset layout"), this, &MainWindow::resetLayout);
+  m_viewMenu->addAction(tr("&Probe memory…"), this, [this] {
+    ProbeMemoryDialog dialog(m_settings->probeDetailBudget(), m_settings->probeHBudget(),
+                             m_explorer->document()->probeBytes(), this);
+    if (dialog.exec() == QDialog::Accepted) {
+      m_explorer->setProbeBudgets(dialog.detailBytes(), dialog.hBytes());
+      statusBar()->showMessage(tr("Probe memory: %1 MiB of details, %2 MiB of hidden states")
+                                   .arg(dialog.detailBytes() >> 20).arg(dialog.hBytes() >> 20), 5000);
+    }
+  });
 
   m_labsMenu = menuBar()->addMenu(tr("&Labs"));
   m_labsMenu->setObjectName(QStringLiteral("labsMenu"));
