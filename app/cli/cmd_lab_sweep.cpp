@@ -54,7 +54,7 @@ int cmd_sweep(int argc, char** argv) {
       .option("--lengths", "LIST", "sequence lengths, ascending", "64,128,...,4096 (CPU) / ...,131072 (GPU)")
       .option("--methods", "LIST", "which methods", "recurrent,scan,convolution,lti-fft")
       .option("--budget-s", "S", "a method stops before a point predicted to take longer", "10")
-      .option("--memory-gb", "G", "... or to need more memory", "4")
+      .option("--memory-gb", "G", "... or to need more memory", "4 on the CPU, 80% of the free GPU memory")
       .option("--csv", "FILE", "write method,L,seconds,repeats,peak_bytes_estimate")
       .option("--reference", "FILE", "markdown with the attention reference table", "docs/benchmarks.md if present")
       .flag("--json", "print one JSON object instead of tables");
@@ -71,7 +71,7 @@ int cmd_sweep(int argc, char** argv) {
   o.scope = scope == "layer" ? lab::SweepScope::Layer : lab::SweepScope::Model;
   o.methods = methods_from(a.str("--methods", "recurrent,scan,convolution,lti-fft"));
   o.point_budget_seconds = a.number("--budget-s", 10, 1e-6, 1e6);
-  o.memory_budget_bytes = a.number("--memory-gb", 4, 1e-6, 1e6) * double(1ull << 30);
+  if (a.has("--memory-gb")) o.memory_budget_bytes = a.number("--memory-gb", 4, 1e-6, 1e6) * double(1ull << 30);
 
   Loaded m = load_model(a, o.scope == lab::SweepScope::Model);
   const ModelConfig& c = m.model->config();

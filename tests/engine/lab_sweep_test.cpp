@@ -83,6 +83,42 @@ TEST(LabSweep, BudgetsStopAMethodAndSayWhy) {
   EXPECT_NE(r.series[0].stopped.find("memory"), std::string::npos) << r.series[0].stopped;
 }
 
+// Reports a GPU's name and free memory without one: only sweep_memory_budget reads it.
+class GpuLikeBackend final : public Backend {
+ public:
+  std::string name() const override { return "cuda"; }
+  DeviceInfo device() const override {
+    DeviceInfo d;
+    d.kind = "cuda";
+    d.memory_free = size_t(100) << 30;
+    return d;
+  }
+  bool supports(ScanMode, std::string*) const override { return true; }
+  std::unique_ptr<BackendState> new_state() const override { return nullptr; }
+  void forward(std::span<const int32_t>, BackendState&, const ForwardOptions&, std::vector<float>&) override {}
+};
+
+TEST(LabSweep, TheAutomaticMemoryBudgetIs4GiBOnTheCpuAndMostOfTheFreeGpuMemory) {
+  const double gib = double(1ull << 30);
+  const auto fx = mambascope::testing::load_hf_fixture("tied_fp32");
+  auto ckpt = Checkpoint::open(fx.dir);
+  auto cpu = make_cpu_backend(*ckpt, 1);
+  GpuLikeBackend gpu;
+  EXPECT_EQ(lab::sweep_memory_budget(nullptr, lab::SweepScope::Layer), 4 * gib);
+  EXPECT_EQ(lab::sweep_memory_budget(cpu.get(), lab::SweepScope::Model), 4 * gib);
+  EXPECT_EQ(lab::sweep_memory_budget(&gpu, lab::SweepScope::Layer), 4 * gib);  // the layer scope runs CPU ops
+  EXPECT_NEAR(lab::sweep_memory_budget(&gpu, lab::SweepScope::Model), 80 * gib, 1e6);
+
+  lab::SweepOptions o;  // budget left automatic
+  o.lengths = {16};
+  o.methods = {ScanMode::Scan};
+  o.max_repeats = 1;
+  o.min_seconds = 0;
+  EXPECT_EQ(lab::sweep(*ckpt, nullptr, o).memory_budget_bytes, 4 * gib);
+  o.memory_budget_bytes = 2 * gib;  // a given budget is kept
+  EXPECT_EQ(lab::sweep(*ckpt, nullptr, o).memory_budget_bytes, 2 * gib);
+}
+
 TEST(LabSweep, CancelReturnsWhatItHas) {
   const auto fx = mambascope::testing::load_hf_fixture("tied_fp32");
   auto ckpt = Checkpoint::open(fx.dir);

@@ -86,10 +86,11 @@ SweepLab::SweepLab(const LabContext& context, QWidget* parent)
   m_budget->setSuffix(tr(" s/point"));
   m_budget->setToolTip(tr("A method stops before a point predicted to take longer than this"));
   m_memory = new QDoubleSpinBox(this);
-  m_memory->setRange(0.01, 1024);
-  m_memory->setValue(4);
+  m_memory->setRange(0, 1024);
+  m_memory->setSpecialValueText(tr("auto"));  // 0: 4 GiB on the CPU, 80% of the free GPU memory
+  m_memory->setValue(0);
   m_memory->setSuffix(tr(" GiB"));
-  m_memory->setToolTip(tr("… or to need more memory than this"));
+  m_memory->setToolTip(tr("… or to need more memory than this (auto: 4 GiB on the CPU, 80% of the GPU's free memory)"));
   m_reference = new QCheckBox(tr("attention reference"), this);
   m_reference->setChecked(true);
   for (QWidget* w : std::initializer_list<QWidget*>{m_scope, m_layer, m_lengths, m_budget, m_memory, m_reference})

@@ -113,7 +113,7 @@ struct SweepOptions {
   SweepScope scope = SweepScope::Layer;
   int layer = 0;                       // Layer scope: whose shapes, A and Δ bias
   double point_budget_seconds = 10;    // a method stops before a point predicted to take longer
-  double memory_budget_bytes = 4.0 * (1ull << 30);  // ... or to need more memory
+  double memory_budget_bytes = 0;      // ... or to need more memory; <= 0: sweep_memory_budget()
   double min_seconds = 0.05;           // a point is repeated until this much time is spent ...
   int max_repeats = 5;                 // ... or this often; the fastest repeat counts
   uint64_t seed = 1;
@@ -134,8 +134,13 @@ struct SweepSeries {
   std::string stopped;    // non-empty: why the series ended before the last length
 };
 
+// The automatic memory budget: 4 GiB on the CPU (the layer scope, or a CPU backend), 80% of the
+// GPU's free memory for a whole-model sweep on the GPU, so that its lengths reach 131072.
+double sweep_memory_budget(const Backend* backend, SweepScope scope);
+
 struct SweepResult {
   SweepScope scope = SweepScope::Layer;
+  double memory_budget_bytes = 0;  // the budget the sweep ran with
   std::string what;    // what was timed, in words (shapes, backend)
   std::string device;
   std::vector<SweepSeries> series;

@@ -297,8 +297,17 @@ double loglog_slope(std::span<const SweepPoint> pts) {
   return den > 0 ? (n * sxy - sx * sy) / den : std::numeric_limits<double>::quiet_NaN();
 }
 
-SweepResult sweep(const Checkpoint& ckpt, Backend* backend, const SweepOptions& opts, const Progress& progress,
+double sweep_memory_budget(const Backend* backend, SweepScope scope) {
+  const double cpu = 4.0 * double(1ull << 30);
+  if (scope == SweepScope::Layer || !backend || backend->name() != "cuda") return cpu;
+  const DeviceInfo dev = backend->device();
+  return dev.memory_free > 0 ? 0.8 * double(dev.memory_free) : cpu;
+}
+
+SweepResult sweep(const Checkpoint& ckpt, Backend* backend, const SweepOptions& given, const Progress& progress,
                   const std::function<void(const SweepSeries&, const SweepPoint&)>& on_point) {
+  SweepOptions opts = given;
+  if (opts.memory_budget_bytes <= 0) opts.memory_budget_bytes = sweep_memory_budget(backend, opts.scope);
   if (opts.lengths.empty()) throw Error("the sweep needs at least one sequence length");
   for (size_t i = 0; i < opts.lengths.size(); ++i)
     if (opts.lengths[i] < 1 || (i > 0 && opts.lengths[i] <= opts.lengths[i - 1]))
@@ -306,6 +315,7 @@ SweepResult sweep(const Checkpoint& ckpt, Backend* backend, const SweepOptions& 
   const ModelConfig& cfg = ckpt.config();
   SweepResult res;
   res.scope = opts.scope;
+  res.memory_budget_bytes = opts.memory_budget_bytes;
   char what[256];
   if (opts.scope == SweepScope::Layer) {
     std::snprintf(what, sizeof what,
