@@ -110,7 +110,6 @@ EquivalenceReport equivalence(Backend& backend, const ModelConfig& cfg, std::spa
   rep.n_layer = cfg.n_layer;
   rep.n_tokens = int64_t(ids.size());
   const int64_t L = rep.n_tokens;
-  const int threads = backend.device().threads > 0 ? backend.device().threads : cpu::num_threads();
   const double steps = double(opts.modes.size()) + 1;
   progress(0, "recurrent (reference)");
   const Run ref = run_mode(backend, ids, ScanMode::Recurrent, {}, nullptr);
@@ -120,8 +119,7 @@ EquivalenceReport equivalence(Backend& backend, const ModelConfig& cfg, std::spa
     ModeEquivalence m;
     m.mode = mode;
     m.tolerance = opts.tolerance >= 0 ? opts.tolerance : mode_tolerance(backend);
-    m.peak_bytes_estimate = backend.name() == "cuda" ? detail::gpu_mode_peak_bytes(cfg, mode, L, true)
-                                                     : mode_peak_bytes(cfg, mode, L, threads, true);
+    m.peak_bytes_estimate = detail::backend_mode_peak_bytes(backend, cfg, mode, L, true);
     std::string why;
     if (!backend.supports(mode, &why)) {
       m.skipped = why.empty() ? "not supported by the " + backend.name() + " backend" : why;

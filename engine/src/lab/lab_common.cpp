@@ -8,6 +8,7 @@
 #include <string>
 
 #include "cpu/cpu_ops.hpp"
+#include "cpu/parallel_for.hpp"
 #include "lab/lab_internal.hpp"
 #include "mambascope/dtype.hpp"
 #include "mambascope/error.hpp"
@@ -214,6 +215,13 @@ size_t mode_peak_bytes(const ModelConfig& cfg, ScanMode mode, int64_t L, int thr
 // The CUDA backend's working set for one forward call (cuda_backend.cpp, cuda_modes.cpp),
 // activations counted at 4 bytes (a bf16 model needs less): no mode builds an L × L matrix there,
 // so the convolution is stopped by time, not memory.
+size_t detail::backend_mode_peak_bytes(const Backend& backend, const ModelConfig& cfg, ScanMode mode,
+                                       int64_t L, bool all_logits) {
+  if (backend.name() == "cuda") return gpu_mode_peak_bytes(cfg, mode, L, all_logits);
+  const int threads = backend.device().threads > 0 ? backend.device().threads : cpu::num_threads();
+  return mode_peak_bytes(cfg, mode, L, threads, all_logits);
+}
+
 size_t detail::gpu_mode_peak_bytes(const ModelConfig& cfg, ScanMode mode, int64_t L, bool all_logits) {
   const double f = sizeof(float);
   const double D = double(cfg.d_model), d = double(cfg.d_inner), N = double(cfg.d_state), Ld = double(L);

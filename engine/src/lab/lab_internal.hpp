@@ -55,6 +55,9 @@ class Stopwatch {
 
 // mode_peak_bytes() for the CUDA backend's buffers (lab_common.cpp).
 size_t gpu_mode_peak_bytes(const ModelConfig& cfg, ScanMode mode, int64_t L, bool all_logits);
+// The estimate for the buffers of the backend that runs it: the GPU's or the CPU's (its threads).
+size_t backend_mode_peak_bytes(const Backend& backend, const ModelConfig& cfg, ScanMode mode, int64_t L,
+                               bool all_logits);
 
 using lab::format_bytes;    // mambascope/lab.hpp
 using lab::format_seconds;

@@ -150,10 +150,8 @@ class ModelBench {
   ModelBench(const ModelConfig& cfg, Backend& b, uint64_t seed) : cfg_(cfg), b_(b), noise_{seed} {}
 
   size_t bytes(ScanMode m, int64_t L) const {
-    if (b_.name() == "cuda") return detail::gpu_mode_peak_bytes(cfg_, m, L, false);
-    const int threads = b_.device().threads > 0 ? b_.device().threads : 1;
-    return m == ScanMode::Recurrent ? mode_peak_bytes(cfg_, m, 1, threads, false)
-                                    : mode_peak_bytes(cfg_, m, L, threads, false);
+    // The recurrence holds one token at a time.
+    return detail::backend_mode_peak_bytes(b_, cfg_, m, m == ScanMode::Recurrent ? 1 : L, false);
   }
 
   void prepare(int64_t L) {
