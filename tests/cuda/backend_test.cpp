@@ -5,8 +5,6 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <filesystem>
-#include <map>
 #include <string>
 
 #include "cuda_test_util.hpp"
@@ -80,29 +78,14 @@ TEST_P(HfGoldenOnGpu, GreedyDecodingOnTheGpuMatchesTransformers) {
 
 INSTANTIATE_TEST_SUITE_P(Cases, HfGoldenOnGpu, ::testing::ValuesIn(hf_fixture_cases()));
 
-// A small random model, written once per dtype into the test's temp folder.
+// A small random model (written once per dtype).
 const Checkpoint& random_model(DType dt, bool lti = false) {
-  static std::map<std::pair<int, bool>, std::unique_ptr<Checkpoint>> cache;
-  auto& slot = cache[{int(dt), lti}];
-  if (!slot) {
-    ModelConfig c;
-    c.d_model = 64; c.n_layer = 3; c.vocab_size = 300; c.d_state = 16; c.d_conv = 4;
-    c.expand = 2; c.d_inner = 136;  // not a multiple of the scan's channel block
-    c.dt_rank = 4; c.use_bias = false; c.use_conv_bias = true; c.tie_embeddings = true;
-    c.lti = lti;
-    const auto dir = std::filesystem::temp_directory_path() /
-                     ("mambascope_cuda_test_" + std::string(dtype_name(dt)) + (lti ? "_lti" : ""));
-    write_random_checkpoint(dir, c, dt, 42);
-    slot = Checkpoint::open(dir);
-  }
-  return *slot;
-}
-
-std::vector<int32_t> some_tokens(int n, int vocab, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::vector<int32_t> t(static_cast<size_t>(n));
-  for (auto& x : t) x = int32_t(rng() % uint32_t(vocab));
-  return t;
+  ModelConfig c;
+  c.d_model = 64; c.n_layer = 3; c.vocab_size = 300; c.d_state = 16; c.d_conv = 4;
+  c.expand = 2; c.d_inner = 136;  // not a multiple of the scan's channel block
+  c.dt_rank = 4; c.use_bias = false; c.use_conv_bias = true; c.tie_embeddings = true;
+  c.lti = lti;
+  return random_checkpoint(lti ? "cuda_test_lti" : "cuda_test", c, dt, 42);
 }
 
 class GpuVsCpu : public ::testing::TestWithParam<std::tuple<DType, bool>> {};
@@ -113,7 +96,7 @@ TEST_P(GpuVsCpu, LogitsStateSsmOutputsResidualsAndProbesAgree) {
   const Checkpoint& ck = random_model(dt, lti);
   auto gpu = make_cuda_backend(ck);
   auto cpu = make_cpu_backend(ck, 2);
-  const auto ids = some_tokens(77, 300, 3);
+  const auto ids = random_tokens(77, 300, 3);
   std::vector<float> so_g, so_c, re_g, re_c;
   ProbePolicy pol;
   pol.enabled = true;
@@ -135,23 +118,7 @@ TEST_P(GpuVsCpu, LogitsStateSsmOutputsResidualsAndProbesAgree) {
     EXPECT_EQ(hg.position, hc.position);
     EXPECT_LT(rel_error(hg.ssm, hc.ssm), tol);
     EXPECT_LT(rel_error(hg.conv, hc.conv), tol);
-    ASSERT_EQ(pg.tokens().size(), pc.tokens().size());
-    for (size_t i = 0; i < pc.tokens().size(); i += 19) {
-      const TokenProbe& a = pg.tokens()[i];
-      const TokenProbe& b = pc.tokens()[i];
-      ASSERT_EQ(a.position, b.position);
-      ASSERT_EQ(a.layers.size(), b.layers.size());
-      for (size_t l = 0; l < a.layers.size(); ++l) {
-        EXPECT_LT(rel_error(a.layers[l].delta, b.layers[l].delta), tol);
-        EXPECT_LT(rel_error(a.layers[l].h_norm, b.layers[l].h_norm), tol);
-        EXPECT_LT(rel_error(a.layers[l].gate, b.layers[l].gate), tol);
-        EXPECT_LT(rel_error(a.layers[l].B, b.layers[l].B), tol);
-        EXPECT_LT(rel_error(a.layers[l].C, b.layers[l].C), tol);
-        EXPECT_LT(rel_error(a.layers[l].h, b.layers[l].h), tol);
-        EXPECT_NEAR(a.layers[l].write_strength, b.layers[l].write_strength,
-                    tol * 10 * std::max(1.f, b.layers[l].write_strength));
-      }
-    }
+    expect_probes_match(pg, pc, tol, 19);
   }
 }
 
@@ -163,7 +130,7 @@ TEST(GpuBackend, PrefillInPiecesAndClonedStatesContinueIdentically) {
   SKIP_WITHOUT_GPU();
   const Checkpoint& ck = random_model(DType::F32);
   auto be = make_cuda_backend(ck);
-  const auto ids = some_tokens(150, 300, 5);
+  const auto ids = random_tokens(150, 300, 5);
   std::span<const int32_t> all(ids);
   auto whole = be->new_state();
   const auto ref = run(*be, *whole, all, ScanMode::Scan);
@@ -177,6 +144,64 @@ TEST(GpuBackend, PrefillInPiecesAndClonedStatesContinueIdentically) {
   EXPECT_LT(rel_error(rest2, tail), 1e-4);
 }
 
+// Probes over many layers and tokens, a long prefill in pieces of every kind (one token, shorter
+// and longer than the recorder's bound): the frames the GPU copies back through its staging ring
+// equal the CPU's, with the ring holding every recorded layer (the default) or only two (each
+// layer after the second waits for the oldest to land); at once or in pieces, scan or recurrent.
+TEST(GpuBackend, ProbesOfALongPrefillInPiecesMatchTheCpu) {
+  SKIP_WITHOUT_GPU();
+  ModelConfig c;
+  c.d_model = 64; c.n_layer = 6; c.vocab_size = 300; c.d_state = 16; c.d_conv = 4;
+  c.expand = 2; c.d_inner = 136; c.dt_rank = 4; c.use_bias = true; c.use_conv_bias = true;
+  c.tie_embeddings = true;
+  const Checkpoint& ck = random_checkpoint("cuda_test_6_layers", c, DType::F32, 11);
+  auto gpu = make_cuda_backend(ck);
+  auto cpu = make_cpu_backend(ck, 2);
+  const auto ids = random_tokens(2500, 300, 21);
+  ProbePolicy pol;
+  pol.enabled = true;
+  pol.layers = {0, 1, 2, 3, 5};
+  pol.capture_h = true;
+  pol.h_layers = {1, 5};
+  pol.max_tokens = 700;
+  // Feeds the pieces (ending with `last` tokens in recurrent mode) and returns the last logits.
+  auto feed = [&](Backend& be, ProbeRecorder& rec, const std::vector<int64_t>& pieces, int64_t last) {
+    auto st = be.new_state();
+    std::span<const int32_t> rest(ids);
+    std::vector<float> logits;
+    ForwardOptions o;
+    o.probes = &rec;
+    for (int64_t n : pieces) {
+      be.forward(rest.first(size_t(n)), *st, o, logits);
+      rest = rest.subspan(size_t(n));
+    }
+    o.mode = ScanMode::Recurrent;
+    for (int64_t i = 0; i < last; ++i) {
+      be.forward(rest.first(1), *st, o, logits);
+      rest = rest.subspan(1);
+    }
+    EXPECT_TRUE(rest.empty());
+    EXPECT_EQ(st->position(), int64_t(ids.size()));
+    return logits;
+  };
+  const std::vector<int64_t> in_pieces = {1, 600, 1, 1200, 688}, at_once = {2490};
+  ProbeRecorder ref(pol);
+  const auto ref_logits = feed(*cpu, ref, in_pieces, 10);
+  ASSERT_EQ(ref.tokens().size(), 700u);
+  ASSERT_EQ(ref.tokens().front().position, 1800);
+  ASSERT_EQ(ref.tokens()[0].layers.size(), 5u);
+  ASSERT_EQ(ref.tokens()[0].layers[4].h.size(), size_t(136 * 16));
+  for (size_t staging : {size_t(256) << 20, size_t(1)}) {
+    cuda::set_probe_staging_bytes(*gpu, staging);
+    for (const auto& pieces : {in_pieces, at_once}) {
+      SCOPED_TRACE("staging " + std::to_string(staging) + " bytes, " + std::to_string(pieces.size()) + " pieces");
+      ProbeRecorder rec(pol);
+      EXPECT_LT(rel_error(feed(*gpu, rec, pieces, 10), ref_logits), 2e-4);
+      expect_probes_match(rec, ref, 2e-4);
+    }
+  }
+}
+
 // With a fresh model's small weights C·h is a tiny part of y, so the state is where an
 // intervention shows: Δ = 5 at token 30 of layer 1 resets and rewrites that layer's h.
 TEST(GpuBackend, DeltaInterventionsMatchTheCpu) {
@@ -184,7 +209,7 @@ TEST(GpuBackend, DeltaInterventionsMatchTheCpu) {
   const Checkpoint& ck = random_model(DType::F32);
   auto gpu = make_cuda_backend(ck);
   auto cpu = make_cpu_backend(ck, 2);
-  const auto ids = some_tokens(40, 300, 9);
+  const auto ids = random_tokens(40, 300, 9);
   ForwardOptions o;
   o.delta_overrides = {{-1, 12, 0.f}, {1, 30, 5.f}};
   for (ScanMode mode : {ScanMode::Scan, ScanMode::Recurrent}) {

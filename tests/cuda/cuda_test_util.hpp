@@ -1,16 +1,25 @@
-// Helpers for the CUDA tests: device buffers, dtype round trips, error norms, and the skip that
-// keeps these tests green on machines without a GPU.
+// Helpers for the CUDA tests: device buffers, dtype round trips, error norms, random tokens,
+// random checkpoints written once per process, and the skip that keeps these tests green on
+// machines without a GPU.
 #pragma once
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "mambascope/backend.hpp"
+#include "mambascope/checkpoint.hpp"
 #include "mambascope/dtype.hpp"
+#include "mambascope/probes.hpp"
+#include "mambascope/random_checkpoint.hpp"
 
 #if MAMBASCOPE_HAVE_CUDA
 #include <cuda_runtime.h>
@@ -45,6 +54,31 @@ inline std::vector<float> randn(size_t n, std::mt19937& rng, float scale = 1.f, 
   return v;
 }
 
+// n token ids drawn uniformly from [0, vocab), the same for the same seed.
+inline std::vector<int32_t> random_tokens(int64_t n, int vocab, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<int32_t> t(static_cast<size_t>(n));
+  for (auto& x : t) x = int32_t(rng() % uint32_t(vocab));
+  return t;
+}
+
+// A random checkpoint of `cfg` stored as `dt`, written once per process and (name, dt) into the
+// temp folder and kept open. The folder carries the process id: another test run beside this one
+// must not rewrite a file this one maps. `name` must say everything in cfg that differs.
+inline const Checkpoint& random_checkpoint(const std::string& name, const ModelConfig& cfg, DType dt,
+                                           uint64_t seed) {
+  static std::map<std::string, std::unique_ptr<Checkpoint>> cache;
+  const std::string key = name + "_" + std::string(dtype_name(dt));
+  auto& slot = cache[key];
+  if (!slot) {
+    const auto dir = std::filesystem::temp_directory_path() /
+                     ("mambascope_" + std::to_string(::getpid()) + "_" + key);
+    write_random_checkpoint(dir, cfg, dt, seed);
+    slot = Checkpoint::open(dir);
+  }
+  return *slot;
+}
+
 // ‖a − b‖ / ‖b‖; NaN anywhere gives +inf so that it can never pass.
 inline double rel_error(const std::vector<float>& a, const std::vector<float>& b) {
   if (a.size() != b.size()) return INFINITY;
@@ -55,6 +89,34 @@ inline double rel_error(const std::vector<float>& a, const std::vector<float>& b
     den += double(b[i]) * double(b[i]);
   }
   return std::sqrt(num / (den > 0 ? den : 1e-30));
+}
+
+// The GPU's probe frames against the CPU's, every `stride`-th token: the same positions and
+// layers, Δ, ‖h‖, the gate, B, C and h within `tol` (rel_error), the write strength and read norm
+// within 10·tol relative (sums over d_inner·d_state of rounded products).
+inline void expect_probes_match(const ProbeRecorder& gpu, const ProbeRecorder& cpu, double tol,
+                                size_t stride = 1) {
+  ASSERT_EQ(gpu.tokens().size(), cpu.tokens().size());
+  for (size_t i = 0; i < cpu.tokens().size(); i += stride) {
+    const TokenProbe& a = gpu.tokens()[i];
+    const TokenProbe& b = cpu.tokens()[i];
+    ASSERT_EQ(a.position, b.position);
+    ASSERT_EQ(a.layers.size(), b.layers.size()) << "position " << b.position;
+    for (size_t l = 0; l < a.layers.size(); ++l) {
+      const LayerProbe& x = a.layers[l];
+      const LayerProbe& y = b.layers[l];
+      SCOPED_TRACE("position " + std::to_string(b.position) + " layer " + std::to_string(y.layer));
+      EXPECT_EQ(x.layer, y.layer);
+      EXPECT_LT(rel_error(x.delta, y.delta), tol);
+      EXPECT_LT(rel_error(x.h_norm, y.h_norm), tol);
+      EXPECT_LT(rel_error(x.gate, y.gate), tol);
+      EXPECT_LT(rel_error(x.B, y.B), tol);
+      EXPECT_LT(rel_error(x.C, y.C), tol);
+      EXPECT_LT(rel_error(x.h, y.h), tol);
+      EXPECT_NEAR(x.write_strength, y.write_strength, tol * 10 * std::max(1.f, y.write_strength));
+      EXPECT_NEAR(x.read_norm, y.read_norm, tol * 10 * std::max(1.f, y.read_norm));
+    }
+  }
 }
 
 #if MAMBASCOPE_HAVE_CUDA

@@ -20,8 +20,6 @@
 #include <string>
 #include <tuple>
 
-#include <unistd.h>
-
 #include "cuda_test_util.hpp"
 #include "engine/hf_fixture.hpp"
 #include "mambascope/checkpoint.hpp"
@@ -88,30 +86,15 @@ Freeze freeze_of(Freeze::Kind kind, int64_t token = 0, std::shared_ptr<const Fro
   return f;
 }
 
-// Random checkpoints written once per shape into the temp folder.
+// Random checkpoints, written once per shape.
 const Checkpoint& random_model(DType dt, bool lti, int64_t d_inner, int64_t d_state) {
-  static std::map<std::tuple<int, bool, int64_t, int64_t>, std::unique_ptr<Checkpoint>> cache;
-  auto& slot = cache[{int(dt), lti, d_inner, d_state}];
-  if (!slot) {
-    ModelConfig c;
-    c.d_model = 48; c.n_layer = 2; c.vocab_size = 200; c.d_state = d_state; c.d_conv = 4;
-    c.expand = 2; c.d_inner = d_inner; c.dt_rank = 3; c.use_bias = true; c.use_conv_bias = true;
-    c.tie_embeddings = false; c.lti = lti;
-    // Per process: another test run beside this one must not rewrite a file this one maps.
-    const auto dir = std::filesystem::temp_directory_path() /
-                     ("mambascope_modes_test_" + std::to_string(::getpid()) + "_" + std::string(dtype_name(dt)) +
-                      (lti ? "_lti_" : "_") + std::to_string(d_inner) + "x" + std::to_string(d_state));
-    write_random_checkpoint(dir, c, dt, 7);
-    slot = Checkpoint::open(dir);
-  }
-  return *slot;
-}
-
-std::vector<int32_t> tokens(int64_t n, int vocab, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::vector<int32_t> t(static_cast<size_t>(n));
-  for (auto& x : t) x = int32_t(rng() % uint32_t(vocab));
-  return t;
+  ModelConfig c;
+  c.d_model = 48; c.n_layer = 2; c.vocab_size = 200; c.d_state = d_state; c.d_conv = 4;
+  c.expand = 2; c.d_inner = d_inner; c.dt_rank = 3; c.use_bias = true; c.use_conv_bias = true;
+  c.tie_embeddings = false; c.lti = lti;
+  return random_checkpoint(std::string("modes_test") + (lti ? "_lti_" : "_") + std::to_string(d_inner) + "x" +
+                               std::to_string(d_state),
+                           c, dt, 7);
 }
 
 // The largest logits error seen per comparison, printed at the end of the run (the report's
@@ -219,7 +202,7 @@ TEST_P(ModeLengths, ConvolutionAndFftMatchTheCpu) {
   const Checkpoint& ck = random_model(DType::F32, lti, 40, N);
   auto gpu = make_cuda_backend(ck);
   auto cpu = make_cpu_backend(ck, 0);
-  const auto ids = tokens(L, 200, uint32_t(L));
+  const auto ids = random_tokens(L, 200, uint32_t(L));
   const Out scan = run(*gpu, ids, ScanMode::Scan);
   for (ScanMode mode : {ScanMode::Convolution, ScanMode::LtiFft}) {
     const std::string what = std::string(mode_name(mode)) + " L=" + std::to_string(L);
@@ -244,7 +227,7 @@ TEST(GpuModes, ContinueFromAStateInEveryDtype) {
     const Checkpoint& ck = random_model(dt, false, 72, 16);
     auto gpu = make_cuda_backend(ck);
     auto cpu = make_cpu_backend(ck, 0);
-    const auto ids = tokens(300, 200, 11);
+    const auto ids = random_tokens(300, 200, 11);
     std::span<const int32_t> all(ids);
     for (ScanMode mode : {ScanMode::Convolution, ScanMode::LtiFft}) {
       auto sg = gpu->new_state(), sc = cpu->new_state();
@@ -282,24 +265,7 @@ TEST(GpuModes, ProbesMatchTheCpuInEveryMode) {
       run(*gpu, fx.input_ids, mode, og);
       run(*cpu, fx.input_ids, mode, oc);
       SCOPED_TRACE(std::string(mode_name(mode)) + (kind == Freeze::Kind::None ? "" : " frozen"));
-      ASSERT_EQ(pg.tokens().size(), pc.tokens().size());
-      for (size_t i = 0; i < pc.tokens().size(); ++i) {
-        const TokenProbe& a = pg.tokens()[i];
-        const TokenProbe& b = pc.tokens()[i];
-        ASSERT_EQ(a.position, b.position);
-        ASSERT_EQ(a.layers.size(), b.layers.size());
-        for (size_t l = 0; l < a.layers.size(); ++l) {
-          EXPECT_LT(rel_error(a.layers[l].delta, b.layers[l].delta), 2e-4);
-          EXPECT_LT(rel_error(a.layers[l].h_norm, b.layers[l].h_norm), 2e-4);
-          EXPECT_LT(rel_error(a.layers[l].gate, b.layers[l].gate), 2e-4);
-          EXPECT_LT(rel_error(a.layers[l].B, b.layers[l].B), 2e-4);
-          EXPECT_LT(rel_error(a.layers[l].C, b.layers[l].C), 2e-4);
-          EXPECT_LT(rel_error(a.layers[l].h, b.layers[l].h), 2e-4);
-          EXPECT_NEAR(a.layers[l].write_strength, b.layers[l].write_strength,
-                      2e-3 * std::max(1.f, b.layers[l].write_strength));
-          EXPECT_NEAR(a.layers[l].read_norm, b.layers[l].read_norm, 2e-3 * std::max(1.f, b.layers[l].read_norm));
-        }
-      }
+      expect_probes_match(pg, pc, 2e-4);
     }
 }
 
@@ -326,7 +292,7 @@ TEST_P(BundledModels, EveryModeMatchesTheCpuAndTheGpuScan) {
   auto gpu = make_cuda_backend(*ckpt);
   auto cpu = make_cpu_backend(*ckpt, 0);
   const DType dt = ckpt->storage_dtype();
-  const auto ids = tokens(333, int(ckpt->config().vocab_size), 5);
+  const auto ids = random_tokens(333, int(ckpt->config().vocab_size), 5);
   const Out scan = run(*gpu, ids, ScanMode::Scan);
   for (ScanMode mode : kAllModes) {
     const Out g = run(*gpu, ids, mode);
@@ -393,7 +359,7 @@ TEST(GpuModes, AWorkspaceTooLargeForTheGpuIsAnErrorNamingModeAndLength) {
   const Checkpoint& ck = random_model(DType::F32, false, 40, 16);
   auto gpu = make_cuda_backend(ck);
   auto cpu = make_cpu_backend(ck, 0);
-  const auto ids = tokens(50, 200, 3);
+  const auto ids = random_tokens(50, 200, 3);
   expect_same(run(*gpu, ids, ScanMode::LtiFft), run(*cpu, ids, ScanMode::LtiFft), 2e-4, "after the failure");
 }
 

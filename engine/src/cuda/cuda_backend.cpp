@@ -1,11 +1,15 @@
 // The CUDA backend: the whole model on one GPU. Prefill (the scan, convolution and lti-fft
 // modes) runs each layer as cuBLAS projections around the SSM of the mode (cuda_modes.cpp);
 // decode (recurrent mode) runs the fused single-token step, replayed from a CUDA graph when
-// nothing but logits or a sampled token is wanted. Probes, Δ interventions, per-layer SSM outputs
-// and residuals are recorded on the GPU and copied back once per forward call.
+// nothing but logits or a sampled token is wanted. Δ interventions, per-layer SSM outputs and
+// residuals are recorded on the GPU and copied back once per forward call; prefill's probes come
+// back through a ring of pinned staging slots on a copy stream (ProbeRing), so that neither the
+// layers' compute nor the host waits on a probe copy until the call's end.
 #include <cublas_v2.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <string>
 
@@ -79,6 +83,25 @@ void CudaBackend::prefill(std::span<const int32_t> tokens, CudaState& st, const 
   embedding(static_cast<const int32_t*>(a_ids_.get()), w_.embedding, dt, L, dm, resid, stream_);
   char* xz = static_cast<char*>(a_xz_.get());
   char* xdbl = static_cast<char*>(a_xdbl_.get());
+  // Probes: the tokens the recorder keeps (its last max_tokens; all where max_tokens <= 0, as
+  // ProbeRecorder bounds it) of each recorded layer, one staging slot per layer.
+  ProbeRecorder* rec = opts.probes && opts.probes->enabled() ? opts.probes : nullptr;
+  const int64_t max_t = rec ? rec->policy().max_tokens : 0;
+  const ProbeSlotLayout lay{rec ? (max_t > 0 ? std::min(L, max_t) : L) : 0, di, N};
+  if (rec) {
+    int recorded = 0;
+    bool any_h = false;
+    for (int64_t l = 0; l < cfg_.n_layer; ++l) {
+      recorded += rec->policy().records_layer(int(l));
+      any_h |= rec->policy().records_h(int(l));
+    }
+    if (recorded == 0) rec = nullptr;
+    else probe_ring_.begin(lay.floats(any_h), recorded);
+    // The CPU records all L tokens and the recorder's bound keeps the last max_tokens of them:
+    // none of what it held before. Skipping the call's first tokens must not leave a gap between
+    // those and the new ones (the recorder indexes positions contiguously).
+    if (rec && lay.T < L) rec->clear();
+  }
   for (int64_t l = 0; l < cfg_.n_layer; ++l) {
     const DecodeLayer& w = w_.layers[size_t(l)];
     const DecodeLayer sv = layer_view(st, l);
@@ -119,18 +142,19 @@ void CudaBackend::prefill(std::span<const int32_t> tokens, CudaState& st, const 
       p.override_t[p.n_overrides] = t;
       p.override_value[p.n_overrides++] = o.value;
     }
-    const bool probing = opts.probes && opts.probes->enabled() && opts.probes->policy().records_layer(int(l));
-    const int64_t keep = probing ? std::min<int64_t>(L, std::max<int64_t>(1, opts.probes->policy().max_tokens)) : 0;
-    const bool want_h = probing && opts.probes->policy().records_h(int(l));
-    if (probing) {
+    ProbeRing::Slot* slot = nullptr;
+    if (rec && rec->policy().records_layer(int(l))) {
+      // A full ring converts its oldest slot first (the only wait inside the call).
+      if (probe_ring_.full()) drain_probes(*rec, st.position(), L, lay, 1);
+      const bool with_h = rec->policy().records_h(int(l));
+      slot = &probe_ring_.push(int(l), with_h, lay.floats(with_h));
       p_delta_.reserve(sizeof(float) * L * di);
       p_hnorm_.reserve(sizeof(float) * L * di);
       p.delta_out = p_delta_.f32();
       p.hnorm_out = p_hnorm_.f32();
-      if (want_h) {
-        p_h_.reserve(sizeof(float) * keep * di * N);
-        p.h_out = p_h_.f32();
-        p.h_out_from = L - keep;
+      if (slot->with_h) {  // the scan writes the kept tokens' h straight into the slot
+        p.h_out = slot->dev + lay.h();
+        p.h_out_from = L - lay.T;
       }
     }
     if (opts.ssm_outputs) {
@@ -149,32 +173,23 @@ void CudaBackend::prefill(std::span<const int32_t> tokens, CudaState& st, const 
     if (opts.residuals)
       MS_CUDA_CHECK(cudaMemcpyAsync(opts.residuals->data() + l * L * dm, resid,
                                     sizeof(float) * L * dm, cudaMemcpyDeviceToHost, stream_));
-    if (probing) {
-      LayerCapture cap;
-      cap.first = L - keep;
-      auto fetch = [&](std::vector<float>& out, const void* src, DType sdt, int64_t ld, int64_t cols) {
-        p_f32_.reserve(sizeof(float) * keep * cols);
-        to_f32(static_cast<const char*>(src) + cap.first * ld * dtype_size(sdt), sdt, ld, keep, cols,
-               p_f32_.f32(), stream_);
-        out.resize(size_t(keep * cols));
-        MS_CUDA_CHECK(cudaMemcpyAsync(out.data(), p_f32_.get(), sizeof(float) * out.size(),
-                                      cudaMemcpyDeviceToHost, stream_));
-        MS_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    if (slot) {
+      // Pack the kept tokens' tensors (fp32) into the slot, then hand it to the copy stream.
+      const int64_t first = L - lay.T;
+      auto pack = [&](size_t at, const void* src, DType sdt, int64_t ld, int64_t cols) {
+        to_f32(static_cast<const char*>(src) + first * ld * dtype_size(sdt), sdt, ld, lay.T, cols,
+               slot->dev + at, stream_);
       };
-      fetch(cap.delta, p_delta_.get(), DType::F32, di, di);
-      fetch(cap.hnorm, p_hnorm_.get(), DType::F32, di, di);
-      fetch(cap.z, xz + di * es, dt, 2 * di, di);
-      fetch(cap.u, a_x_.get(), dt, di, di);
+      pack(lay.delta(), p_delta_.get(), DType::F32, di, di);
+      pack(lay.hnorm(), p_hnorm_.get(), DType::F32, di, di);
+      pack(lay.z(), xz + di * es, dt, 2 * di, di);
+      pack(lay.u(), a_x_.get(), dt, di, di);
       if (!frozen_) {
-        fetch(cap.B, xdbl + R * es, dt, xr, N);
-        fetch(cap.C, xdbl + (R + N) * es, dt, xr, N);
+        pack(lay.B(), xdbl + R * es, dt, xr, N);
+        pack(lay.C(), xdbl + (R + N) * es, dt, xr, N);
       }
-      if (want_h) {
-        cap.h.resize(size_t(keep * di * N));
-        MS_CUDA_CHECK(cudaMemcpy(cap.h.data(), p_h_.get(), sizeof(float) * cap.h.size(),
-                                 cudaMemcpyDeviceToHost));
-      }
-      record_probes(*opts.probes, int(l), st.position(), L, cap);
+      probe_ring_.submit(*slot, stream_);
+      drain_probes(*rec, st.position(), L, lay, 0);  // whatever has landed meanwhile
     }
   }
   // logits = lm_head(norm_f(residual)), for the last token or all of them
@@ -188,12 +203,98 @@ void CudaBackend::prefill(std::span<const int32_t> tokens, CudaState& st, const 
   MS_CUDA_CHECK(cudaMemcpyAsync(logits.data(), a_logits_.get(), sizeof(float) * logits.size(),
                                 cudaMemcpyDeviceToHost, stream_));
   MS_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  if (rec) drain_probes(*rec, st.position(), L, lay, SIZE_MAX);
   st.advance(L);
+}
+
+void CudaBackend::drain_probes(ProbeRecorder& rec, int64_t position, int64_t L, const ProbeSlotLayout& lay,
+                               size_t wait_for) {
+  for (size_t i = 0;; ++i) {
+    const ProbeRing::Slot* s = probe_ring_.oldest(i < wait_for);
+    if (!s) return;
+    const float* h = s->host;
+    const LayerCaptureView v{h + lay.delta(), h + lay.hnorm(), h + lay.z(), h + lay.u(),
+                             frozen_ ? nullptr : h + lay.B(), frozen_ ? nullptr : h + lay.C(),
+                             s->with_h ? h + lay.h() : nullptr, L - lay.T};
+    record_probes(rec, s->layer, position, L, v);
+    probe_ring_.pop();
+  }
+}
+
+ProbeRing::~ProbeRing() {
+  if (copy_) cudaStreamSynchronize(copy_);
+  for (Slot& s : slots_) {
+    if (s.packed) cudaEventDestroy(s.packed);
+    if (s.landed) cudaEventDestroy(s.landed);
+  }
+  if (copy_) cudaStreamDestroy(copy_);
+}
+
+void ProbeRing::begin(size_t floats, int layers) {
+  if (!copy_) MS_CUDA_CHECK(cudaStreamCreateWithFlags(&copy_, cudaStreamNonBlocking));
+  MS_CUDA_CHECK(cudaStreamSynchronize(copy_));  // an interrupted call's copies; their frames are dropped
+  head_ = count_ = 0;
+  floats_ = floats;
+  const size_t budget = budget_bytes / sizeof(float) / std::max<size_t>(floats, 1);
+  n_ = std::max<size_t>(1, std::min<size_t>(size_t(layers), std::max<size_t>(2, budget)));
+  while (slots_.size() < n_) {
+    Slot s;
+    MS_CUDA_CHECK(cudaEventCreateWithFlags(&s.packed, cudaEventDisableTiming));
+    MS_CUDA_CHECK(cudaEventCreateWithFlags(&s.landed, cudaEventDisableTiming));
+    slots_.push_back(s);
+  }
+  dev_.reserve(sizeof(float) * n_ * floats);
+  host_.reserve(sizeof(float) * n_ * floats);
+  for (size_t i = 0; i < n_; ++i) {
+    slots_[i].dev = dev_.f32() + i * floats;
+    slots_[i].host = host_.as<float>() + i * floats;
+  }
+}
+
+ProbeRing::Slot& ProbeRing::push(int layer, bool with_h, size_t floats) {
+  Slot& s = slots_[(head_ + count_++) % n_];
+  s.layer = layer;
+  s.with_h = with_h;
+  s.floats = std::min(floats, floats_);
+  return s;
+}
+
+void ProbeRing::submit(Slot& s, cudaStream_t compute) {
+  MS_CUDA_CHECK(cudaEventRecord(s.packed, compute));
+  MS_CUDA_CHECK(cudaStreamWaitEvent(copy_, s.packed, 0));
+  MS_CUDA_CHECK(cudaMemcpyAsync(s.host, s.dev, sizeof(float) * s.floats, cudaMemcpyDeviceToHost, copy_));
+  MS_CUDA_CHECK(cudaEventRecord(s.landed, copy_));
+}
+
+const ProbeRing::Slot* ProbeRing::oldest(bool wait) {
+  if (count_ == 0) return nullptr;
+  const Slot& s = slots_[head_];
+  if (wait) {
+    MS_CUDA_CHECK(cudaEventSynchronize(s.landed));
+  } else {
+    const cudaError_t e = cudaEventQuery(s.landed);
+    if (e == cudaErrorNotReady) return nullptr;
+    MS_CUDA_CHECK(e);
+  }
+  return &s;
+}
+
+void ProbeRing::pop() {
+  head_ = (head_ + 1) % n_;
+  --count_;
+}
+
+void CudaBackend::record_probes(ProbeRecorder& rec, int layer, int64_t position, int64_t L,
+                                const LayerCapture& cap) const {
+  const auto at = [](const std::vector<float>& v) { return v.empty() ? nullptr : v.data(); };
+  record_probes(rec, layer, position, L,
+                LayerCaptureView{at(cap.delta), at(cap.hnorm), at(cap.z), at(cap.u), at(cap.B), at(cap.C),
+                                 at(cap.h), cap.first});
 }
 
 // Fills the recorder from one layer's captured tensors, like the CPU backend does.
 void CudaBackend::record_probes(ProbeRecorder& rec, int layer, int64_t position, int64_t L,
-                                const LayerCapture& cap) const {
+                                const LayerCaptureView& cap) const {
   const int64_t di = cfg_.d_inner, N = cfg_.d_state;
   std::vector<float> Bm(size_t(N), 0.f), Cm(size_t(N), 0.f), Bsq(size_t(di), 0.f);
   // A frozen layer (an LTI model, or Δ, B, C frozen for this call) has per-channel B, C: the
@@ -213,16 +314,16 @@ void CudaBackend::record_probes(ProbeRecorder& rec, int layer, int64_t position,
   for (int64_t i = 0; i < keep; ++i) {
     LayerProbe& p = rec.slot(position + cap.first + i, layer);
     if (fz) p.delta.assign(fz->delta.begin() + layer * di, fz->delta.begin() + (layer + 1) * di);
-    else p.delta.assign(cap.delta.begin() + i * di, cap.delta.begin() + (i + 1) * di);
-    p.h_norm.assign(cap.hnorm.begin() + i * di, cap.hnorm.begin() + (i + 1) * di);
+    else p.delta.assign(cap.delta + i * di, cap.delta + (i + 1) * di);
+    p.h_norm.assign(cap.hnorm + i * di, cap.hnorm + (i + 1) * di);
     p.gate.resize(size_t(di));
     for (int64_t c = 0; c < di; ++c) p.gate[c] = silu_h(cap.z[i * di + c]);
     if (fz) {
       p.B = Bm;
       p.C = Cm;
     } else {
-      p.B.assign(cap.B.begin() + i * N, cap.B.begin() + (i + 1) * N);
-      p.C.assign(cap.C.begin() + i * N, cap.C.begin() + (i + 1) * N);
+      p.B.assign(cap.B + i * N, cap.B + (i + 1) * N);
+      p.C.assign(cap.C + i * N, cap.C + (i + 1) * N);
     }
     double b2 = 0, c2 = 0, w2 = 0;
     for (int64_t n = 0; n < N; ++n) b2 += double(p.B[n]) * p.B[n], c2 += double(p.C[n]) * p.C[n];
@@ -232,9 +333,15 @@ void CudaBackend::record_probes(ProbeRecorder& rec, int layer, int64_t position,
     }
     p.write_strength = float(std::sqrt(w2));
     p.read_norm = float(std::sqrt(c2));
-    if (!cap.h.empty()) p.h.assign(cap.h.begin() + i * di * N, cap.h.begin() + (i + 1) * di * N);
+    if (cap.h) p.h.assign(cap.h + i * di * N, cap.h + (i + 1) * di * N);
     else p.h.clear();
   }
+}
+
+void set_probe_staging_bytes(Backend& backend, size_t bytes) {
+  auto* b = dynamic_cast<CudaBackend*>(&backend);
+  if (!b) throw Error("set_probe_staging_bytes needs the CUDA backend");
+  b->set_probe_staging_bytes(bytes);
 }
 
 }  // namespace mambascope::cuda

@@ -30,6 +30,11 @@ std::string decode_path(Backend& backend);
 // benchmark. The environment variable MAMBASCOPE_DECODE=kernels starts a backend with it off.
 void use_fused_decode(Backend& backend, bool on);
 
+// Bounds the ring of staging slots through which prefill's probes come back (pinned host memory
+// and as much device memory): at most max(bytes, 2 recorded layers' worth) each; default 256 MiB.
+// A smaller ring makes the host convert older layers sooner; the results are the same.
+void set_probe_staging_bytes(Backend& backend, size_t bytes);
+
 // Runs n greedy steps (feeding `feed`, then each sampled token) of the fused kernel with its
 // in-kernel timers on and returns where block 0's time went, in µs per token; empty where the
 // fused step is not used. The state advances by n.

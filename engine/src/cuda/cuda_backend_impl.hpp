@@ -51,6 +51,72 @@ struct LayerCapture {
   int64_t first = 0;                               // first captured token (index in the call)
 };
 
+// The same tensors read in place (from a pinned staging slot); h, B and C may be null (not
+// captured; B and C are not read for a frozen layer).
+struct LayerCaptureView {
+  const float *delta, *hnorm, *z, *u;  // {T, d_inner}
+  const float *B, *C;                  // {T, d_state}
+  const float* h;                      // {T, d_inner, d_state}
+  int64_t first = 0;                   // first captured token (index in the call)
+};
+
+// Where a layer's probe tensors lie in a staging slot (fp32, token-major, T = captured tokens),
+// each starting on a 256-byte boundary like a cudaMalloc'd buffer (the scan writes h in place).
+struct ProbeSlotLayout {
+  int64_t T, d, N;
+  static size_t up(int64_t n) { return size_t((n + 63) / 64 * 64); }
+  size_t delta() const { return 0; }                  // {T, d}
+  size_t hnorm() const { return up(T * d); }          // {T, d}
+  size_t z() const { return 2 * up(T * d); }          // {T, d}
+  size_t u() const { return 3 * up(T * d); }          // {T, d}
+  size_t B() const { return 4 * up(T * d); }          // {T, N}
+  size_t C() const { return B() + up(T * N); }        // {T, N}
+  size_t h() const { return C() + up(T * N); }        // {T, d, N}
+  size_t floats(bool with_h) const { return h() + (with_h ? up(T * d * N) : 0); }
+};
+
+// A ring of staging slots through which recorded layers' probe tensors come back without the
+// compute stream or the host waiting on each other (cuda_backend.cpp): the compute stream packs a
+// layer into a slot's device half and records `packed`; a copy stream waits for that event,
+// copies the slot into its pinned host half and records `landed`; the host turns a landed slot
+// into ProbeRecorder frames, in submission order, and only then is the slot reused. The ring
+// holds at most max(2 slots, budget) per side (set_probe_staging_bytes); a slot is one layer,
+// bounded by the capture policy's max_tokens.
+class ProbeRing {
+ public:
+  size_t budget_bytes = size_t(256) << 20;
+  struct Slot {
+    float* dev = nullptr;   // {floats} device
+    float* host = nullptr;  // {floats} pinned
+    cudaEvent_t packed = nullptr, landed = nullptr;
+    int layer = -1;
+    bool with_h = false;
+    size_t floats = 0;  // what this layer fills and copies
+  };
+  ProbeRing() = default;
+  ProbeRing(const ProbeRing&) = delete;
+  ProbeRing& operator=(const ProbeRing&) = delete;
+  ~ProbeRing();
+  // Starts a forward call recording `layers` layers of at most `floats` each: forgets what an
+  // interrupted call left (after its copies finish) and sizes the ring.
+  void begin(size_t floats, int layers);
+  bool full() const { return count_ == n_; }
+  // The next free slot, for `floats` of its room (the caller made sure the ring is not full).
+  Slot& push(int layer, bool with_h, size_t floats);
+  // After the slot's packing was enqueued on `compute`: its copy to the host, on the copy stream.
+  void submit(Slot& s, cudaStream_t compute);
+  // The oldest submitted slot if its copy has landed (waiting for it if `wait`), else null.
+  const Slot* oldest(bool wait);
+  void pop();
+
+ private:
+  std::vector<Slot> slots_;
+  size_t n_ = 0, head_ = 0, count_ = 0, floats_ = 0;
+  DeviceMemory dev_;   // {n_, floats_} fp32: the slots' device halves
+  PinnedMemory host_;  // {n_, floats_} fp32: their pinned host halves
+  cudaStream_t copy_ = nullptr;  // device-to-host copies, beside the compute stream
+};
+
 class CudaBackend final : public Backend {
  public:
   CudaBackend(const Checkpoint& ckpt, int device);
@@ -94,6 +160,7 @@ class CudaBackend final : public Backend {
   std::string decode_path();
   void use_fused(bool on);
   std::vector<DecodePhase> profile_fused(CudaState& st, int32_t feed, int n);
+  void set_probe_staging_bytes(size_t bytes) { probe_ring_.budget_bytes = bytes; }
 
  private:
   struct Graph {
@@ -128,6 +195,12 @@ class CudaBackend final : public Backend {
   void sync_step();                     // waits for the stream; names a stuck fused step
   void record_probes(ProbeRecorder& rec, int layer, int64_t position, int64_t L,
                      const LayerCapture& cap) const;
+  void record_probes(ProbeRecorder& rec, int layer, int64_t position, int64_t L,
+                     const LayerCaptureView& cap) const;
+  // Turns landed probe slots into recorder frames, oldest first, waiting for the first
+  // `wait_for` of them (0: only those already landed; SIZE_MAX: all, at the call's end).
+  void drain_probes(ProbeRecorder& rec, int64_t position, int64_t L, const ProbeSlotLayout& lay,
+                    size_t wait_for);
   // Modes and freezing (cuda_modes.cpp): one layer's SSM in the call's mode, from the scan's
   // parameters (probe outputs included); recurrent mode with frozen Δ, B, C; workspace check.
   void run_ssm(int64_t layer, ScanParams p, ScanMode mode);
@@ -149,7 +222,8 @@ class CudaBackend final : public Backend {
   std::unique_ptr<DecodeRuntime> decode_rt_;
   // prefill activations, grown on demand
   DeviceMemory a_ids_, a_resid_, a_hidden_, a_xz_, a_x_, a_xdbl_, a_dt_, a_y_, a_logits_,
-      p_delta_, p_hnorm_, p_h_, p_ypre_, p_f32_;
+      p_delta_, p_hnorm_, p_ypre_;
+  ProbeRing probe_ring_;  // prefill's probe copies
   // Modes and freezing (cuda_modes.cpp). frozen_ is set for the length of a frozen forward call:
   // the LTI model's own values, or call_values_ (given, or computed layer by layer in prefill
   // when freeze_compute_ is set, over the call's tokens [freeze_t0_, freeze_t1_)).
