@@ -1,6 +1,7 @@
 // Decode tokens/s and prefill ms at the real Mamba-1 shapes with random bf16 weights (GPU), and
 // the CPU backend on the 130m shape, next to the official mamba_ssm numbers (ANCHORS.md).
 #include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <random>
@@ -264,6 +265,15 @@ void bench_gpu(const Options& o, const std::string& name) {
         {"tokens", o.decode_tokens}, {"tok_per_s", tps}, {"us_per_token", 1e6 / tps},
         {"official_tok_per_s", off.decode_tok_s}, {"speedup_vs_official", tps / off.decode_tok_s},
         {"sampling", "greedy + top-5 alternatives on GPU"}});
+  auto profile = [&] {
+    const auto prof = cuda::profile_decode(*be, *st, last, 64);
+    if (prof.empty()) return;
+    nlohmann::json phases = nlohmann::json::object();
+    for (const auto& p : prof) phases[p.name] = p.us_per_token;
+    emit({{"bench", "decode_profile"}, {"model", name}, {"us_per_token_block0", phases}});
+  };
+  // MAMBASCOPE_BENCH_QUICK: the greedy rate and the profile only (tuning sweeps of the fused step).
+  if (std::getenv("MAMBASCOPE_BENCH_QUICK")) return profile();
   SamplingParams full;  // temperature over the whole vocabulary: top-p with no top-k
   full.temperature = 0.8f;
   full.top_k = 0;
@@ -274,12 +284,7 @@ void bench_gpu(const Options& o, const std::string& name) {
   emit({{"bench", "decode"}, {"model", name}, {"backend", "cuda"}, {"path", path},
         {"tok_per_s", tps_full}, {"us_per_token", 1e6 / tps_full},
         {"sampling", "T 0.8, top-p 0.95 over the whole vocabulary, penalty 1.1, top-5 alternatives"}});
-  const auto prof = cuda::profile_decode(*be, *st, last, 64);
-  if (!prof.empty()) {
-    nlohmann::json phases = nlohmann::json::object();
-    for (const auto& p : prof) phases[p.name] = p.us_per_token;
-    emit({{"bench", "decode_profile"}, {"model", name}, {"us_per_token_block0", phases}});
-  }
+  profile();
   if (path == "fused") {
     cuda::use_fused_decode(*be, false);
     const double tk = rate(greedy);

@@ -1,7 +1,7 @@
 // The GPU decode step and GPU sampling. The fused step (one kernel per token) against the CPU
-// backend and against the per-layer kernels (logits and final state, every dtype, two shapes),
-// its CUDA graph following the state object, greedy generation against its own logits (with and
-// without the repetition penalty). The sampler kernel on crafted logits against the CPU
+// backend and against the per-layer kernels (logits and final state, every dtype, three shapes),
+// its CUDA graph following the state object, greedy generation against the CPU Sampler on its
+// own logits (with and without the repetition penalty, whose window includes the prompt). The sampler kernel on crafted logits against the CPU
 // Sampler's semantics: greedy ties, the alternatives, the top-p cut with ties at the boundary,
 // draws beyond the 64 most likely tokens, and empirical frequencies over many seeded draws.
 #include <gtest/gtest.h>
@@ -26,18 +26,23 @@
 namespace mambascope::test {
 namespace {
 
-// Two shapes: the tiny one (d_inner not a multiple of 16, fewer channels than SMs) and one with
-// several weight tiles per block.
-const Checkpoint& decode_model(DType dt, bool medium) {
-  static std::map<std::pair<int, bool>, std::unique_ptr<Checkpoint>> cache;
-  auto& slot = cache[{int(dt), medium}];
+// Three shapes: the tiny one (d_inner not a multiple of 16, fewer channels than SMs), one with
+// several weight tiles per block, and one layer of the 2.8b shape, whose rows are long enough
+// that a ring slot holds fewer than 8 of them (in_proj 4 and out_proj 2 rows per tile in 16-bit,
+// 2 and 1 in fp32: the GEMV's warp groups over several tiles).
+enum Shape { kTiny, kMedium, kWide };
+const Checkpoint& decode_model(DType dt, int shape) {
+  static std::map<std::pair<int, int>, std::unique_ptr<Checkpoint>> cache;
+  auto& slot = cache[{int(dt), shape}];
   if (!slot) {
     ModelConfig c;
-    c.d_model = medium ? 256 : 64; c.n_layer = 3; c.vocab_size = medium ? 2000 : 300;
-    c.d_state = 16; c.d_conv = 4; c.expand = 2; c.d_inner = medium ? 512 : 136;
-    c.dt_rank = medium ? 16 : 4; c.use_bias = false; c.use_conv_bias = true; c.tie_embeddings = true;
+    c.d_state = 16; c.d_conv = 4; c.expand = 2; c.use_bias = false; c.use_conv_bias = true;
+    c.tie_embeddings = true;
+    if (shape == kTiny) c.d_model = 64, c.n_layer = 3, c.vocab_size = 300, c.d_inner = 136, c.dt_rank = 4;
+    if (shape == kMedium) c.d_model = 256, c.n_layer = 3, c.vocab_size = 2000, c.d_inner = 512, c.dt_rank = 16;
+    if (shape == kWide) c.d_model = 2560, c.n_layer = 1, c.vocab_size = 1000, c.d_inner = 5120, c.dt_rank = 160;
     const auto dir = std::filesystem::temp_directory_path() /
-                     ("mambascope_decode_test_" + std::string(dtype_name(dt)) + (medium ? "_m" : "_s"));
+                     ("mambascope_decode_test_" + std::string(dtype_name(dt)) + "_" + std::to_string(shape));
     write_random_checkpoint(dir, c, dt, 17);
     slot = Checkpoint::open(dir);
   }
@@ -65,12 +70,12 @@ bool device_is_hopper() {
   return cudaGetDeviceProperties(&p, 0) == cudaSuccess && p.major >= 9;
 }
 
-class FusedStep : public ::testing::TestWithParam<std::tuple<DType, bool>> {};
+class FusedStep : public ::testing::TestWithParam<std::tuple<DType, int>> {};
 
 TEST_P(FusedStep, LogitsAndStateMatchTheCpuAndThePerLayerKernels) {
   SKIP_WITHOUT_GPU();
-  auto [dt, medium] = GetParam();
-  const Checkpoint& ck = decode_model(dt, medium);
+  auto [dt, shape] = GetParam();
+  const Checkpoint& ck = decode_model(dt, shape);
   auto gpu = make_cuda_backend(ck);
   auto cpu = make_cpu_backend(ck, 2);
   if (device_is_hopper()) EXPECT_EQ(cuda::decode_path(*gpu), "fused");
@@ -102,12 +107,12 @@ TEST_P(FusedStep, LogitsAndStateMatchTheCpuAndThePerLayerKernels) {
 
 INSTANTIATE_TEST_SUITE_P(Shapes, FusedStep,
                          ::testing::Combine(::testing::Values(DType::F32, DType::F16, DType::BF16),
-                                            ::testing::Bool()));
+                                            ::testing::Values(kTiny, kMedium, kWide)));
 
 // The graph is captured for one state object; alternating states must re-capture, not reuse.
 TEST(FusedStepGraph, FollowsTheStateObject) {
   SKIP_WITHOUT_GPU();
-  const Checkpoint& ck = decode_model(DType::F32, true);
+  const Checkpoint& ck = decode_model(DType::F32, kMedium);
   auto gpu = make_cuda_backend(ck);
   auto cpu = make_cpu_backend(ck, 2);
   const auto a = tokens(24, 2000, 1), b = tokens(24, 2000, 2);
@@ -124,18 +129,34 @@ TEST(FusedStepGraph, FollowsTheStateObject) {
   }
 }
 
-// Greedy tokens and their alternatives (fused in-kernel sampling where it runs) against the
-// logits of the same step taken through forward(), with the repetition penalty applied on the
-// host over the window the GPU keeps (the feed token and the tokens sampled since).
-TEST(FusedStepGraph, GreedyGenerationFollowsItsOwnLogits) {
+// Greedy tokens and their alternatives (fused in-kernel sampling for up to 8 alternatives, the
+// sampler kernel for more) against the CPU Sampler on the logits of the same step taken through
+// forward(), with the history the Sampler sees: the history handed over, feed and the tokens
+// sampled since. The history (which only the penalty reads) ends with the 7 tokens the first
+// step likes best after feed, so a penalty window without it (the GPU before generate_on_gpu
+// took `history`) chooses differently at once; the test checks that it would.
+TEST(FusedStepGraph, GreedyGenerationMatchesTheCpuSamplerOnItsOwnLogits) {
   SKIP_WITHOUT_GPU();
-  const Checkpoint& ck = decode_model(DType::BF16, true);
+  const Checkpoint& ck = decode_model(DType::BF16, kMedium);
   auto gpu = make_cuda_backend(ck);
-  const int V = 2000;
-  for (float penalty : {1.f, 1.3f}) {
-    for (int n_alt : {0, 5}) {
+  const int V = 2000, kWindow = 8;
+  const auto prompt = tokens(12, V, 5);
+  const int32_t feed = tokens(1, V, 6)[0];
+  std::vector<int32_t> given(prompt.begin(), prompt.begin() + 5);  // the history handed over
+  {
+    auto probe = gpu->new_state();
+    std::vector<float> l;
+    gpu->forward(prompt, *probe, ForwardOptions{}, l);
+    l = recurrent_logits(*gpu, *probe, std::span(&feed, 1));
+    std::vector<int32_t> order(static_cast<size_t>(V));
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return l[size_t(a)] > l[size_t(b)]; });
+    for (int32_t id : order)
+      if (id != feed && given.size() < 12) given.push_back(id);
+  }
+  for (float penalty : {1.f, 50.f}) {
+    for (int n_alt : {0, 5, 10}) {
       auto st = gpu->new_state();
-      const auto prompt = tokens(12, V, 5);
       std::vector<float> logits;
       gpu->forward(prompt, *st, ForwardOptions{}, logits);
       auto ref = st->clone();
@@ -143,38 +164,35 @@ TEST(FusedStepGraph, GreedyGenerationFollowsItsOwnLogits) {
       sp.temperature = 0;
       sp.n_alternatives = n_alt;
       sp.repetition_penalty = penalty;
-      sp.repetition_window = 4;
+      sp.repetition_window = kWindow;
       std::vector<cuda::GpuToken> got;
-      cuda::generate_on_gpu(*gpu, *st, prompt.back(), 16, sp, [&](const cuda::GpuToken& t) {
-        got.push_back(t);
-        return true;
-      });
+      cuda::generate_on_gpu(
+          *gpu, *st, feed, 16, sp,
+          [&](const cuda::GpuToken& t) {
+            got.push_back(t);
+            return true;
+          },
+          given);
       ASSERT_EQ(got.size(), 16u);
-      std::vector<int32_t> history{prompt.back()};
+      std::vector<int32_t> history(given), blind_history{feed};
+      history.push_back(feed);
+      Sampler cpu(sp);
+      bool blind_differs = false;
       for (const auto& t : got) {
         const auto l = recurrent_logits(*gpu, *ref, std::span(&history.back(), 1));
-        std::vector<float> s(l);
-        std::vector<int32_t> seen;
-        for (size_t i = history.size() > 4 ? history.size() - 4 : 0; i < history.size(); ++i) {
-          const int32_t id = history[i];
-          if (std::find(seen.begin(), seen.end(), id) != seen.end()) continue;
-          seen.push_back(id);
-          s[size_t(id)] = s[size_t(id)] > 0 ? s[size_t(id)] / penalty : s[size_t(id)] * penalty;
+        std::vector<Alternative> alts;
+        const int32_t want = cpu.sample(l, history, &alts);
+        blind_differs |= cpu.sample(l, blind_history) != want;
+        ASSERT_EQ(t.id, want) << "penalty " << penalty << ", alternatives " << n_alt << ", step " << history.size();
+        ASSERT_EQ(t.alternatives.size(), alts.size());
+        for (size_t j = 0; j < alts.size(); ++j) {
+          EXPECT_EQ(t.alternatives[j].id, alts[j].id) << j;
+          EXPECT_NEAR(t.alternatives[j].prob, alts[j].prob, 1e-5) << j;
         }
-        const int arg = int(std::max_element(s.begin(), s.end()) - s.begin());
-        ASSERT_EQ(t.id, arg) << "penalty " << penalty;
-        const float m = s[size_t(arg)];
-        double z = 0;
-        for (float v : s) z += std::exp(double(v) - m);
-        ASSERT_EQ(int(t.alternatives.size()), n_alt);
-        for (int j = 0; j < n_alt; ++j) {
-          const auto& alt = t.alternatives[size_t(j)];
-          EXPECT_NEAR(alt.prob, std::exp(double(s[size_t(alt.id)]) - m) / z, 1e-5);
-          if (j) EXPECT_GE(t.alternatives[size_t(j - 1)].prob, alt.prob);
-        }
-        if (n_alt) EXPECT_EQ(t.alternatives[0].id, t.id);
         history.push_back(t.id);
+        blind_history.push_back(t.id);
       }
+      if (penalty != 1.f) EXPECT_TRUE(blind_differs) << "the history never mattered to the penalty: the test lost its point";
     }
   }
 }

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -19,9 +20,13 @@ struct GpuToken {
 
 // Feeds `feed` (a token the state has not consumed yet), samples the next token on the GPU,
 // feeds that, and so on for n tokens; on_token sees each sampled token and returns false to
-// stop early. Throws mambascope::Error if `backend` is not the CUDA backend.
+// stop early. `history` is what came before `feed` (the prompt): the repetition penalty's
+// window covers it as the CPU Sampler's does (the last repetition_window tokens of history,
+// feed and the tokens sampled since). Throws mambascope::Error if `backend` is not the CUDA
+// backend.
 void generate_on_gpu(Backend& backend, BackendState& state, int32_t feed, int n,
-                     const SamplingParams& sp, const std::function<bool(const GpuToken&)>& on_token);
+                     const SamplingParams& sp, const std::function<bool(const GpuToken&)>& on_token,
+                     std::span<const int32_t> history = {});
 
 // Which decode step the backend runs: "fused" (one persistent kernel per token, sm_90) or
 // "kernels: <why not fused>" (four kernels per layer).

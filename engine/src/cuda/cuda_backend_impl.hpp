@@ -155,7 +155,7 @@ class CudaBackend final : public Backend {
                std::vector<float>& logits) override;
 
   void generate(CudaState& st, int32_t feed, int n, const SamplingParams& sp,
-                const std::function<bool(const GpuToken&)>& on_token);
+                const std::function<bool(const GpuToken&)>& on_token, std::span<const int32_t> history);
   // The fused decode step (cuda_decode_driver.cpp).
   std::string decode_path();
   void use_fused(bool on);

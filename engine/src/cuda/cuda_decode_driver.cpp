@@ -7,7 +7,9 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "cuda/cuda_backend_impl.hpp"
 #include "cuda/ops.hpp"
@@ -232,7 +234,8 @@ void CudaBackend::recurrent(std::span<const int32_t> tokens, CudaState& st, cons
 }
 
 void CudaBackend::generate(CudaState& st, int32_t feed, int n, const SamplingParams& sp,
-                           const std::function<bool(const GpuToken&)>& on_token) {
+                           const std::function<bool(const GpuToken&)>& on_token,
+                           std::span<const int32_t> history) {
   MS_CUDA_CHECK(cudaSetDevice(device_));
   if (feed < 0 || feed >= cfg_.vocab_size) throw Error("token id outside the vocabulary");
   SampleArgs a;
@@ -243,7 +246,8 @@ void CudaBackend::generate(CudaState& st, int32_t feed, int n, const SamplingPar
   a.top_p = sp.top_p;
   a.min_p = sp.min_p;
   a.repetition_penalty = sp.repetition_penalty;
-  a.window = sp.repetition_penalty != 1.f ? std::max(1, sp.repetition_window) : 0;
+  // A window of 0 turns the penalty off, as on the CPU.
+  a.window = sp.repetition_penalty != 1.f && sp.repetition_window > 0 ? sp.repetition_window : 0;
   d_ring_.reserve(sizeof(int32_t) * std::max(1, a.window));
   a.ring = static_cast<int32_t*>(d_ring_.get());
   a.counters = static_cast<int64_t*>(d_counters_.get());
@@ -255,10 +259,20 @@ void CudaBackend::generate(CudaState& st, int32_t feed, int n, const SamplingPar
   const bool same = sample_graph_.exec && sample_graph_.key == &st &&
                     std::memcmp(&sample_graph_.args, &a, sizeof(a)) == 0;
   if (!same) capture(sample_graph_, st, &a);
-  // The feed token starts the ring (so the penalty sees it) and the counters start at zero.
-  const int64_t counters[2] = {a.window > 0 ? 1 : 0, 0};
+  // The ring starts as the CPU Sampler's window would be: the last tokens of the history and
+  // the feed token, oldest first (the kernels overwrite the oldest next); the sampling step
+  // counter starts at zero.
+  std::vector<int32_t> window;
+  if (a.window > 0) {
+    const size_t keep = std::min(history.size(), size_t(a.window - 1));
+    window.assign(history.end() - std::ptrdiff_t(keep), history.end());
+    window.push_back(feed);
+  }
+  const int64_t counters[2] = {int64_t(window.size()), 0};
   MS_CUDA_CHECK(cudaMemcpyAsync(d_counters_.get(), counters, sizeof(counters), cudaMemcpyHostToDevice, stream_));
-  MS_CUDA_CHECK(cudaMemcpyAsync(d_ring_.get(), &feed, sizeof(int32_t), cudaMemcpyHostToDevice, stream_));
+  if (!window.empty())
+    MS_CUDA_CHECK(cudaMemcpyAsync(d_ring_.get(), window.data(), sizeof(int32_t) * window.size(),
+                                  cudaMemcpyHostToDevice, stream_));
   MS_CUDA_CHECK(cudaMemcpyAsync(d_ids_.get(), &feed, sizeof(int32_t), cudaMemcpyHostToDevice, stream_));
   const SampleOut* out = decode_runtime().sample_out.host<SampleOut>();
   GpuToken tok;
@@ -321,11 +335,12 @@ std::vector<DecodePhase> CudaBackend::profile_fused(CudaState& st, int32_t feed,
 }
 
 void generate_on_gpu(Backend& backend, BackendState& state, int32_t feed, int n,
-                     const SamplingParams& sp, const std::function<bool(const GpuToken&)>& on_token) {
+                     const SamplingParams& sp, const std::function<bool(const GpuToken&)>& on_token,
+                     std::span<const int32_t> history) {
   auto* b = dynamic_cast<CudaBackend*>(&backend);
   auto* s = dynamic_cast<CudaState*>(&state);
   if (!b || !s) throw Error("generate_on_gpu needs the CUDA backend and one of its states");
-  b->generate(*s, feed, n, sp, on_token);
+  b->generate(*s, feed, n, sp, on_token, history);
 }
 
 namespace {

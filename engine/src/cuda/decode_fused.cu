@@ -47,7 +47,8 @@ struct Words {
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 
-// Producer: every tile the compute warps will wait for, in their order.
+// Producer: every tile the compute warps will wait for, in their order. (Asking L2 for tiles
+// ahead of the ring with cp.async.bulk.prefetch.L2 measured no faster: 4-8 tiles ahead ±1%.)
 __device__ void produce(const FusedArgs& a, const Slices& s, char* ring, uint64_t* full, uint64_t* empty) {
   uint32_t t = 0;
   auto emit = [&](const void* s1, int b1, const void* s2 = nullptr, int b2 = 0) {
@@ -60,7 +61,6 @@ __device__ void produce(const FusedArgs& a, const Slices& s, char* ring, uint64_
     if (b2) bulk_load(dst + b1, s2, uint32_t(b2), &full[slot]);
     ++t;
   };
-  const size_t esz = size_t(s.es);
   for (int l = 0; l < a.n_layer; ++l) {
     const FusedLayer L = a.layers[l];
     emit(L.norm_w, 4 * a.dm);
@@ -85,7 +85,6 @@ __device__ void produce(const FusedArgs& a, const Slices& s, char* ring, uint64_
   emit(a.norm_f, 4 * a.dm);
   for (int r = 0; r < s.vc; r += s.rpt_in)
     emit(static_cast<const char*>(a.lm_head) + size_t(s.v0 + r) * s.in_row, min(s.rpt_in, s.vc - r) * s.in_row);
-  (void)esz;
 }
 
 // Residual from exchange words (or the embedding row for layer 0) → RMS-normalised with the
@@ -106,7 +105,8 @@ __device__ void load_and_norm(const FusedArgs& a, const uint64_t* R, bool embed,
   for (int m = tid; m < a.dm; m += CT) sq += resid[m] * resid[m];  // this thread's own words
   const float inv = rsqrtf(block_sum(sq, red, tid) / float(a.dm) + a.eps);
   const float* nw = reinterpret_cast<const float*>(ring.wait(t));
-  for (int m = tid; m < a.dm; m += CT) xs[m] = resid[m] * inv * nw[m];
+  const int half = xs_half<T>(a.dm);
+  for (int m = tid; m < a.dm; m += CT) xs[xs_index(m, half)] = resid[m] * inv * nw[m];
   ring.release(t++, lane);
   consumer_sync();
 }
@@ -122,7 +122,6 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
   float* zs = reinterpret_cast<float*>(smem + L.zs);
   float* xd = reinterpret_cast<float*>(smem + L.xd);
   float* red = reinterpret_cast<float*>(smem + L.red);
-  float* part = reinterpret_cast<float*>(smem + L.part);
   const bool prof = a.prof && b == 0 && tid == 0;
   long long clk[kProfSlots] = {};
   long long tp = prof ? clock64() : 0;
@@ -132,10 +131,11 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
     clk[slot] += now - tp;
     tp = now;
   };
-  // Waits for n exchange words into dst; block 0 thread 0 books the time when profiling.
-  auto timed_poll = [&](const uint64_t* src, int n, float* dst, int layer, int phase, int slot) {
+  // Waits for n exchange words into dst (xs_index layout with `half`); block 0 thread 0 books
+  // the time when profiling.
+  auto timed_poll = [&](const uint64_t* src, int n, float* dst, int layer, int phase, int slot, int half) {
     const long long t0 = prof ? clock64() : 0;
-    poll_words(src, n, dst, e, tid, CT, a.trap, layer, phase);
+    poll_words(src, n, dst, e, tid, CT, a.trap, layer, phase, half);
     if (prof) clk[slot] += clock64() - t0;
   };
   unsigned long long wait_acc = 0;
@@ -157,11 +157,7 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
     load_and_norm<T>(a, w.R, l == 0, resid, xs, red, ring, t, e, tid, lane, l, wacc);
     if (prof) clk[kProfWaitA] += wait_acc;
     mark(kProfANorm);
-    for (int i0 = 0; i0 < 2 * s.nc; i0 += s.rpt_in) {
-      const char* tile = ring.wait(t);
-      gemv_tile<T>(tile, min(s.rpt_in, 2 * s.nc - i0), a.dm, xs, part, ring, t++, tid,
-                   [&](int r, float v) { acc[i0 + r] = v; });
-    }
+    gemv_rows<T>(ring, t, 2 * s.nc, s.rpt_in, a.dm, xs, tid, [&](int r, float v) { acc[r] = v; });
     consumer_sync();
     mark(kProfAGemv);
     float part0 = 0.f, part1 = 0.f;  // x_proj rows tid and tid + CT (xr <= 2 CT)
@@ -228,7 +224,7 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
     }
     mark(kProfX);
     // ---- B: dt_proj + softplus + state update + D + gate ----------------------------------------
-    timed_poll(w.XD, a.xr, xd, l, 2, kProfWaitB);
+    timed_poll(w.XD, a.xr, xd, l, 2, kProfWaitB, 0);
     consumer_sync();
     for (int c = 0; c < s.nc; c += s.cptB) {
       const float* h = reinterpret_cast<const float*>(ring.wait(t));
@@ -268,15 +264,12 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
     }
     mark(kProfB);
     // ---- C: out_proj + residual --------------------------------------------------------------
-    timed_poll(w.Y, a.D, xs, l, 3, kProfWaitC);
+    timed_poll(w.Y, a.D, xs, l, 3, kProfWaitC, xs_half<T>(a.D));  // the out_proj GEMV's x
     consumer_sync();
-    for (int r0 = 0; r0 < s.mc; r0 += s.rpt_out) {
-      const char* tile = ring.wait(t);
-      gemv_tile<T>(tile, min(s.rpt_out, s.mc - r0), a.D, xs, part, ring, t++, tid, [&](int r, float v) {
-        const int m = s.m0 + r0 + r;
-        st_word(next.R + m, resid[m] + v + (out_bias ? out_bias[m] : 0.f), e);
-      });
-    }
+    gemv_rows<T>(ring, t, s.mc, s.rpt_out, a.D, xs, tid, [&](int r, float v) {
+      const int m = s.m0 + r;
+      st_word(next.R + m, resid[m] + v + (out_bias ? out_bias[m] : 0.f), e);
+    });
     mark(kProfC);
   }
 
@@ -300,46 +293,36 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
 #pragma unroll
   for (int j = 0; j < kFusedMaxAlt; ++j) lv[j] = -INFINITY, li[j] = 0x7fffffff;
   float wm = -INFINITY, wz = 0.f;
-  for (int r0 = 0; r0 < s.vc; r0 += s.rpt_in) {
-    const char* tile = ring.wait(t);
-    gemv_tile<T>(tile, min(s.rpt_in, s.vc - r0), a.dm, xs, part, ring, t++, tid, [&](int r, float v) {
-      const int row = r0 + r;
-      a.logits[s.v0 + row] = v;
-      if (!a.sample) return;
-      if (penal && (pen[row >> 5] >> (row & 31) & 1u)) v = v > 0.f ? v / a.rep_penalty : v * a.rep_penalty;
-      if (v == -INFINITY) return;
-      if (v > wm) wz = wz * __expf(wm - v) + 1.f, wm = v;
-      else wz += __expf(v - wm);
-      if (v > lv[kFusedMaxAlt - 1]) {  // ties keep the lower id first
-        float x = v;
-        int xi = s.v0 + row;
+  gemv_rows<T>(ring, t, s.vc, s.rpt_in, a.dm, xs, tid, [&](int row, float v) {
+    a.logits[s.v0 + row] = v;
+    if (!a.sample) return;
+    if (penal && (pen[row >> 5] >> (row & 31) & 1u)) v = v > 0.f ? v / a.rep_penalty : v * a.rep_penalty;
+    if (v == -INFINITY) return;
+    if (v > wm) wz = wz * __expf(wm - v) + 1.f, wm = v;
+    else wz += __expf(v - wm);
+    if (v > lv[kFusedMaxAlt - 1]) {  // ties keep the lower id first
+      float x = v;
+      int xi = s.v0 + row;
 #pragma unroll
-        for (int j = 0; j < kFusedMaxAlt; ++j)
-          if (x > lv[j]) {
-            const float tv = lv[j];
-            const int ti = li[j];
-            lv[j] = x, li[j] = xi, x = tv, xi = ti;
-          }
-      }
-    });
-  }
+      for (int j = 0; j < kFusedMaxAlt; ++j)
+        if (x > lv[j]) {
+          const float tv = lv[j];
+          const int ti = li[j];
+          lv[j] = x, li[j] = xi, x = tv, xi = ti;
+        }
+    }
+  });
   mark(kProfF);
   if (a.sample) {
-    // Row owners (lane 0 of each warp, threads 1..15) publish their lists; warp 0 merges them
-    // into this block's top 8 and (max, sum), which go out as exchange words.
+    // Row owners (lane 0 of each warp) publish their lists; warp 0 merges them into this
+    // block's top 8 and (max, sum), which go out as exchange words.
     float* cv = reinterpret_cast<float*>(smem + L.cand);  // [owner][8 values, 8 ids, max, sum]
-    constexpr int CW = kFusedFinalWords, NO = W + kFusedTileRows;
-    const int slot = lane == 0 ? warp : (tid < kFusedTileRows ? W + tid : -1);
-    if (slot >= 0) {
+    constexpr int CW = kFusedFinalWords, NO = W;
+    if (lane == 0) {
 #pragma unroll
-      for (int j = 0; j < kFusedMaxAlt; ++j) cv[slot * CW + j] = lv[j], cv[slot * CW + kFusedMaxAlt + j] = __int_as_float(li[j]);
-      cv[slot * CW + 2 * kFusedMaxAlt] = wm;
-      cv[slot * CW + 2 * kFusedMaxAlt + 1] = wz;
-    }
-    if (tid == W) {  // slot W is thread 0's second role: unused, left empty
-      for (int j = 0; j < kFusedMaxAlt; ++j) cv[W * CW + j] = -INFINITY, cv[W * CW + kFusedMaxAlt + j] = __int_as_float(0x7fffffff);
-      cv[W * CW + 2 * kFusedMaxAlt] = -INFINITY;
-      cv[W * CW + 2 * kFusedMaxAlt + 1] = 0.f;
+      for (int j = 0; j < kFusedMaxAlt; ++j) cv[warp * CW + j] = lv[j], cv[warp * CW + kFusedMaxAlt + j] = __int_as_float(li[j]);
+      cv[warp * CW + 2 * kFusedMaxAlt] = wm;
+      cv[warp * CW + 2 * kFusedMaxAlt + 1] = wz;
     }
     consumer_sync();
     uint64_t* fin = a.ll + int64_t(a.n_layer + 1) * fused_ll_layer_words(a);

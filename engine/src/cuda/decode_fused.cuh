@@ -78,6 +78,16 @@ __device__ __forceinline__ uint64_t global_ns() {
   return t;
 }
 
+// The GEMV input vector x {K} in shared memory. For 16-bit weights a lane's 16 bytes of a row
+// (8 values) meet 8 floats of x; stored naturally, those 32 bytes per lane would make every
+// 16-byte load of x a two-way bank conflict. So 16-bit models keep x split in halves: values
+// 8c..8c+3 at [4c, 4c + 4) and 8c+4..8c+7 at [K/2 + 4c, ...) (`half` = K/2; 0 for fp32, whose 4
+// values per 16 bytes are stored naturally). Both halves are then read at a 16-byte stride.
+__device__ __forceinline__ int xs_index(int k, int half) {
+  return half ? ((k >> 2) & 1) * half + ((k >> 3) << 2) + (k & 3) : k;
+}
+template <typename T> __host__ __device__ constexpr int xs_half(int K) { return sizeof(T) == 2 ? K / 2 : 0; }
+
 // Counts the rounds of one wait; after ~10 s of waiting it records where and traps.
 struct Watchdog {
   uint64_t start = 0;
@@ -105,15 +115,16 @@ struct Watchdog {
   }
 };
 
-// dst[i] = value of src[i] for i in [0, n), once every word carries `epoch`; the calling
-// threads (tid of nthr) share the work. Up to 8 words per thread are in flight per round and a
-// round re-reads only the words not ready yet. Vectors longer than one round (the 2.8b shape's
-// y) wait on one word at a time between rounds, so that 132 waiting blocks do not flood L2
-// while the weight stream needs it; short ones (the latency-bound small models) re-read all.
+// dst[xs_index(i, half)] = value of src[i] for i in [0, n) (half 0: dst[i]), once every word
+// carries `epoch`; the calling threads (tid of nthr) share the work. Up to 8 words per thread
+// are in flight per round and a round re-reads only the words not ready yet. (Waiting on one
+// word at a time with a sleep between rounds for vectors longer than one round, to spare L2
+// while the weight stream needs it, measured 3% slower on the 2.8b shape; a sleep between the
+// rounds of short vectors, 5-7% slower on the 130m shape.)
 __device__ __forceinline__ void poll_words(const uint64_t* src, int n, float* dst, uint32_t epoch,
-                                           int tid, int nthr, FusedTrap* trap, int layer, int phase) {
+                                           int tid, int nthr, FusedTrap* trap, int layer, int phase,
+                                           int half = 0) {
   constexpr int B = 8;
-  const bool light = n > B * nthr;
   for (int base = 0; base < n; base += B * nthr) {
     uint32_t pending = 0;
 #pragma unroll
@@ -126,31 +137,20 @@ __device__ __forceinline__ void poll_words(const uint64_t* src, int n, float* ds
       for (int j = 0; j < B; ++j)
         if (pending & (1u << j)) v[j] = ld_word(src + base + tid + j * nthr);
       uint32_t seen = 0;
-      int first = -1;
 #pragma unroll
       for (int j = 0; j < B; ++j)
         if (pending & (1u << j)) {
           if (word_ready(v[j], epoch)) {
             pending &= ~(1u << j);
-            dst[base + tid + j * nthr] = word_value(v[j]);
+            dst[xs_index(base + tid + j * nthr, half)] = word_value(v[j]);
           } else {
             seen = uint32_t(v[j] >> 32);
-            if (first < 0) first = j;
           }
         }
-      if (!pending) break;
-      wd.tick(trap, layer, phase, epoch, seen);
-      if (light) {
-        const uint64_t* w = src + base + tid + first * nthr;
-        while (!word_ready(ld_word(w), epoch)) {
-          __nanosleep(64);
-          wd.tick(trap, layer, phase, epoch, seen);
-        }
-      }
+      if (pending) wd.tick(trap, layer, phase, epoch, seen);
     }
   }
 }
-
 
 // ---- the compute warps' building blocks -----------------------------------------------------
 
@@ -168,25 +168,23 @@ __device__ __forceinline__ float half_sum(float v) {  // over the 16 lanes of a 
   return v;
 }
 
-// 16 bytes of weights (8 bf16/fp16 or 4 fp32) dotted with x (16-byte aligned, fp32).
-__device__ __forceinline__ float dot16(float, uint4 w, const float* x) {
-  const float4 a = *reinterpret_cast<const float4*>(x);
+// 16 bytes of weights (8 bf16/fp16 or 4 fp32) dotted with x's values lo (and hi) (fp32).
+__device__ __forceinline__ float dot16(float, uint4 w, float4 a, float4) {
   return (__uint_as_float(w.x) * a.x + __uint_as_float(w.z) * a.z) +
          (__uint_as_float(w.y) * a.y + __uint_as_float(w.w) * a.w);
 }
 template <typename P, typename F2>
-__device__ __forceinline__ float dot16_pairs(uint4 w, const float* x, F2 to2) {
-  const float4 a = reinterpret_cast<const float4*>(x)[0], b = reinterpret_cast<const float4*>(x)[1];
+__device__ __forceinline__ float dot16_pairs(uint4 w, float4 a, float4 b, F2 to2) {
   P p[4];
   memcpy(p, &w, 16);
   const float2 f0 = to2(p[0]), f1 = to2(p[1]), f2 = to2(p[2]), f3 = to2(p[3]);
   return (f0.x * a.x + f1.x * a.z + f2.x * b.x + f3.x * b.z) + (f0.y * a.y + f1.y * a.w + f2.y * b.y + f3.y * b.w);
 }
-__device__ __forceinline__ float dot16(__nv_bfloat16, uint4 w, const float* x) {
-  return dot16_pairs<__nv_bfloat162>(w, x, [](__nv_bfloat162 p) { return __bfloat1622float2(p); });
+__device__ __forceinline__ float dot16(__nv_bfloat16, uint4 w, float4 lo, float4 hi) {
+  return dot16_pairs<__nv_bfloat162>(w, lo, hi, [](__nv_bfloat162 p) { return __bfloat1622float2(p); });
 }
-__device__ __forceinline__ float dot16(__half, uint4 w, const float* x) {
-  return dot16_pairs<__half2>(w, x, [](__half2 p) { return __half22float2(p); });
+__device__ __forceinline__ float dot16(__half, uint4 w, float4 lo, float4 hi) {
+  return dot16_pairs<__half2>(w, lo, hi, [](__half2 p) { return __half22float2(p); });
 }
 
 // Sum over the compute threads (fixed order: the same bits on every run).
@@ -223,59 +221,87 @@ struct Ring {
     if (ring_cycles) *ring_cycles += clock64() - t0;
     return base + size_t(s) * slot;
   }
+  // Every warp waits for every tile in ring order and releases it (a slot is free again after
+  // W arrivals). Both halves matter: bulk copies complete out of order, so a warp that skipped
+  // the wait for tile i - n could take the still-pending phase of tile i - n for tile i's (the
+  // parity wait cannot tell them apart); and a warp that skipped the arrival would let the
+  // producer refill a slot before that warp's wait for it.
   __device__ void release(uint32_t i, int lane) const {
     __syncwarp();
     if (lane == 0) mbar_arrive(&empty[i % uint32_t(n)]);
   }
+  // A tile this warp does not read.
+  __device__ void skip(uint32_t i, int lane) const {
+    wait(i);
+    release(i, lane);
+  }
 };
 
-// One tile of R <= 16 rows (K values each, contiguous) dotted with xs {K}. With R >= 8 each
-// warp takes whole rows (w, w + 8), loads each slice of x once for both, and finishes them
-// itself: no barrier. With R < 8, S = 8 / R warps share a row, each taking every S-th 32-chunk
-// stretch of it, and the row's S partial sums meet in `part` behind one barrier. done(r, v)
-// runs on one thread per row, the "owner" (lane 0 of the warp, or thread r when split).
+// Rows [0, rows) of a matrix that the producer streams through the ring in tiles of rpt rows
+// (K values each, contiguous), dotted with xs {K} (xs_index layout). Every warp owns whole rows,
+// two at a time (x read once for both), so no barrier is needed: a tile's rows go to wpt warps
+// (rows r0 and r0 + wpt; wpt the power of two >= rpt / 2), and the W / wpt groups of warps take
+// consecutive tiles (rpt 16: all warps on each tile, rows w and w + 8; rpt 4: warps 2g, 2g + 1
+// on tile g of each four; rpt 2: one tile per warp); a warp skips the group's other tiles
+// (Ring). Each lane keeps up to kGemvUnroll 16-byte loads per row in flight. done(r, v) runs on
+// lane 0 of the row's warp, in ascending r per warp. Advances t past the tiles.
+static_assert((W & (W - 1)) == 0 && 2 * W >= kFusedTileRows, "one pair of rows per warp and tile");
+constexpr int kGemvUnroll = 4;
 template <typename T, typename F>
-__device__ __forceinline__ void gemv_tile(const char* tile, int R, int K, const float* xs, float* part,
-                                          const Ring& ring, uint32_t t, int tid, F&& done) {
+__device__ __forceinline__ void gemv_rows(const Ring& ring, uint32_t& t, int rows, int rpt, int K,
+                                          const float* xs, int tid, F&& done) {
   constexpr int VEC = 16 / sizeof(T);
-  const int nv = K / VEC, lane = tid & 31, warp = tid >> 5;
-  const int S = R >= W ? 1 : W / R;  // warps per row (R < 8: 2, 4 or 8)
-  const int seg = warp % S, r0 = warp / S, rstep = W / S;
-  const uint4* w = reinterpret_cast<const uint4*>(tile);
-  float acc0 = 0.f, acc1 = 0.f;  // rows r0 and r0 + rstep (the second only when R > 8)
-  const bool two = r0 + rstep < R;
-  if (r0 < R) {
-    const uint4* w0 = w + size_t(r0) * nv;
-    const uint4* w1 = w + size_t(two ? r0 + rstep : r0) * nv;
-    int c = seg * 32 + lane;
-    for (; c + 32 * S < nv; c += 64 * S) {  // two stretches in flight
-      const int c2 = c + 32 * S;
-      const uint4 a0 = w0[c], a1 = w0[c2], b0 = w1[c], b1 = w1[c2];
-      acc0 += dot16(T{}, a0, xs + c * VEC) + dot16(T{}, a1, xs + c2 * VEC);
-      if (two) acc1 += dot16(T{}, b0, xs + c * VEC) + dot16(T{}, b1, xs + c2 * VEC);
+  const int nv = K / VEC, lane = tid & 31, warp = tid >> 5, half = xs_half<T>(K);
+  int wpt = 1;
+  while (wpt < W && 2 * wpt < rpt) wpt *= 2;
+  const int tpg = W / wpt;  // tiles per group
+  const int sub = warp / wpt, r0 = warp % wpt;
+  const int ntiles = (rows + rpt - 1) / rpt;
+  for (int g = 0; g < ntiles; g += tpg) {
+    const int ti = g + sub, ng = min(tpg, ntiles - g);
+    for (int q = 0; q < sub && q < ng; ++q) ring.skip(t + uint32_t(q), lane);
+    if (ti < ntiles) {
+      const int R = min(rpt, rows - ti * rpt);
+      const bool one = r0 < R, two = r0 + wpt < R;  // warp-uniform
+      const uint4* w = reinterpret_cast<const uint4*>(ring.wait(t + uint32_t(sub)));
+      float acc0 = 0.f, acc1 = 0.f;
+      if (one) {
+        const uint4* w0 = w + size_t(r0) * nv;
+        const uint4* w1 = w + size_t(two ? r0 + wpt : r0) * nv;
+        for (int c = lane; c < nv; c += 32 * kGemvUnroll) {
+          uint4 a[kGemvUnroll], b[kGemvUnroll];
+#pragma unroll
+          for (int u = 0; u < kGemvUnroll; ++u) {
+            const int cc = c + 32 * u;
+            if (cc < nv) {
+              a[u] = w0[cc];
+              if (two) b[u] = w1[cc];
+            }
+          }
+#pragma unroll
+          for (int u = 0; u < kGemvUnroll; ++u) {
+            const int cc = c + 32 * u;
+            if (cc < nv) {
+              const float4 lo = *reinterpret_cast<const float4*>(xs + 4 * cc);
+              const float4 hi = half ? *reinterpret_cast<const float4*>(xs + half + 4 * cc) : lo;
+              acc0 += dot16(T{}, a[u], lo, hi);
+              if (two) acc1 += dot16(T{}, b[u], lo, hi);
+            }
+          }
+        }
+      }
+      ring.release(t + uint32_t(sub), lane);
+      for (int q = sub + 1; q < ng; ++q) ring.skip(t + uint32_t(q), lane);
+      if (one) {
+        acc0 = warp_sum(acc0);
+        if (two) acc1 = warp_sum(acc1);
+        if (lane == 0) {
+          done(ti * rpt + r0, acc0);
+          if (two) done(ti * rpt + r0 + wpt, acc1);
+        }
+      }
     }
-    if (c < nv) {
-      acc0 += dot16(T{}, w0[c], xs + c * VEC);
-      if (two) acc1 += dot16(T{}, w1[c], xs + c * VEC);
-    }
-  }
-  ring.release(t, lane);
-  acc0 = warp_sum(acc0);
-  if (two) acc1 = warp_sum(acc1);
-  if (S == 1) {
-    if (lane == 0 && r0 < R) {
-      done(r0, acc0);
-      if (two) done(r0 + rstep, acc1);
-    }
-    return;
-  }
-  float* pb = part + (t & 1u) * (W * 2);  // [row][segment], R * S <= 8
-  if (lane == 0 && r0 < R) pb[r0 * S + seg] = acc0;
-  consumer_sync();
-  if (tid < R) {
-    float v = 0.f;
-    for (int q = 0; q < S; ++q) v += pb[tid * S + q];
-    done(tid, v);
+    t += uint32_t(ng);
   }
 }
 
