@@ -117,10 +117,11 @@ struct Watchdog {
 
 // dst[xs_index(i, half)] = value of src[i] for i in [0, n) (half 0: dst[i]), once every word
 // carries `epoch`; the calling threads (tid of nthr) share the work. Up to 8 words per thread
-// are in flight per round and a round re-reads only the words not ready yet. (Waiting on one
-// word at a time with a sleep between rounds for vectors longer than one round, to spare L2
-// while the weight stream needs it, measured 3% slower on the 2.8b shape; a sleep between the
-// rounds of short vectors, 5-7% slower on the 130m shape.)
+// are in flight per round and a round re-reads only the words not ready yet. (Measured slower:
+// 16 words per round, fewer rounds for the long vectors but registers spill, 7-14% on every
+// shape; waiting on one word at a time with a sleep between rounds for vectors longer than one
+// round, to spare L2 while the weight stream needs it, 3% on the 2.8b shape; a sleep between
+// the rounds of short vectors, 5-7% on the 130m shape.)
 __device__ __forceinline__ void poll_words(const uint64_t* src, int n, float* dst, uint32_t epoch,
                                            int tid, int nthr, FusedTrap* trap, int layer, int phase,
                                            int half = 0) {
