@@ -5,6 +5,8 @@
 // outputs, LTI (constant B, C).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <string>
 #include <tuple>
 
 #include "cpu/cpu_ops.hpp"
@@ -179,6 +181,81 @@ INSTANTIATE_TEST_SUITE_P(Tiles, ScanTiles,
                                            std::make_tuple(4, 128), std::make_tuple(8, 32),
                                            std::make_tuple(8, 64), std::make_tuple(16, 16),
                                            std::make_tuple(16, 32)));
+
+// L in chunks run one after another by separate blocks, the state handed on through global
+// memory: chunk boundaries inside and between tiles, a last chunk shorter than the others, more
+// chunks asked for than L has tiles (L = 1), batch > 1, a long L with many hand-overs, and
+// both the returned state (p.h) and the launch's own carry buffer (p.h null: zero initial state).
+class ScanChunks : public ::testing::TestWithParam<std::tuple<Shape, int, int, int>> {};
+
+TEST_P(ScanChunks, ChunksOfLMatchTheRecurrence) {
+  SKIP_WITHOUT_GPU();
+  auto [s, chunks, spt, tile] = GetParam();
+  for (bool with_state : {true, false}) {
+    ScanCase c = make_case(s, DType::BF16, 31 + uint32_t(s.L));
+    if (!with_state) std::fill(c.h0.begin(), c.h0.end(), 0.f);
+    const Reference r = reference(c);
+    DeviceCase g(c);
+    if (!with_state) g.p.h = nullptr;
+    g.p.l_chunks = chunks;
+    g.p.states_per_thread = spt;
+    g.p.tile_len = tile;
+    const cuda::ScanConfig cfg = cuda::scan_config(g.p);
+    EXPECT_LE(cfg.l_chunks, chunks);
+    if (chunks > 1 && s.L >= int64_t(2) * cfg.tile_len) EXPECT_GT(cfg.l_chunks, 1);
+    // Per chunk of batch entry 0, for the failure message: where it goes wrong.
+    const int64_t len = cfg.l_chunks > 1 ? ((s.L + chunks - 1) / chunks + cfg.tile_len - 1) /
+                                               cfg.tile_len * cfg.tile_len
+                                         : s.L;
+    auto per_chunk = [&](const std::vector<float>& y) {
+      std::string out;
+      for (int64_t t0 = 0; t0 < s.L; t0 += len) {
+        const int64_t t1 = std::min<int64_t>(s.L, t0 + len);
+        const std::vector<float> a(y.begin() + t0 * s.d, y.begin() + t1 * s.d),
+            b(r.y.begin() + t0 * s.d, r.y.begin() + t1 * s.d);
+        out += " " + std::to_string(rel_error(a, b));
+      }
+      return out;
+    };
+    // Twice: the second launch must find the tickets and flags zeroed again.
+    for (int rep = 0; rep < 2; ++rep) {
+      if (with_state) g.h.upload(c.h0);
+      selective_scan(g.p, nullptr);
+      MS_CUDA_CHECK(cudaDeviceSynchronize());
+      const std::vector<float> y = g.output(c);
+      EXPECT_LT(rel_error(y, r.y), out_tol(DType::BF16))
+          << "state " << with_state << " rep " << rep << " chunks " << cfg.l_chunks
+          << ", error per chunk:" << per_chunk(y);
+      if (with_state) EXPECT_LT(rel_error(g.h.download(), r.h), kStateTol);
+    }
+  }
+}
+INSTANTIATE_TEST_SUITE_P(
+    Chunks, ScanChunks,
+    ::testing::Values(std::make_tuple(Shape{1, 1001, 136, 16}, 2, 0, 0),
+                      std::make_tuple(Shape{1, 1001, 136, 16}, 3, 4, 64),  // last chunk short
+                      std::make_tuple(Shape{2, 777, 72, 16}, 5, 2, 32),    // batch, odd L
+                      std::make_tuple(Shape{1, 1, 64, 16}, 4, 0, 0),       // one token: no chunks
+                      std::make_tuple(Shape{1, 40, 40, 16}, 4, 8, 16),     // L < chunks · tile
+                      std::make_tuple(Shape{1, 5000, 24, 16}, 16, 4, 128),  // long, many hand-overs
+                      std::make_tuple(Shape{1, 333, 37, 5}, 3, 1, 16),     // odd d and d_state
+                      std::make_tuple(Shape{3, 2100, 200, 16}, 7, 16, 32),
+                      // The same launch shapes without chunks, and with 4 states per lane.
+                      std::make_tuple(Shape{2, 777, 72, 16}, 1, 2, 32),
+                      std::make_tuple(Shape{1, 333, 37, 5}, 1, 1, 16),
+                      std::make_tuple(Shape{3, 2100, 200, 16}, 1, 16, 32),
+                      std::make_tuple(Shape{2, 777, 72, 16}, 5, 4, 32),
+                      std::make_tuple(Shape{1, 333, 37, 5}, 3, 4, 16)));
+
+TEST(Scan, ChunksOfLRefuseProbes) {
+  SKIP_WITHOUT_GPU();
+  const ScanCase c = make_case({1, 64, 32, 16}, DType::BF16, 3);
+  DeviceCase g(c);
+  DeviceBuffer delta(size_t(64 * 32));
+  g.p.delta_out = delta.f32();
+  g.p.l_chunks = 2;
+  EXPECT_THROW(selective_scan(g.p, nullptr), Error);
+}
 
 TEST(Scan, ProbeOutputsMatchTheReference) {
   SKIP_WITHOUT_GPU();

@@ -1,6 +1,7 @@
 // Host side of the selective scan: validates parameters, picks the variant and launch shape and
 // dispatches to the per-type instantiations (scan_{bf16,f16,f32}.cu).
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -16,10 +17,15 @@ namespace {
 struct Device {
   int id, sms;
 };
+// The host path runs before every launch and counts in short scans (L = 512: a few µs of
+// ~30), so what does not change is looked up once: SM counts here, launch choices below.
 Device current_device() {
+  static std::atomic<int> sms[kScanMaxDevices] = {};
   Device dv{};
   MS_CUDA_CHECK(cudaGetDevice(&dv.id));
+  if (dv.id < kScanMaxDevices && (dv.sms = sms[dv.id].load(std::memory_order_relaxed)) > 0) return dv;
   MS_CUDA_CHECK(cudaDeviceGetAttribute(&dv.sms, cudaDevAttrMultiProcessorCount, dv.id));
+  if (dv.id < kScanMaxDevices) sms[dv.id].store(dv.sms, std::memory_order_relaxed);
   return dv;
 }
 
@@ -58,14 +64,66 @@ struct Choice {
   bool general;
 };
 
+// The ticket counter, flags and (when p.h is null) the carried state of chunked launches, one
+// buffer per (device, stream), so that launches on one stream use it in turn; the counter and
+// flags are zeroed on the stream before each launch (a few bytes). Grown when needed.
+struct ChunkWorkspace {
+  void* buf = nullptr;
+  size_t bytes = 0;
+};
+void bind_chunk_workspace(ScanLaunch& k, const ScanParams& p, int dev, cudaStream_t stream) {
+  static std::mutex mu;
+  static std::map<std::pair<int, cudaStream_t>, ChunkWorkspace> spaces;
+  const size_t nflags = size_t(p.batch) * size_t(k.groups);
+  const size_t flag_bytes = ((1 + nflags) * sizeof(unsigned) + 15) & ~size_t(15);
+  const size_t carry_bytes = p.h ? 0 : sizeof(float) * size_t(p.batch) * p.d * p.N;
+  const size_t need = flag_bytes + carry_bytes;
+  std::lock_guard<std::mutex> lock(mu);
+  ChunkWorkspace& w = spaces[{dev, stream}];
+  if (w.bytes < need) {
+    if (w.buf) {  // an earlier launch on this stream may still use it
+      MS_CUDA_CHECK(cudaStreamSynchronize(stream));
+      MS_CUDA_CHECK(cudaFree(w.buf));
+      w = {};
+    }
+    const size_t bytes = std::max<size_t>(need, 64 << 10);
+    MS_CUDA_CHECK(cudaMalloc(&w.buf, bytes));
+    MS_CUDA_CHECK(cudaMemset(w.buf, 0, bytes));
+    w.bytes = bytes;
+  }
+  k.ctr = static_cast<unsigned*>(w.buf);
+  k.ready = k.ctr + 1;
+  k.carry = p.h ? nullptr : reinterpret_cast<float*>(static_cast<char*>(w.buf) + flag_bytes);
+  MS_CUDA_CHECK(cudaMemsetAsync(w.buf, 0, (1 + nflags) * sizeof(unsigned), stream));
+}
+
+bool capturing(cudaStream_t stream) {
+  cudaStreamCaptureStatus st = cudaStreamCaptureStatusNone;
+  MS_CUDA_CHECK(cudaStreamIsCapturing(stream, &st));
+  return st != cudaStreamCaptureStatusNone;
+}
+
 int log2_of(int x) {
   int l = 0;
   while ((1 << l) < x) ++l;
   return l;
 }
 
-Choice choose(const ScanParams& p) {
-  const ScanVariantTable& tab = variant_table(p.dtype);
+// What the launch choice depends on besides the pointers (which only decide the 16-byte
+// copies, checked per call).
+struct ChoiceKey {
+  int dev, dtype, batch, d, N, tile_len, spt, l_chunks;
+  int64_t L;
+  bool general, chunkable;
+  auto tie() const {
+    return std::tie(dev, dtype, batch, d, N, tile_len, spt, l_chunks, L, general, chunkable);
+  }
+  bool operator<(const ChoiceKey& o) const { return tie() < o.tie(); }
+};
+
+Choice pick(const ScanParams& p, const Device& dv, bool general, bool chunkable);
+
+Choice choose(const ScanParams& p, cudaStream_t stream) {
   const Device dv = current_device();
   const int elem = int(dtype_size(p.dtype));
   const int vec = 16 / elem;
@@ -74,7 +132,57 @@ Choice choose(const ScanParams& p) {
   if (p.tile_len != 0 && p.tile_len != 16 && p.tile_len != 32 && p.tile_len != 64 &&
       p.tile_len != 128)
     throw Error("selective_scan: tile_len must be 16, 32, 64 or 128");
+  if (p.l_chunks < 0) throw Error("selective_scan: l_chunks must be 0 (automatic) or positive");
 
+  const bool general = p.N > 16 || p.hnorm_out || p.h_out || p.B_const;
+  // Chunks of L index tokens from the chunk's start: not with the probes or interventions,
+  // which index the whole call; not under graph capture (the workspace may need allocating).
+  const bool chunkable =
+      !general && p.n_overrides == 0 && !p.delta_out && !p.ypre_out && !capturing(stream);
+  if (p.l_chunks > 1 && !chunkable)
+    throw Error("selective_scan: l_chunks > 1 needs a plain layer (no probes, Δ interventions "
+                "or constant B, C) outside graph capture");
+  if (!general && p.states_per_thread != 0 && p.states_per_thread != 1 &&
+      p.states_per_thread != 2 && p.states_per_thread != 4 && p.states_per_thread != 8 &&
+      p.states_per_thread != 16)
+    throw Error("selective_scan: states_per_thread must be 1, 2, 4, 8 or 16");
+
+  static std::mutex mu;
+  static std::map<ChoiceKey, Choice> cache;
+  const ChoiceKey key{dv.id, int(p.dtype), p.batch, p.d, p.N, p.tile_len, general ? 0 : p.states_per_thread,
+                      p.l_chunks, p.L, general, chunkable};
+  Choice best{};
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = cache.find(key);
+    if (it != cache.end()) best = it->second;
+  }
+  if (!best.ops) {
+    best = pick(p, dv, general, chunkable);
+    std::lock_guard<std::mutex> lock(mu);
+    if (cache.size() > 4096) cache.clear();  // a sweep over many shapes: start over
+    cache[key] = best;
+  }
+  if (p.channels_per_block != 0 && p.channels_per_block != best.k.cb)
+    throw Error("selective_scan: channels_per_block must be 0 or " + std::to_string(best.k.cb) +
+                " for " + std::to_string(best.S) + " states per thread");
+
+  ScanLaunch& k = best.k;
+  k.dev = dv.id;
+  const bool need_dt = !p.dt_const;
+  k.vec_main = p.d % vec == 0 && k.cb % vec == 0 && aligned16(p.u) &&
+               p.ldu % vec == 0 && p.bsu % vec == 0 &&
+               (!need_dt || (aligned16(p.dt) && p.lddt % vec == 0 && p.bsdt % vec == 0));
+  k.vec_z = p.z && p.d % vec == 0 && k.cb % vec == 0 && aligned16(p.z) && p.ldz % vec == 0 &&
+            p.bsz % vec == 0;
+  k.vec_bc = !p.B_const && p.N % vec == 0 && aligned16(p.B) && aligned16(p.C) &&
+             p.ldb % vec == 0 && p.ldc % vec == 0 && p.bsb % vec == 0 && p.bsc % vec == 0;
+  return best;
+}
+
+// The cost model: the variant, tile length and chunks of L for one shape.
+Choice pick(const ScanParams& p, const Device& dv, bool general, bool chunkable) {
+  const ScanVariantTable& tab = variant_table(p.dtype);
   // Candidates: the fast variants for d_state <= 16; the general one where probes or constant
   // B, C are asked for, or the state is larger.
   struct Cand {
@@ -83,14 +191,12 @@ Choice choose(const ScanParams& p) {
   };
   Cand cands[5];
   int ncand = 0;
-  const bool general = p.N > 16 || p.hnorm_out || p.h_out || p.B_const;
   if (general) {
     cands[ncand++] = p.N > 16 ? Cand{&tab.general64, 16, 4} : Cand{&tab.general16, 4, 4};
   } else {
     const Cand all[5] = {{&tab.s1, 1, 16}, {&tab.s2, 2, 8}, {&tab.s4, 4, 4}, {&tab.s8, 8, 2}, {&tab.s16, 16, 1}};
     for (const Cand& c : all)
       if (p.states_per_thread == 0 || p.states_per_thread == c.S) cands[ncand++] = c;
-    if (ncand == 0) throw Error("selective_scan: states_per_thread must be 1, 2, 4, 8 or 16");
   }
 
   // Per candidate and tile length, a cost in units of one scan warp's state-steps: waves of
@@ -102,12 +208,27 @@ Choice choose(const ScanParams& p) {
   // lane (no shuffles at all) win once there are blocks enough for four waves of the 4-state
   // variant. Shorter tiles need less shared memory, so more blocks fit; longer ones take longer
   // to fill the pipeline (one tile of prep before the first step). Ties go to the longer tile.
+  //
+  // Chunks of L (scan_chunks.cuh) cost the same per token plus a pipeline fill and drain per
+  // chunk (~2 tiles), in waves of chunk blocks instead of whole-sequence ones; automatically
+  // only where each wave holds distinct channel groups (so that a chunk's predecessor ran a
+  // wave earlier) and where the model expects at least 10% off (H200: d_inner 5120 from
+  // L = 8192, 4 chunks of 128-token tiles per group, 22-32% off; at 5120 × 2048 chunks lost).
   const int64_t Lr = (p.L + 15) / 16 * 16;
   Choice best{};
   double best_cost = -1;
+  auto waves_of = [&](int64_t blocks, int occ) {
+    double waves = 0;  // sum over waves of (blocks on the busiest SM) × co-residency factor
+    for (int64_t left = blocks; left > 0; left -= int64_t(occ) * dv.sms) {
+      const int64_t r = std::min<int64_t>(occ, (left + dv.sms - 1) / dv.sms);
+      waves += double(r) * (r > 1 ? 0.7 : 1.0);
+    }
+    return waves;
+  };
   for (int ci = 0; ci < ncand; ++ci) {
     const Cand& cd = cands[ci];
     ScanLaunch k{};
+    k.dev = dv.id;
     k.cb = kScanWarps * 32 / cd.tpc;
     k.cb_log2 = log2_of(k.cb);
     const int64_t blocks = int64_t(p.batch) * ((p.d + k.cb - 1) / k.cb);
@@ -122,43 +243,41 @@ Choice choose(const ScanParams& p) {
       k.tt = tt;
       const int occ = blocks_per_sm(*cd.ops, p, k, dv.id);
       if (occ == 0) continue;
-      double waves = 0;  // sum over waves of (blocks on the busiest SM) × co-residency factor
-      for (int64_t left = blocks; left > 0; left -= int64_t(occ) * dv.sms) {
-        const int64_t r = std::min<int64_t>(occ, (left + dv.sms - 1) / dv.sms);
-        waves += double(r) * (r > 1 ? 0.7 : 1.0);
-      }
-      const double fill = double(Lr + tt) / double(Lr);
-      const double cost = cd.S * waves * s_factor * (1.0 + 48.0 / tt) * fill;
-      if (best_cost < 0 || cost < best_cost * 0.999) {
+      const double per_token = cd.S * s_factor * (1.0 + 48.0 / tt) / double(Lr);
+      auto consider = [&](int64_t len, double cost) {
+        if (best_cost >= 0 && cost >= best_cost * 0.999) return;
         best = Choice{cd.ops, k, cd.S, cd.tpc, general};
+        best.k.chunks = len ? int((p.L + len - 1) / len) : 1;
+        best.k.chunk_len = len;
         best_cost = cost;
+      };
+      auto chunk_len = [&](int K) { return ((p.L + K - 1) / K + tt - 1) / tt * tt; };
+      // A forced chunk count that leaves one chunk (a short L) is the plain launch.
+      const bool forced = p.l_chunks > 1 && (p.L + chunk_len(p.l_chunks) - 1) / chunk_len(p.l_chunks) > 1;
+      if (!forced) consider(0, per_token * waves_of(blocks, occ) * double(Lr + tt));
+      if (!chunkable || p.l_chunks == 1 || (p.l_chunks == 0 && int64_t(occ) * dv.sms > blocks))
+        continue;
+      for (int K = forced ? p.l_chunks : 2; K <= (forced ? p.l_chunks : 16); ++K) {
+        const int64_t len = chunk_len(K);
+        const int64_t kk = (p.L + len - 1) / len;  // chunks actually needed
+        if (kk < 2 || (!forced && len < 2 * tt)) continue;
+        consider(len, per_token * waves_of(blocks * kk, occ) * double(len + 2 * tt) *
+                          (forced ? 1.0 : 1.0 / 0.9));
       }
     }
   }
   if (best_cost < 0)
     throw Error("selective_scan: no launch shape fits this GPU's shared memory (tile_len " +
                 std::to_string(p.tile_len) + ")");
-  if (p.channels_per_block != 0 && p.channels_per_block != best.k.cb)
-    throw Error("selective_scan: channels_per_block must be 0 or " + std::to_string(best.k.cb) +
-                " for " + std::to_string(best.S) + " states per thread");
-
-  ScanLaunch& k = best.k;
-  const bool need_dt = !p.dt_const;
-  k.vec_main = p.d % vec == 0 && k.cb % vec == 0 && aligned16(p.u) &&
-               p.ldu % vec == 0 && p.bsu % vec == 0 &&
-               (!need_dt || (aligned16(p.dt) && p.lddt % vec == 0 && p.bsdt % vec == 0));
-  k.vec_z = p.z && p.d % vec == 0 && k.cb % vec == 0 && aligned16(p.z) && p.ldz % vec == 0 &&
-            p.bsz % vec == 0;
-  k.vec_bc = !p.B_const && p.N % vec == 0 && aligned16(p.B) && aligned16(p.C) &&
-             p.ldb % vec == 0 && p.ldc % vec == 0 && p.bsb % vec == 0 && p.bsc % vec == 0;
+  best.k.groups = (p.d + best.k.cb - 1) / best.k.cb;
   return best;
 }
 
 }  // namespace
 
 ScanConfig scan_config(const ScanParams& p) {
-  const Choice c = choose(p);
-  return {c.S, c.k.cb, c.tpc, c.k.tt, c.ops->smem_bytes(p, c.k), c.general};
+  const Choice c = choose(p, nullptr);
+  return {c.S, c.k.cb, c.tpc, c.k.tt, c.ops->smem_bytes(p, c.k), c.general, c.k.chunks};
 }
 
 void selective_scan(const ScanParams& p, cudaStream_t stream) {
@@ -171,7 +290,8 @@ void selective_scan(const ScanParams& p, cudaStream_t stream) {
   if (p.n_overrides < 0 || p.n_overrides > ScanParams::kMaxOverrides)
     throw Error("selective_scan: too many Δ overrides in one call");
   if (p.L == 0) return;
-  const Choice c = choose(p);
+  Choice c = choose(p, stream);
+  if (c.k.chunks > 1) bind_chunk_workspace(c.k, p, c.k.dev, stream);
   c.ops->launch(p, c.k, stream);
 }
 

@@ -50,6 +50,10 @@ struct ScanParams {
   int states_per_thread = 0;
   int channels_per_block = 0;
   int tile_len = 0;
+  // L in chunks (0 = automatic, 1 = none, K = at most K chunks of whole tiles): blocks of one
+  // chunk per channel group run in sequence, the state carried through global memory, so that
+  // every SM gets equal work. Only for the usual layer (no probes, interventions or LTI).
+  int l_chunks = 0;
 };
 
 // Checks the parameters (throws mambascope::Error on a bad shape) and launches on `stream`.
@@ -59,6 +63,7 @@ void selective_scan(const ScanParams& p, cudaStream_t stream);
 struct ScanConfig {
   int states_per_thread, channels_per_block, threads_per_channel, tile_len, smem_bytes;
   bool general;  // the variant with per-step probes / constant B, C (slower)
+  int l_chunks;  // chunks of L (1: one block per channel group)
 };
 ScanConfig scan_config(const ScanParams& p);
 

@@ -18,6 +18,9 @@
 // - Code size matters as much as instruction count: the per-tile path of both roles must stay
 //   in the instruction cache, so stages are runtime values and the rare paths (last tile,
 //   interventions, probes, no gate) are out of line.
+// - Where the channel groups do not fill the SMs evenly (d_inner 5120), L is cut into chunks run
+//   by one block each in ticket order, the state passed on through global memory
+//   (scan_chunks.cuh).
 // - Nothing of size L·d·N is stored. Steps past L in the last tile run with Δ = 0 (h unchanged)
 //   so the scan loop has no bounds checks.
 // - The general variant (per-step probes ‖h_t‖ and h_t, constant LTI B and C, d_state up to 64)
@@ -25,6 +28,7 @@
 #pragma once
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <cstdint>
 #include <type_traits>
 
@@ -47,6 +51,7 @@ struct ScanVariant {
   static constexpr int kMinBlocks = General_ ? 1 : 2;
 };
 
+constexpr int kScanMaxDevices = 16;  // host-side caches per device id
 constexpr int kScanWarps = 4;  // one per SM sub-partition
 constexpr int kPrepWarps = 4;
 constexpr int kPrepThreads = kPrepWarps * 32;
@@ -57,6 +62,21 @@ struct ScanLaunch {
   int cb, cb_log2;        // channels per block (kScanWarps · CW)
   int tt;                 // tokens per tile, a multiple of 16
   bool vec_main, vec_bc, vec_z;  // 16-byte copies usable (alignment and divisibility checked)
+  int dev = 0;                   // the device it was chosen for
+  // L in chunks (scan_chunks.cuh): chunks > 1 runs one block per (chunk, batch, channel group)
+  // in ticket order, each chunk starting from the state its predecessor published.
+  int chunks = 1;
+  int groups = 0;          // channel groups per batch entry: ceil(d / cb)
+  int64_t chunk_len = 0;   // tokens per chunk, a multiple of tt (the last may be shorter)
+  unsigned* ctr = nullptr;    // {1}: tickets taken (zeroed before each launch, with ready)
+  unsigned* ready = nullptr;  // {batch · groups}: scan threads done handing on a chunk's state
+  float* carry = nullptr;     // {batch, d, N}: the carried state when p.h is null
+};
+
+// What one block works on: a batch entry, a channel group and a stretch of the sequence.
+struct ScanItem {
+  int b, c0, chunk;
+  int64_t tb, len;  // first token and length of the stretch
 };
 
 // Shared-memory layout, computed identically on host and device: three raw stages (u, dt, B,
@@ -109,9 +129,9 @@ __device__ __forceinline__ float ex2_approx(float x) {
   asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
   return y;
 }
-// Named barriers: 0 is __syncthreads (unused), 1 the prep warps among themselves, 2 + stage
-// "prep stage full" (prep -> scan), 4 + stage "tile done" (scan -> prep: partials written, prep
-// stage read).
+// Named barriers: 0 is __syncthreads (chunk tickets only), 1 the prep warps among themselves,
+// 2 + stage "tile done" (scan -> prep: partials written, prep stage read), 4 + 4·stage + warp
+// "prep stage full" (prep -> scan).
 __device__ __forceinline__ void named_sync_id(int id, int n) {
   asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(n) : "memory");
 }
@@ -119,10 +139,23 @@ __device__ __forceinline__ void named_arrive_id(int id, int n) {
   asm volatile("bar.arrive %0, %1;" ::"r"(id), "r"(n) : "memory");
 }
 __device__ __forceinline__ float4 lds4(const float* p) { return *reinterpret_cast<const float4*>(p); }
-enum : int { kBarPrep = 1, kBarFull = 2, kBarDone = 4 };
+enum : int { kBarPrep = 1, kBarDone = 2, kBarFull = 4 };
+
+// "Prep stage full": one barrier per stage and scan warp (4 + 4·stage + warp) that the prep
+// warps arrive at, so that a scan warp waits for the prep warps but not for the other scan
+// warps (each runs on its own sub-partition and drifts a little; H200: 1-3% at d_inner 4096
+// and 5120). "Tile done" stays one barrier per stage: the prep warps need every scan warp.
+__device__ __forceinline__ void wait_stage_full(int st, int warp) {
+  named_sync_id(kBarFull + kScanWarps * st + warp, 32 + kPrepThreads);
+}
+__device__ __forceinline__ void signal_stage_full(int st) {
+#pragma unroll
+  for (int w = 0; w < kScanWarps; ++w) named_arrive_id(kBarFull + kScanWarps * st + w, 32 + kPrepThreads);
+}
 
 }  // namespace mambascope::cuda
 
+#include "cuda/scan_chunks.cuh"
 #include "cuda/scan_warps.cuh"
 #include "cuda/scan_prep.cuh"
 
@@ -134,12 +167,14 @@ __global__ void __launch_bounds__(kScanThreads, V::kMinBlocks)
   extern __shared__ __align__(16) unsigned char smem[];
   const ScanSmem lay = scan_smem(k, p.N, int(sizeof(T)), V::NP, V::kStateRows);
   const int warp = int(threadIdx.x) >> 5, lane = int(threadIdx.x) & 31;
-  const int b = int(blockIdx.y), c0 = int(blockIdx.x) * k.cb;
-  const int64_t ntiles = (p.L + k.tt - 1) / k.tt;
+  const ScanItem it = k.chunks > 1
+                          ? take_chunk_item(p, k)
+                          : ScanItem{int(blockIdx.y), int(blockIdx.x) * k.cb, 0, 0, p.L};
+  const int64_t ntiles = (it.len + k.tt - 1) / k.tt;
   if (warp < kScanWarps)
-    scan_warps<T, V>(p, k, lay, smem, warp, lane, b, c0, ntiles);
+    scan_warps<T, V>(p, k, lay, smem, warp, lane, it, ntiles);
   else
-    prep_warps<T, V>(p, k, lay, smem, int(threadIdx.x) - kScanWarps * 32, b, c0, ntiles);
+    prep_warps<T, V>(p, k, lay, smem, int(threadIdx.x) - kScanWarps * 32, it, ntiles);
 }
 
 // The per-variant entry points scan.cu dispatches to (instantiated in scan_{bf16,f16,f32}.cu).
@@ -154,11 +189,25 @@ int scan_smem_bytes(const ScanParams& p, const ScanLaunch& k) {
   return scan_smem(k, p.N, int(sizeof(T)), V::NP, V::kStateRows).total;
 }
 
+// The kernel's dynamic shared-memory limit is a driver call: raised once per device to the
+// largest size asked for (by launches and occupancy queries alike), never lowered.
+template <typename T, class V>
+void raise_smem_limit(int dev, int smem) {
+  static std::atomic<int> raised[kScanMaxDevices] = {};
+  if (dev < kScanMaxDevices && raised[dev].load(std::memory_order_relaxed) >= smem) return;
+  MS_CUDA_CHECK(cudaFuncSetAttribute(selective_scan_kernel<T, V>,
+                                     cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  if (dev >= kScanMaxDevices) return;
+  int cur = raised[dev].load(std::memory_order_relaxed);
+  while (cur < smem && !raised[dev].compare_exchange_weak(cur, smem)) {
+  }
+}
+
 template <typename T, class V>
 int scan_blocks_per_sm(const ScanParams& p, const ScanLaunch& k) {
   const int smem = scan_smem_bytes<T, V>(p, k);
   auto kernel = selective_scan_kernel<T, V>;
-  MS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  raise_smem_limit<T, V>(k.dev, smem);
   int n = 0;
   MS_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, kScanThreads, smem));
   return n;
@@ -168,8 +217,9 @@ template <typename T, class V>
 void launch_scan(const ScanParams& p, const ScanLaunch& k, cudaStream_t stream) {
   const int smem = scan_smem_bytes<T, V>(p, k);
   auto kernel = selective_scan_kernel<T, V>;
-  MS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-  const dim3 grid((p.d + k.cb - 1) / k.cb, p.batch);
+  raise_smem_limit<T, V>(k.dev, smem);
+  const dim3 grid = k.chunks > 1 ? dim3(unsigned(int64_t(p.batch) * k.groups * k.chunks))
+                                 : dim3((p.d + k.cb - 1) / k.cb, p.batch);
   kernel<<<grid, kScanThreads, smem, stream>>>(p, k);
   MS_CUDA_CHECK_LAUNCH();
 }

@@ -254,17 +254,20 @@ __device__ __noinline__ void finish_checked(const ScanParams& p, const PrepCtx<T
 template <typename T, class V>
 __device__ __forceinline__ void prep_warps(const ScanParams& p, const ScanLaunch& k,
                                            const ScanSmem& lay, unsigned char* smem, int pt,
-                                           int b, int c0, int64_t ntiles) {
+                                           const ScanItem& it, int64_t ntiles) {
   constexpr int CB = kScanWarps * V::CW;    // channels per block
   constexpr int kStep = kPrepThreads / CB;  // threads per channel: a thread's step-quad stride
-  const int d = p.d, tt = k.tt, rsd = lay.rsd;
-  const T* gu = static_cast<const T*>(p.u) + b * p.bsu;
-  const T* gdt = p.dt_const ? nullptr : static_cast<const T*>(p.dt) + b * p.bsdt;
-  const T* gz = p.z ? static_cast<const T*>(p.z) + b * p.bsz : nullptr;
-  const T* gB = p.B_const ? nullptr : static_cast<const T*>(p.B) + b * p.bsb;
-  const T* gC = p.B_const ? nullptr : static_cast<const T*>(p.C) + b * p.bsc;
+  const int d = p.d, tt = k.tt, rsd = lay.rsd, b = it.b, c0 = it.c0;
+  // Pointers start at the block's first token (it.tb > 0 only for chunks of L, which take no
+  // probes or interventions: those index by the whole call's token).
+  const int64_t tb = it.tb;
+  const T* gu = static_cast<const T*>(p.u) + b * p.bsu + tb * p.ldu;
+  const T* gdt = p.dt_const ? nullptr : static_cast<const T*>(p.dt) + b * p.bsdt + tb * p.lddt;
+  const T* gz = p.z ? static_cast<const T*>(p.z) + b * p.bsz + tb * p.ldz : nullptr;
+  const T* gB = p.B_const ? nullptr : static_cast<const T*>(p.B) + b * p.bsb + tb * p.ldb;
+  const T* gC = p.B_const ? nullptr : static_cast<const T*>(p.C) + b * p.bsc + tb * p.ldc;
   PrepCtx<T> x{};
-  x.gy = static_cast<T*>(p.y) + b * p.bsy;
+  x.gy = static_cast<T*>(p.y) + b * p.bsy + tb * p.ldy;
   x.gz = gz;
   x.b = b;
   x.c = pt % CB;
@@ -288,7 +291,7 @@ __device__ __forceinline__ void prep_warps(const ScanParams& p, const ScanLaunch
 
   auto raw_stage = [&](int64_t tile) { return smem + lay.raw0 + int(tile % 3) * lay.raw_stage; };
   auto tile_len = [&](int64_t tile) {
-    const int64_t left = p.L - tile * tt;
+    const int64_t left = it.len - tile * tt;
     return int(left < tt ? left : tt);
   };
   auto load = [&](int64_t tile) {
@@ -371,7 +374,7 @@ __device__ __forceinline__ void prep_warps(const ScanParams& p, const ScanLaunch
   cp_async_wait<3>();
   named_sync_id(kBarPrep, kPrepThreads);
   prep(0, 0);
-  named_arrive_id(kBarFull, kScanThreads);
+  signal_stage_full(0);
   // One step of the pipeline: operands of tile kt + 1, outputs of tile kt, copies of kt + 3.
   for (int64_t kt = 0; kt < ntiles; ++kt) {
     const int st = int(kt & 1);
@@ -380,7 +383,7 @@ __device__ __forceinline__ void prep_warps(const ScanParams& p, const ScanLaunch
       named_sync_id(kBarPrep, kPrepThreads);  // tile kt + 1 has landed for every prep thread
       // Its prep stage was last read by tile kt - 1, whose "done" was waited for below.
       prep(kt + 1, st ^ 1);
-      named_arrive_id(kBarFull + (st ^ 1), kScanThreads);
+      signal_stage_full(st ^ 1);
     }
     cp_async_wait<1>();  // z of tile kt (raw kt + 2 may still be in flight)
     named_sync_id(kBarDone + st, kScanThreads);  // (also makes every thread's z copies visible)

@@ -81,14 +81,14 @@ __device__ __forceinline__ void load_ops(ScanOps<V>& o, const ScanSrc& src, int 
 
 // One register block: the chain of U steps on `cur`, with the exps of each next step (the
 // block's own, or the first of `nxt`) issued inside the step before. `a` holds the exps of
-// cur's first step on entry and of nxt's first step on return.
+// cur's first step on entry and of nxt's first step on return; y gets the lane's share of C·h
+// per step.
 template <class V>
-__device__ __forceinline__ void run_block(const ScanOps<V>& cur, const ScanOps<V>& nxt,
+__device__ __forceinline__ void run_steps(const ScanOps<V>& cur, const ScanOps<V>& nxt,
                                           float (&a)[V::S], float (&h)[V::S],
-                                          const float (&A2)[V::S], float* part, int t,
+                                          const float (&A2)[V::S], float (&y)[V::U], int t,
                                           const ScanProbe* probe) {
   constexpr int U = V::U, S = V::S;
-  float y[U];
 #pragma unroll
   for (int j = 0; j < U; ++j) {
     float aj[S];
@@ -123,9 +123,17 @@ __device__ __forceinline__ void run_block(const ScanOps<V>& cur, const ScanOps<V
       }
     }
   }
-  // The channel's TPC lanes add up their C·h: a reduce-scatter over the U steps (lane g ends
-  // with step g mod U; TPC >= U in every variant), then a sum over the remaining lanes. Lanes
-  // g < U store one whole sum each: 4 consecutive floats per channel for U = 4.
+}
+
+// The channel's TPC lanes add up their C·h of one register block (steps t .. t + U - 1): a
+// reduce-scatter over the U steps (lane g ends with step g mod U; TPC >= U in every variant),
+// then a sum over the remaining lanes. Lanes g < U store one whole sum each: 4 consecutive
+// floats per channel for U = 4. Called one block late (after the next block's steps), so that
+// the shuffles' latency hides behind that block's arithmetic instead of stalling the warp at
+// the loop's back edge.
+template <class V>
+__device__ __forceinline__ void reduce_store(float (&y)[V::U], float* part, int t) {
+  constexpr int U = V::U;
   const int g = lane_of_channel<V>();
 #pragma unroll
   for (int half = U / 2; half >= 1; half /= 2) {
@@ -147,13 +155,17 @@ __device__ __forceinline__ void run_block(const ScanOps<V>& cur, const ScanOps<V
 template <typename T, class V>
 __device__ __forceinline__ void scan_warps(const ScanParams& p, const ScanLaunch& k,
                                            const ScanSmem& lay, unsigned char* smem, int warp,
-                                           int lane, int b, int c0, int64_t ntiles) {
+                                           int lane, const ScanItem& it, int64_t ntiles) {
   constexpr int S = V::S, TPC = V::TPC, U = V::U;
   static_assert(TPC >= U, "the reduce-scatter of C·h needs a lane per step of a block");
   constexpr float kLog2e = 1.4426950408889634f;
-  const int N = p.N, d = p.d, tt = k.tt;
-  const int g = lane % TPC, c = warp * V::CW + lane / TPC, gc = c0 + c;
+  const int N = p.N, d = p.d, tt = k.tt, b = it.b;
+  const int g = lane % TPC, c = warp * V::CW + lane / TPC, gc = it.c0 + c;
   const bool cvalid = gc < d;
+  // A chunk after the first starts from the state its predecessor published (scan_chunks.cuh).
+  const bool chunked = k.chunks > 1;
+  if (chunked) wait_chunk_start(k, it);
+  const float* h_in = chunked && it.chunk > 0 ? chunk_state(p, k) : p.h;
   // Padded states (n >= N) and channels (>= d) have A = 0 and B = C = 0 (or Δ = 0): they stay 0.
   float A2[S], h[S], bk[S], ck[S];
 #pragma unroll
@@ -162,7 +174,7 @@ __device__ __forceinline__ void scan_warps(const ScanParams& p, const ScanLaunch
     const bool ok = cvalid && n < N;
     const int64_t cn = int64_t(gc) * N + n;
     A2[s] = ok ? p.A[cn] * kLog2e : 0.f;
-    h[s] = ok && p.h ? p.h[(int64_t(b) * d + gc) * N + n] : 0.f;
+    h[s] = ok && h_in ? __ldcg(h_in + (int64_t(b) * d + gc) * N + n) : 0.f;
     bk[s] = ok && p.B_const ? p.B_const[cn] : 0.f;
     ck[s] = ok && p.B_const ? p.C_const[cn] : 0.f;
   }
@@ -183,7 +195,7 @@ __device__ __forceinline__ void scan_warps(const ScanParams& p, const ScanLaunch
     ScanOps<V> opA, opB;
     float a[S];
     [[maybe_unused]] ScanProbe probe{};
-    named_sync_id(kBarFull, kScanThreads);
+    wait_stage_full(0, warp);
     load_ops<V, kConstBC>(opA, src_of(0), 0, rs_state, bk, ck);
 #pragma unroll
     for (int s = 0; s < S; ++s) a[s] = ex2_approx(opA.dl[0] * A2[s]);
@@ -204,23 +216,30 @@ __device__ __forceinline__ void scan_warps(const ScanParams& p, const ScanLaunch
         probe.hout = p.h_out ? p.h_out + (int64_t(b) * (p.L - p.h_out_from) * d + gc) * N : nullptr;
         pr = &probe;
       }
-      int t = 0;
-      for (; t < tt - 2 * U; t += 2 * U) {
-        load_ops<V, kConstBC>(opB, src, t + U, rs_state, bk, ck);
-        run_block<V>(opA, opB, a, h, A2, part, t, pr);
-        load_ops<V, kConstBC>(opA, src, t + 2 * U, rs_state, bk, ck);
-        run_block<V>(opB, opA, a, h, A2, part, t + U, pr);
+      // Blocks alternate between opA (even) and opB (odd); tt / U is even and >= 4. Each
+      // block's C·h sums are reduced and stored after the next block's steps.
+      float yA[U], yB[U];
+      load_ops<V, kConstBC>(opB, src, U, rs_state, bk, ck);
+      run_steps<V>(opA, opB, a, h, A2, yA, 0, pr);
+      int t = U;
+      for (; t < tt - U; t += 2 * U) {
+        load_ops<V, kConstBC>(opA, src, t + U, rs_state, bk, ck);
+        run_steps<V>(opB, opA, a, h, A2, yB, t, pr);
+        reduce_store<V>(yA, part, t - U);
+        load_ops<V, kConstBC>(opB, src, t + 2 * U, rs_state, bk, ck);
+        run_steps<V>(opA, opB, a, h, A2, yA, t + U, pr);
+        reduce_store<V>(yB, part, t);
       }
-      load_ops<V, kConstBC>(opB, src, t + U, rs_state, bk, ck);
-      run_block<V>(opA, opB, a, h, A2, part, t, pr);
       // The next tile's first block is loaded before this tile's last one runs (its prep
       // stage is full long before: the prep warps run a tile ahead). After the last tile opA
       // keeps stale but finite operands whose exps are never used.
       if (kt + 1 < ntiles) {
-        named_sync_id(kBarFull + (st ^ 1), kScanThreads);
+        wait_stage_full(st ^ 1, warp);
         load_ops<V, kConstBC>(opA, src_of(st ^ 1), 0, rs_state, bk, ck);
       }
-      run_block<V>(opB, opA, a, h, A2, part, t + U, pr);
+      run_steps<V>(opB, opA, a, h, A2, yB, t, pr);
+      reduce_store<V>(yA, part, t - U);
+      reduce_store<V>(yB, part, t);
       named_arrive_id(kBarDone + st, kScanThreads);
     }
   };
@@ -231,13 +250,16 @@ __device__ __forceinline__ void scan_warps(const ScanParams& p, const ScanLaunch
     run(std::false_type{});
   }
 
-  if (p.h) {
+  const bool pass_on = chunked && it.chunk + 1 < k.chunks;
+  float* h_end = pass_on ? chunk_state(p, k) : p.h;
+  if (h_end) {
 #pragma unroll
     for (int s = 0; s < S; ++s) {
       const int n = g * S + s;
-      if (cvalid && n < N) p.h[(int64_t(b) * d + gc) * N + n] = h[s];
+      if (cvalid && n < N) h_end[(int64_t(b) * d + gc) * N + n] = h[s];
     }
   }
+  if (pass_on) publish_chunk_end(k, it);
 }
 
 }  // namespace mambascope::cuda
