@@ -247,6 +247,21 @@ INSTANTIATE_TEST_SUITE_P(
                       std::make_tuple(Shape{2, 777, 72, 16}, 5, 4, 32),
                       std::make_tuple(Shape{1, 333, 37, 5}, 3, 4, 16)));
 
+// Enough channel groups for more than one wave of blocks: 4 states per lane then run the
+// variant compiled for two blocks per SM (the small shapes above take the wide-register one).
+TEST(Scan, FourStatesOverSeveralWavesMatchTheRecurrence) {
+  SKIP_WITHOUT_GPU();
+  const ScanCase c = make_case({2, 100, 4224, 16}, DType::BF16, 17);
+  const Reference r = reference(c);
+  DeviceCase g(c);
+  g.p.states_per_thread = 4;
+  g.p.tile_len = 64;
+  selective_scan(g.p, nullptr);
+  MS_CUDA_CHECK(cudaDeviceSynchronize());
+  EXPECT_LT(rel_error(g.output(c), r.y), out_tol(DType::BF16));
+  EXPECT_LT(rel_error(g.h.download(), r.h), kStateTol);
+}
+
 TEST(Scan, ChunksOfLRefuseProbes) {
   SKIP_WITHOUT_GPU();
   const ScanCase c = make_case({1, 64, 32, 16}, DType::BF16, 3);

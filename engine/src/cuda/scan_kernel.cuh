@@ -38,8 +38,9 @@
 
 namespace mambascope::cuda {
 
-// A compiled variant: S states per lane, TPC lanes per channel (NP = S·TPC states, padded).
-template <int S_, int TPC_, bool General_>
+// A compiled variant: S states per lane, TPC lanes per channel (NP = S·TPC states, padded),
+// compiled for MinBlocks resident blocks per SM (the register budget: 128 per thread at 2).
+template <int S_, int TPC_, bool General_, int MinBlocks_ = General_ ? 1 : 2>
 struct ScanVariant {
   static constexpr int S = S_, TPC = TPC_, NP = S_ * TPC_, CW = 32 / TPC_;
   static constexpr bool kGeneral = General_;
@@ -48,7 +49,7 @@ struct ScanVariant {
   static constexpr bool kStateRows = S_ < 4;
   // Steps per register block (U·S exps in flight) and the blocks per SM to fit registers for.
   static constexpr int U = S_ <= 4 ? 4 : 16 / S_;
-  static constexpr int kMinBlocks = General_ ? 1 : 2;
+  static constexpr int kMinBlocks = MinBlocks_;
 };
 
 constexpr int kScanMaxDevices = 16;  // host-side caches per device id
@@ -234,6 +235,9 @@ ScanKernelOps scan_kernel_ops() {
 using ScanS1 = ScanVariant<1, 16, false>;
 using ScanS2 = ScanVariant<2, 8, false>;
 using ScanS4 = ScanVariant<4, 4, false>;
+// The 4-state variant with the registers of one block per SM (where 128-token tiles allow only
+// one anyway): at two blocks' budget it sits at exactly 128 registers.
+using ScanS4Wide = ScanVariant<4, 4, false, 1>;
 using ScanS8 = ScanVariant<8, 2, false>;
 using ScanS16 = ScanVariant<16, 1, false>;
 using ScanGeneral16 = ScanVariant<4, 4, true>;
@@ -241,7 +245,7 @@ using ScanGeneral64 = ScanVariant<16, 4, true>;
 
 // Every variant of one storage type, in the order scan.cu indexes them.
 struct ScanVariantTable {
-  ScanKernelOps s1, s2, s4, s8, s16, general16, general64;
+  ScanKernelOps s1, s2, s4, s4wide, s8, s16, general16, general64;
 };
 template <typename T>
 ScanVariantTable scan_variant_table();  // scan_{bf16,f16,f32}.cu
@@ -249,7 +253,8 @@ ScanVariantTable scan_variant_table();  // scan_{bf16,f16,f32}.cu
 template <typename T>
 ScanVariantTable make_scan_variant_table() {
   return {scan_kernel_ops<T, ScanS1>(),        scan_kernel_ops<T, ScanS2>(),
-          scan_kernel_ops<T, ScanS4>(),        scan_kernel_ops<T, ScanS8>(),
+          scan_kernel_ops<T, ScanS4>(),        scan_kernel_ops<T, ScanS4Wide>(),
+          scan_kernel_ops<T, ScanS8>(),
           scan_kernel_ops<T, ScanS16>(),       scan_kernel_ops<T, ScanGeneral16>(),
           scan_kernel_ops<T, ScanGeneral64>()};
 }
