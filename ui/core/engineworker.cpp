@@ -187,7 +187,26 @@ void EngineWorker::loadModel(const QString& dir, const QString& backend, int thr
   for (const std::string& stop : m_model->stop_strings()) info.stopStrings << QString::fromStdString(stop);
   m_info = info;
   m_hLayer = std::clamp(m_hLayer, 0, std::max(0, info.nLayer - 1));
+  warmUp();
   Q_EMIT modelLoaded(info);
+}
+
+// A backend's first call pays one-time costs (on a GPU: loading the kernels' modules, cuBLAS's
+// handles, the decode step's graph, the probe copies' staging buffers) that the status bar would
+// otherwise report as the first prompt's prefill rate. They are paid here, through the path a
+// generation takes (probes on, a short prompt, two greedy tokens), on a scratch session. Its
+// result is not reported: a failure meets the first real call again, which says so.
+void EngineWorker::warmUp() {
+  const ms::Tokenizer& tok = m_model->tokenizer();
+  const int32_t bos = tok.bos_id() ? *tok.bos_id() : int32_t(m_model->config().bos_token_id);
+  ms::Session scratch(m_model, m_backend);
+  applyProbePolicy(scratch);
+  ms::GenerateRequest req;
+  req.prompt_ids.assign(4, bos);
+  req.max_new_tokens = 2;
+  req.sampling.temperature = 0.f;
+  req.stop_at_eos = false;
+  scratch.generate(req, {});
 }
 
 void EngineWorker::applyProbePolicy(ms::Session& session) const {

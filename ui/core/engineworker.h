@@ -60,6 +60,7 @@ class EngineWorker : public QObject {
   void generateOn(int branchId, mambascope::Session& session, const GenerationJob& job,
                   const QString& prompt);
   void applyProbePolicy(mambascope::Session& session) const;
+  void warmUp();
 
   std::shared_ptr<mambascope::Model> m_model;
   std::shared_ptr<mambascope::Backend> m_backend;
