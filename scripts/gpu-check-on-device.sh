@@ -69,11 +69,13 @@ run() {
         echo "rc=$?" >> "$OUT/$w.log" ;;
       racecheck)
         # racecheck instruments every shared-memory access, so it runs on what it can finish:
-        # the scan's hand-over in miniature (tests/cuda/barrier_handover.cu) first, on its own,
-        # then one scan test (4 states per lane, 128-token tiles, 8 tiles, 2 sequences).
-        timeout 120 compute-sanitizer --tool racecheck --racecheck-report all --print-limit 20 \
-          ./cuda_tests --gtest_brief=1 --gtest_filter='BarrierHandover.*' > "$OUT/racecheck_model.log" 2>&1
-        echo "rc=$?" >> "$OUT/racecheck_model.log"
+        # the scan's hand-over in miniature (tests/cuda/barrier_handover.cu), with bar.arrive as
+        # the scan has it and with bar.sync on both sides, each on its own; then one scan test (4 states per lane, 128-token tiles, 8 tiles, 2 sequences).
+        for t in ArriveThenSync SyncOnBothSides; do
+          timeout 120 compute-sanitizer --tool racecheck --racecheck-report all --print-limit 20 \
+            ./cuda_tests --gtest_brief=1 --gtest_filter="BarrierHandover.$t*" > "$OUT/racecheck_$t.log" 2>&1
+          echo "rc=$?" >> "$OUT/racecheck_$t.log"
+        done
         timeout 240 compute-sanitizer --tool racecheck --racecheck-report all --print-limit 20 \
           ./cuda_tests --gtest_brief=1 \
           --gtest_filter='Tiles/ScanTiles.EveryTileLengthMatchesTheRecurrence/8' > "$OUT/racecheck.log" 2>&1

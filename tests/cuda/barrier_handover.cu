@@ -3,8 +3,9 @@
 // consumer warp; each "scan" warp `bar.sync`s on its own barrier, reads the stage, writes a
 // partial and `bar.arrive`s at the stage's "tile done" barrier, which the prep warps `bar.sync`
 // on before they read the partials and refill the stage. It exists so that compute-sanitizer's
-// racecheck can be asked about exactly this pattern, in a kernel small enough to read whole
-// (scripts/gpu-check-on-device.sh racecheck runs it; docs/cuda.md has the verdict).
+// racecheck can be asked about exactly this pattern, in a kernel small enough to read whole, and
+// about the same hand-overs with `bar.sync` on both sides (scripts/gpu-check-on-device.sh
+// racecheck runs both; docs/cuda.md has the verdict).
 #include <cuda_runtime.h>
 
 #include "barrier_handover.hpp"
@@ -27,8 +28,17 @@ __device__ __forceinline__ void bar_arrive(int id, int n) {
 // "stage full" (one consumer warp + the 128 prep threads).
 __device__ __forceinline__ int full_id(int st, int w) { return 4 + kWarps * st + w; }
 
+// The writer's side of a hand-over: `bar.arrive` (the scan's way: the writer goes on), or
+// `bar.sync` (the writer waits for the reader too), for comparing racecheck's reports.
+template <bool kWriterSyncs>
+__device__ __forceinline__ void bar_release(int id, int n) {
+  if constexpr (kWriterSyncs) bar_sync(id, n);
+  else bar_arrive(id, n);
+}
+
 // in {tiles, kStage}; out {tiles, kWarps * 32}: per tile, each consumer lane's sum of its values
 // times (tile + 1), collected by the prep threads.
+template <bool kWriterSyncs>
 __global__ void __launch_bounds__(256) handover_kernel(const float* in, float* out, int tiles) {
   __shared__ float stage[2][kStage];
   __shared__ float part[2][kWarps * 32];
@@ -41,19 +51,23 @@ __global__ void __launch_bounds__(256) handover_kernel(const float* in, float* o
       float s = 0.f;
       for (int j = 0; j < kPer; ++j) s += stage[st][lane * kPer + j];
       part[st][lane] = s * float(kt + 1);
-      bar_arrive(2 + st, 256);
+      bar_release<kWriterSyncs>(2 + st, 256);
     }
     return;
   }
   const int p = int(threadIdx.x) - 32 * kWarps;  // producer ("prep") thread 0..127
   auto fill = [&](int kt, int st) {
     for (int i = p; i < kStage; i += 128) stage[st][i] = in[int64_t(kt) * kStage + i];
-    for (int w = 0; w < kWarps; ++w) bar_arrive(full_id(st, w), 32 + 128);
+    for (int w = 0; w < kWarps; ++w) bar_release<kWriterSyncs>(full_id(st, w), 32 + 128);
   };
-  fill(0, 0);
+  // With bar.arrive the prep side fills a tile ahead, as the scan does; with bar.sync on both
+  // sides that would deadlock (each side would wait for the other's next tile), so it fills
+  // each tile just before its consumers read it.
+  if (!kWriterSyncs) fill(0, 0);
   for (int kt = 0; kt < tiles; ++kt) {
     const int st = kt & 1;
-    if (kt + 1 < tiles) fill(kt + 1, st ^ 1);  // its stage's reader (tile kt - 1) is done
+    if (kWriterSyncs) fill(kt, st);
+    else if (kt + 1 < tiles) fill(kt + 1, st ^ 1);  // its stage's reader (tile kt - 1) is done
     bar_sync(2 + st, 256);
     out[int64_t(kt) * kWarps * 32 + p] = part[st][p];
   }
@@ -65,7 +79,8 @@ int handover_stage_values() { return kStage; }
 int handover_lanes() { return kWarps * 32; }
 int handover_values_per_lane() { return kPer; }
 
-std::string run_handover(const std::vector<float>& in, int tiles, std::vector<float>& out) {
+std::string run_handover(const std::vector<float>& in, int tiles, bool writer_syncs,
+                         std::vector<float>& out) {
   float *din = nullptr, *dout = nullptr;
   const size_t nin = size_t(tiles) * kStage, nout = size_t(tiles) * kWarps * 32;
   if (in.size() != nin) return "input size";
@@ -73,7 +88,8 @@ std::string run_handover(const std::vector<float>& in, int tiles, std::vector<fl
   if (e == cudaSuccess) e = cudaMalloc(&dout, nout * sizeof(float));
   if (e == cudaSuccess) e = cudaMemcpy(din, in.data(), nin * sizeof(float), cudaMemcpyHostToDevice);
   if (e == cudaSuccess) {
-    handover_kernel<<<1, 256>>>(din, dout, tiles);
+    if (writer_syncs) handover_kernel<true><<<1, 256>>>(din, dout, tiles);
+    else handover_kernel<false><<<1, 256>>>(din, dout, tiles);
     e = cudaGetLastError();
   }
   if (e == cudaSuccess) e = cudaDeviceSynchronize();

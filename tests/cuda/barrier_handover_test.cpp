@@ -12,8 +12,9 @@
 
 namespace mambascope::test {
 
-TEST(BarrierHandover, EveryTileReachesItsConsumerIntact) {
-  SKIP_WITHOUT_GPU();
+namespace {
+
+void expect_every_tile_intact(bool writer_syncs) {
 #if MAMBASCOPE_HAVE_CUDA
   const int tiles = 37;  // odd: both stages, and a last tile on stage 0
   const int nv = handover_stage_values(), lanes = handover_lanes(), per = handover_values_per_lane();
@@ -21,14 +22,30 @@ TEST(BarrierHandover, EveryTileReachesItsConsumerIntact) {
   // Small integers: every sum is exact in fp32, so any stale or torn read shows.
   for (size_t i = 0; i < in.size(); ++i) in[i] = float(int((i * 2654435761u) >> 20) % 17 - 8);
   std::vector<float> out;
-  ASSERT_EQ(run_handover(in, tiles, out), "");
+  ASSERT_EQ(run_handover(in, tiles, writer_syncs, out), "");
   for (int kt = 0; kt < tiles; ++kt)
     for (int l = 0; l < lanes; ++l) {
       float s = 0.f;
       for (int j = 0; j < per; ++j) s += in[size_t(kt) * nv + l * per + j];
       ASSERT_EQ(out[size_t(kt) * lanes + l], s * float(kt + 1)) << "tile " << kt << " lane " << l;
     }
+#else
+  (void)writer_syncs;
 #endif
+}
+
+}  // namespace
+
+// The scan's way: writers bar.arrive, readers bar.sync.
+TEST(BarrierHandover, ArriveThenSyncDeliversEveryTileIntact) {
+  SKIP_WITHOUT_GPU();
+  expect_every_tile_intact(false);
+}
+
+// Both sides bar.sync: the reference that racecheck's report on the first is compared with.
+TEST(BarrierHandover, SyncOnBothSidesDeliversEveryTileIntact) {
+  SKIP_WITHOUT_GPU();
+  expect_every_tile_intact(true);
 }
 
 }  // namespace mambascope::test
