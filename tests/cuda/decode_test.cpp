@@ -109,6 +109,57 @@ INSTANTIATE_TEST_SUITE_P(Shapes, FusedStep,
                          ::testing::Combine(::testing::Values(DType::F32, DType::F16, DType::BF16),
                                             ::testing::Values(kTiny, kMedium, kWide)));
 
+// Grids other than one block per SM, the x_proj sums folded into every block and the L2
+// prefetches (MAMBASCOPE_FUSED_BLOCKS / _FOLD / _PREFETCH, read when a backend first decodes):
+// G that divides neither d_inner nor d_model, G·8 warps fewer than the x_proj outputs (X loops),
+// and the 2.8b-wide layer at 21 blocks (244 channels per block).
+struct Geometry {
+  DType dt;
+  int shape, blocks, fold, prefetch;
+};
+class FusedGeometry : public ::testing::TestWithParam<Geometry> {};
+
+TEST_P(FusedGeometry, LogitsAndStateMatchTheCpuAndThePerLayerKernels) {
+  SKIP_WITHOUT_GPU();
+  const Geometry g = GetParam();
+  const Checkpoint& ck = decode_model(g.dt, g.shape);
+  struct Env {
+    explicit Env(const Geometry& g) {
+      setenv("MAMBASCOPE_FUSED_BLOCKS", std::to_string(g.blocks).c_str(), 1);
+      setenv("MAMBASCOPE_FUSED_FOLD", std::to_string(g.fold).c_str(), 1);
+      setenv("MAMBASCOPE_FUSED_PREFETCH", std::to_string(g.prefetch).c_str(), 1);
+    }
+    ~Env() {
+      for (const char* v : {"MAMBASCOPE_FUSED_BLOCKS", "MAMBASCOPE_FUSED_FOLD", "MAMBASCOPE_FUSED_PREFETCH"}) unsetenv(v);
+    }
+  } env(g);
+  auto gpu = make_cuda_backend(ck);
+  auto cpu = make_cpu_backend(ck, 2);
+  if (device_is_hopper()) EXPECT_EQ(cuda::decode_path(*gpu), "fused");
+  const auto ids = tokens(24, int(ck.config().vocab_size), 5);
+  auto sc = cpu->new_state();
+  ForwardOptions oc;
+  oc.all_logits = true;
+  std::vector<float> ref;
+  cpu->forward(ids, *sc, oc, ref);
+  const double tol = g.dt == DType::F32 ? 2e-4 : 3e-2;
+  auto sf = gpu->new_state();
+  const auto fused = recurrent_logits(*gpu, *sf, ids);
+  cuda::use_fused_decode(*gpu, false);
+  auto sk = gpu->new_state();
+  const auto kernels = recurrent_logits(*gpu, *sk, ids);
+  EXPECT_LT(rel_error(fused, ref), tol);
+  EXPECT_LT(rel_error(fused, kernels), 1e-4);
+  const HostState hf = sf->to_host(), hk = sk->to_host();
+  EXPECT_LT(rel_error(hf.ssm, hk.ssm), 1e-4);
+  EXPECT_LT(rel_error(hf.conv, hk.conv), 1e-5);
+}
+
+INSTANTIATE_TEST_SUITE_P(Grids, FusedGeometry,
+                         ::testing::Values(Geometry{DType::BF16, kTiny, 5, 0, 0}, Geometry{DType::F32, kMedium, 5, 0, 1},
+                                           Geometry{DType::BF16, kMedium, 7, 1, 31}, Geometry{DType::F16, kTiny, 1000, 1, 6},
+                                           Geometry{DType::BF16, kWide, 21, 1, 9}, Geometry{DType::F32, kWide, 21, 0, 3}));
+
 // The graph is captured for one state object; alternating states must re-capture, not reuse.
 TEST(FusedStepGraph, FollowsTheStateObject) {
   SKIP_WITHOUT_GPU();

@@ -55,6 +55,19 @@ void CudaBackend::enqueue_step(CudaState& st, const ForwardOptions* extra, int64
                 d_logits1_.f32(), stream_);
 }
 
+namespace {
+// Measurement and test overrides of the fused step's geometry: MAMBASCOPE_FUSED_BLOCKS=<G>
+// (grid size, at most the SM count), MAMBASCOPE_FUSED_FOLD=0|1 (x_proj sums in every block),
+// MAMBASCOPE_FUSED_PREFETCH=<bits> (FusedArgs::prefetch).
+FusedRequest fused_request_from_env() {
+  FusedRequest r;
+  if (const char* g = std::getenv("MAMBASCOPE_FUSED_BLOCKS")) r.blocks = std::atoi(g);
+  if (const char* f = std::getenv("MAMBASCOPE_FUSED_FOLD")) r.fold = std::atoi(f) != 0;
+  if (const char* p = std::getenv("MAMBASCOPE_FUSED_PREFETCH")) r.prefetch = std::atoi(p);
+  return r;
+}
+}  // namespace
+
 DecodeRuntime& CudaBackend::decode_runtime() {
   if (decode_rt_) return *decode_rt_;
   auto rt = std::make_unique<DecodeRuntime>();
@@ -65,7 +78,7 @@ DecodeRuntime& CudaBackend::decode_runtime() {
   a.N = int(cfg_.d_state), a.R = int(cfg_.dt_rank), a.xr = int(cfg_.x_proj_rows());
   a.k = int(cfg_.d_conv), a.V = int(cfg_.vocab_size), a.eps = float(cfg_.norm_eps);
   if (cfg_.lti || !w_.layers[0].recA) rt->why_not = "LTI layers run on the per-layer kernels";
-  else rt->why_not = fused_plan(a, w_.dtype, device_);
+  else rt->why_not = fused_plan(a, w_.dtype, device_, fused_request_from_env());
   const char* env = std::getenv("MAMBASCOPE_DECODE");
   if (env && std::string(env) == "kernels") rt->enabled = false;
   if (rt->why_not.empty()) {

@@ -49,8 +49,15 @@ struct Words {
 
 // Producer: every tile the compute warps will wait for, in their order. (Asking L2 for tiles
 // ahead of the ring with cp.async.bulk.prefetch.L2 measured no faster: 4-8 tiles ahead ±1%.)
+// With a.prefetch, it also asks L2 for slices of later matrices at fixed points of its stream
+// (FusedArgs::prefetch), where the ring alone would leave DRAM idle.
 __device__ void produce(const FusedArgs& a, const Slices& s, char* ring, uint64_t* full, uint64_t* empty) {
   uint32_t t = 0;
+  auto in_rows = [&](int l, bool z) {  // prefetch this block's x or z rows of layer l's in_proj
+    if (l < a.n_layer)
+      prefetch_l2(static_cast<const char*>(a.layers[l].in_proj) + size_t(z ? a.D + s.c0 : s.c0) * s.in_row,
+                  size_t(s.nc) * s.in_row);
+  };
   auto emit = [&](const void* s1, int b1, const void* s2 = nullptr, int b2 = 0) {
     const uint32_t slot = t % uint32_t(a.n_slots);
     while (!mbar_try_wait(&empty[slot], ((t / uint32_t(a.n_slots)) & 1u) ^ 1u)) {
@@ -63,6 +70,10 @@ __device__ void produce(const FusedArgs& a, const Slices& s, char* ring, uint64_
   };
   for (int l = 0; l < a.n_layer; ++l) {
     const FusedLayer L = a.layers[l];
+    if (a.prefetch & 8)
+      prefetch_l2(static_cast<const char*>(L.out_proj) + size_t(s.m0) * s.out_row, size_t(s.mc) * s.out_row);
+    if (a.prefetch & 2) in_rows(l, true);
+    if (a.prefetch & 4) in_rows(l, false);
     emit(L.norm_w, 4 * a.dm);
     const char* in = static_cast<const char*>(L.in_proj);
     for (int i0 = 0; i0 < 2 * s.nc; i0 += s.rpt_in) {
@@ -78,6 +89,8 @@ __device__ void produce(const FusedArgs& a, const Slices& s, char* ring, uint64_
       emit(a.ssm_state + (size_t(l) * a.D + s.c0 + c) * a.N, n * 4 * a.N);
       emit(static_cast<const char*>(L.recB) + size_t(s.c0 + c) * s.recB, n * s.recB);
     }
+    if (a.prefetch & 1) in_rows(l + 1, true);
+    if (a.prefetch & 16) in_rows(l + 1, false);
     for (int r = 0; r < s.mc; r += s.rpt_out)
       emit(static_cast<const char*>(L.out_proj) + size_t(s.m0 + r) * s.out_row,
            min(s.rpt_out, s.mc - r) * s.out_row);
@@ -192,40 +205,49 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
     if (tid < a.xr) st_word(w.P + size_t(tid) * a.G + b, part0, e);
     if (tid + CT < a.xr) st_word(w.P + size_t(tid + CT) * a.G + b, part1, e);
     mark(kProfA);
-    // ---- X: x_proj output j = b + G·warp, summed over the blocks' partials -------------------
-    {
-      const int j = b + a.G * warp;
-      if (j < a.xr) {
-        const uint64_t* src = w.P + size_t(j) * a.G;
-        float v[8];
-        uint32_t pending = 0;
+    // ---- X: x_proj outputs j = b + G·warp (+ G·W ...), summed over the blocks' partials ----
+    for (int j = b + a.G * warp; !a.fold_x && j < a.xr; j += a.G * W) {
+      const uint64_t* src = w.P + size_t(j) * a.G;
+      float v[8];
+      uint32_t pending = 0;
+#pragma unroll
+      for (int q = 0; q < 8; ++q)
+        if (lane + 32 * q < a.G) pending |= 1u << q;
+      Watchdog wd;
+      while (pending) {
+        uint32_t seen = 0;
 #pragma unroll
         for (int q = 0; q < 8; ++q)
-          if (lane + 32 * q < a.G) pending |= 1u << q;
-        Watchdog wd;
-        while (pending) {
-          uint32_t seen = 0;
-#pragma unroll
-          for (int q = 0; q < 8; ++q)
-            if (pending & (1u << q)) {
-              const uint64_t x = ld_word(src + lane + 32 * q);
-              if (word_ready(x, e)) v[q] = word_value(x), pending &= ~(1u << q);
-              else seen = uint32_t(x >> 32);
-            }
-          if (pending) wd.tick(a.trap, l, 1, e, seen);
-        }
-        float sum = 0.f;
-#pragma unroll
-        for (int q = 0; q < 8; ++q)
-          if (lane + 32 * q < a.G) sum += v[q];
-        sum = warp_sum(sum);
-        if (lane == 0) st_word(w.XD + j, sum, e);
+          if (pending & (1u << q)) {
+            const uint64_t x = ld_word(src + lane + 32 * q);
+            if (word_ready(x, e)) v[q] = word_value(x), pending &= ~(1u << q);
+            else seen = uint32_t(x >> 32);
+          }
+        if (pending) wd.tick(a.trap, l, 1, e, seen);
       }
+      float sum = 0.f;
+#pragma unroll
+      for (int q = 0; q < 8; ++q)
+        if (lane + 32 * q < a.G) sum += v[q];
+      sum = warp_sum(sum);
+      if (lane == 0) st_word(w.XD + j, sum, e);
     }
     mark(kProfX);
     // ---- B: dt_proj + softplus + state update + D + gate ----------------------------------------
-    timed_poll(w.XD, a.xr, xd, l, 2, kProfWaitB, 0);
+    // fold_x: every partial {xr, G} of this layer (into xs, free between A and C), then the
+    // sums in a fixed order.
+    float* part = xs;
+    timed_poll(a.fold_x ? w.P : w.XD, a.fold_x ? a.xr * a.G : a.xr, a.fold_x ? part : xd, l, 2, kProfWaitB, 0);
     consumer_sync();
+    if (a.fold_x) {
+      for (int j = tid; j < a.xr; j += CT) {
+        float sum = 0.f;
+#pragma unroll 1
+        for (int g = 0; g < a.G; ++g) sum += part[j * a.G + g];
+        xd[j] = sum;
+      }
+      consumer_sync();
+    }
     for (int c = 0; c < s.nc; c += s.cptB) {
       const float* h = reinterpret_cast<const float*>(ring.wait(t));
       const char* recs = ring.wait(t + 1);
@@ -438,19 +460,22 @@ __global__ void __launch_bounds__(kFusedThreads, 1) fused_step_kernel(const Fuse
 
 }  // namespace
 
-std::string fused_plan(FusedArgs& a, DType dt, int device) {
+std::string fused_plan(FusedArgs& a, DType dt, int device, const FusedRequest& req) {
   cudaDeviceProp prop{};
   MS_CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
   if (prop.major < 9) return "the fused decode step needs sm_90 (Hopper) or newer";
   if (!prop.cooperativeLaunch) return "the device cannot launch cooperative kernels";
   const int es = int(dtype_size(dt));
-  a.G = prop.multiProcessorCount;
-  if (a.G > 256) a.G = 256;
+  a.G = std::min(prop.multiProcessorCount, 256);
+  if (req.blocks > 0) a.G = std::min(a.G, req.blocks);
+  a.fold_x = req.fold > 0;
+  a.prefetch = req.prefetch > 0 ? req.prefetch : 0;
   if (a.dm % 8 || a.D % 8) return "d_model and d_inner must be multiples of 8";
   if (a.N % 4 || a.N < 1) return "d_state must be a multiple of 4";
   if (a.k < 1 || a.k > kFusedMaxConv) return "d_conv must be 1..8";
   if (a.xr > kFusedMaxXr) return "dt_rank + 2 d_state must be <= 512";
-  if (fused_ncmax(a.D, a.G) > CT) return "d_inner too large for one block per SM";
+  if (fused_ncmax(a.D, a.G) > CT)
+    return "d_inner / blocks exceeds " + std::to_string(CT) + " channels per block (" + std::to_string(a.G) + " blocks)";
   const int recA = fused_recA_bytes(a.k, a.xr, es), recB = fused_recB_bytes(a.N, a.R, es);
   int base = std::max({a.dm * es, a.D * es, recA, recB, 4 * a.N, 4 * a.dm});
   base = fused_round16(base);

@@ -58,6 +58,16 @@ __device__ __forceinline__ void bulk_load(void* dst, const void* src, uint32_t b
       "l"(src), "r"(bytes), "r"(smem_u32(bar))
       : "memory");
 }
+// Asks L2 to fetch [p, p + bytes) from DRAM (fire and forget; p and bytes multiples of 16), in
+// pieces of 16 KB.
+__device__ __forceinline__ void prefetch_l2(const void* p, size_t bytes) {
+  constexpr size_t kPiece = 16384;
+  const char* c = static_cast<const char*>(p);
+  for (size_t o = 0; o < bytes; o += kPiece)
+    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(c + o),
+                 "r"(uint32_t(bytes - o < kPiece ? bytes - o : kPiece))
+                 : "memory");
+}
 #endif
 
 __device__ __forceinline__ uint64_t ld_word(const uint64_t* p) {

@@ -10,7 +10,10 @@
 // Per layer: A (norm + in_proj + conv + SiLU + this block's x_proj partial sums) → X (x_proj
 // sums, one output per warp) → B (dt_proj + softplus + state update + D + gate) → C (out_proj +
 // residual); then the final norm, the lm_head and greedy sampling (top-8 per block, merged by
-// block 0). Layouts that the host builds and the kernel reads are defined here once.
+// block 0). With `fold_x`, X is skipped: every block reads all G partial sums of every x_proj
+// output itself at the start of B (one exchange per layer fewer, xr·G words read per block).
+// The grid G is fused_plan's choice (FusedRequest overrides it and the fold for measurements).
+// Layouts that the host builds and the kernel reads are defined here once.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -69,6 +72,12 @@ struct FusedArgs {
   int n_layer = 0, dm = 0, D = 0, N = 0, R = 0, xr = 0, k = 0, V = 0;
   float eps = 0.f;
   int G = 0, slot_bytes = 0, n_slots = 0;
+  bool fold_x = false;                 // B sums the x_proj partials itself (no X phase)
+  // L2 prefetches by the producer, to keep DRAM busy while the blocks wait for each other and
+  // the ring is full: values 1 (16) the next layer's in_proj z rows (x rows) before this
+  // layer's out_proj tiles; 2 (4) this layer's in_proj z rows (x rows) and 8 its out_proj
+  // slice before the layer's first tile.
+  int prefetch = 0;
   const FusedLayer* layers = nullptr;  // {n_layer}
   const void* embedding = nullptr;     // {V, dm}
   const void* lm_head = nullptr;       // {V, dm}
@@ -111,7 +120,9 @@ __host__ __device__ inline FusedSmem fused_smem(const FusedArgs& a) {
   int o = 0;
   auto take = [&](int bytes) { const int at = o; o += fused_round16(bytes); return at; };
   s.resid = take(4 * a.dm);
-  s.xs = take(4 * (a.dm > a.D ? a.dm : a.D));
+  const int fold = a.fold_x ? a.xr * a.G : 0;  // fold_x: B's partials {xr, G} go to xs
+  const int xs_n = a.dm > a.D ? a.dm : a.D;
+  s.xs = take(4 * (xs_n > fold ? xs_n : fold));
   s.acc = take(8 * nc);
   s.xch = take(4 * nc);
   s.zs = take(4 * nc);
@@ -126,9 +137,16 @@ __host__ __device__ inline FusedSmem fused_smem(const FusedArgs& a) {
   return s;
 }
 
-// Fills the geometry (G, slot size and count) for this device and shape; returns why the
-// fused step cannot run it, or "" if it can.
-std::string fused_plan(FusedArgs& a, DType dt, int device);
+// What the caller asks of fused_plan: 0 / -1 leave the choice to it (environment variables
+// MAMBASCOPE_FUSED_BLOCKS and MAMBASCOPE_FUSED_FOLD in the driver, for measurements and tests).
+struct FusedRequest {
+  int blocks = 0;  // grid size G; 0: chosen by shape
+  int fold = -1;   // fold_x: 0 off, 1 on, -1 chosen by shape
+  int prefetch = -1;  // FusedArgs::prefetch bits; -1 chosen by shape
+};
+// Fills the geometry (G, fold_x, slot size and count) for this device and shape; returns why
+// the fused step cannot run it, or "" if it can.
+std::string fused_plan(FusedArgs& a, DType dt, int device, const FusedRequest& req = {});
 void launch_fused(const FusedArgs& a, DType dt, cudaStream_t stream);
 
 }  // namespace mambascope::cuda
