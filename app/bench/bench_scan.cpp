@@ -108,22 +108,31 @@ void bench_scan(const Options& o) {
   // states-per-thread value at its automatic tile and at each tile length (no chunks), and the
   // automatic choice without chunks and at forced chunk counts, so that it can be checked.
   struct Variant {
-    int spt, tile, chunks;
+    int spt, tile, chunks, spans = 0;
   };
   // The automatic choice is timed last: the first variant timed runs measurably slower (clocks
   // and caches after the input fills), even after the warm-up below.
-  std::vector<Variant> variants = {{0, 0, 1}, {0, 0, 2}, {0, 0, 4}, {0, 0, 8}};
+  // Balanced spans: none, one block per SM at the automatic tile and at 64-token tiles.
+  std::vector<Variant> variants = {{0, 0, 1, 1}, {0, 0, 2}, {0, 0, 4}, {0, 0, 8}};
   for (int spt : {1, 2, 4, 8, 16})
-    for (int tile : {0, 16, 32, 64, 128}) variants.push_back({spt, tile, 1});
+    for (int tile : {0, 16, 32, 64, 128}) variants.push_back({spt, tile, 1, 1});
+  {
+    int sms = 0, dev = 0;
+    MS_CUDA_CHECK(cudaGetDevice(&dev));
+    MS_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    variants.push_back({0, 0, 0, 1});
+    variants.push_back({0, 0, 1, sms});
+    variants.push_back({0, 64, 1, sms});
+  }
   variants.push_back({0, 0, 0});
   if (!o.scan_only.empty()) {
     Anchor a{};
     Variant v{};
-    const int got = std::sscanf(o.scan_only.c_str(), "%d,%d,%ld,%d,%d,%d", &a.batch, &a.d, &a.L,
-                                &v.spt, &v.tile, &v.chunks);
+    const int got = std::sscanf(o.scan_only.c_str(), "%d,%d,%ld,%d,%d,%d,%d", &a.batch, &a.d,
+                                &a.L, &v.spt, &v.tile, &v.chunks, &v.spans);
     if (got < 4)
       throw std::runtime_error(
-          "--scan-only wants batch,d_inner,L,states_per_thread[,tile_len[,l_chunks]]");
+          "--scan-only wants batch,d_inner,L,states_per_thread[,tile_len[,l_chunks[,spans]]]");
     a.official_ms = NAN;
     anchors = {a};
     variants = {v};
@@ -165,6 +174,7 @@ void bench_scan(const Options& o) {
       p.states_per_thread = v.spt;
       p.tile_len = v.tile;
       p.l_chunks = v.chunks;
+      p.spans = v.spans;
       return p;
     };
     const int reps = an.L >= 32768 ? std::min(o.reps, 5) : o.reps;
@@ -172,7 +182,7 @@ void bench_scan(const Options& o) {
     const double exp_bound_ms = exps / kExpPerS * 1e3;
     double best_ms = INFINITY, auto_ms = NAN;
     std::string best_name;
-    std::vector<std::tuple<int, int, int>> seen;  // (spt, tile, chunks) actually launched
+    std::vector<std::tuple<int, int, int, int>> seen;  // (spt, tile, chunks, spans) launched
     // The clocks drop while the inputs are filled: launch the automatic choice for ~30 ms first,
     // so that the first variant timed is not the slowest (it was, by up to 15%).
     {
@@ -190,10 +200,11 @@ void bench_scan(const Options& o) {
       } catch (const Error&) {
         continue;  // this tile length does not fit in shared memory
       }
-      const std::tuple<int, int, int> key{cfg.states_per_thread, cfg.tile_len, cfg.l_chunks};
-      if ((v.spt != 0 || v.chunks != 0) && std::find(seen.begin(), seen.end(), key) != seen.end())
-        continue;
-      if (v.spt != 0 || v.chunks != 0) seen.push_back(key);
+      const std::tuple<int, int, int, int> key{cfg.states_per_thread, cfg.tile_len, cfg.l_chunks,
+                                               cfg.spans};
+      const bool is_auto = v.spt == 0 && v.chunks == 0 && v.spans == 0;
+      if (!is_auto && std::find(seen.begin(), seen.end(), key) != seen.end()) continue;
+      if (!is_auto) seen.push_back(key);
       std::vector<double> ms;
       for (int i = 0; i < reps + 3; ++i) {
         const cuda::ScanParams p = params(sets[size_t(i % nsets)], v);
@@ -206,17 +217,17 @@ void bench_scan(const Options& o) {
         if (i >= 3) ms.push_back(t);
       }
       const double m = median(ms);
-      const bool is_auto = v.spt == 0 && v.chunks == 0;
       const std::string name = is_auto ? "auto"
                                : "spt" + std::to_string(cfg.states_per_thread) + "_tt" +
                                      std::to_string(cfg.tile_len) + "_k" +
-                                     std::to_string(cfg.l_chunks);
+                                     std::to_string(cfg.l_chunks) + "_s" +
+                                     std::to_string(cfg.spans);
       if (is_auto) auto_ms = m;
       if (m < best_ms) best_ms = m, best_name = name;
       emit({{"bench", "scan"}, {"batch", an.batch}, {"d_inner", an.d}, {"L", an.L}, {"N", N},
             {"dtype", "bf16"}, {"variant", name}, {"states_per_thread", cfg.states_per_thread},
             {"channels_per_block", cfg.channels_per_block}, {"tile_len", cfg.tile_len},
-            {"l_chunks", cfg.l_chunks},
+            {"l_chunks", cfg.l_chunks}, {"spans", cfg.spans},
             {"ms", m}, {"gbps", moved / (m * 1e6)}, {"bandwidth_fraction", moved / (m * 1e6) / bw},
             {"bandwidth_bound_ms", moved / (bw * 1e6)}, {"exp_per_s", exps / (m * 1e-3)},
             {"exp_bound_ms", exp_bound_ms}, {"exp_bound_fraction", exp_bound_ms / m},

@@ -2,7 +2,7 @@
 // gate_silu) over dtypes, every states-per-thread variant and tile length, and awkward shapes:
 // L = 1, odd L, L not a multiple of the tile, long L, d_state 4..64 (odd too), d_inner not a
 // multiple of the block or odd, batch > 1, strided B/C, y written over u, Δ overrides, probe
-// outputs, LTI (constant B, C).
+// outputs, LTI (constant B, C), chunks of L and balanced spans.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -182,15 +182,22 @@ INSTANTIATE_TEST_SUITE_P(Tiles, ScanTiles,
                                            std::make_tuple(8, 64), std::make_tuple(16, 16),
                                            std::make_tuple(16, 32)));
 
-// L in chunks run one after another by separate blocks, the state handed on through global
-// memory: chunk boundaries inside and between tiles, a last chunk shorter than the others, more
-// chunks asked for than L has tiles (L = 1), batch > 1, a long L with many hand-overs, and
-// both the returned state (p.h) and the launch's own carry buffer (p.h null: zero initial state).
-class ScanChunks : public ::testing::TestWithParam<std::tuple<Shape, int, int, int>> {};
+// A group's state handed from block to block through global memory, against the recurrence:
+// - L in chunks run one after another by separate blocks: chunk boundaries inside and between
+//   tiles, a last chunk shorter than the others, more chunks asked for than L has tiles
+//   (L = 1), batch > 1, a long L with many hand-overs;
+// - balanced spans: blocks take equal shares of the (batch entry, group, token) work, running a
+//   span's pieces last to first, a group cut between two spans handing its state on: cuts
+//   inside and between tiles, spans of two to six pieces, batch > 1 (a span crossing batch
+//   entries), L = 1, one group per span, every tile length.
+// Each with the returned state (p.h) and with the launch's own carry buffer (p.h null: zero
+// initial state), launched twice: the second launch must find the ticket counter and flags zero
+// again (each launch leaves them so; no memset runs in between).
+class ScanChunks : public ::testing::TestWithParam<std::tuple<Shape, int, int, int, int>> {};
 
-TEST_P(ScanChunks, ChunksOfLMatchTheRecurrence) {
+TEST_P(ScanChunks, StateHandedOnMatchesTheRecurrence) {
   SKIP_WITHOUT_GPU();
-  auto [s, chunks, spt, tile] = GetParam();
+  auto [s, chunks, spans, spt, tile] = GetParam();
   for (bool with_state : {true, false}) {
     ScanCase c = make_case(s, DType::BF16, 31 + uint32_t(s.L));
     if (!with_state) std::fill(c.h0.begin(), c.h0.end(), 0.f);
@@ -198,11 +205,14 @@ TEST_P(ScanChunks, ChunksOfLMatchTheRecurrence) {
     DeviceCase g(c);
     if (!with_state) g.p.h = nullptr;
     g.p.l_chunks = chunks;
+    g.p.spans = spans;
     g.p.states_per_thread = spt;
     g.p.tile_len = tile;
     const cuda::ScanConfig cfg = cuda::scan_config(g.p);
     EXPECT_LE(cfg.l_chunks, chunks);
     if (chunks > 1 && s.L >= int64_t(2) * cfg.tile_len) EXPECT_GT(cfg.l_chunks, 1);
+    const int groups = (s.d + cfg.channels_per_block - 1) / cfg.channels_per_block;
+    EXPECT_EQ(cfg.spans, spans > 1 ? std::min(spans, s.batch * groups) : 0);
     // Per chunk of batch entry 0, for the failure message: where it goes wrong.
     const int64_t len = cfg.l_chunks > 1 ? ((s.L + chunks - 1) / chunks + cfg.tile_len - 1) /
                                                cfg.tile_len * cfg.tile_len
@@ -217,35 +227,56 @@ TEST_P(ScanChunks, ChunksOfLMatchTheRecurrence) {
       }
       return out;
     };
-    // Twice: the second launch must find the tickets and flags zeroed again.
     for (int rep = 0; rep < 2; ++rep) {
       if (with_state) g.h.upload(c.h0);
       selective_scan(g.p, nullptr);
       MS_CUDA_CHECK(cudaDeviceSynchronize());
       const std::vector<float> y = g.output(c);
       EXPECT_LT(rel_error(y, r.y), out_tol(DType::BF16))
-          << "state " << with_state << " rep " << rep << " chunks " << cfg.l_chunks
-          << ", error per chunk:" << per_chunk(y);
+          << "state " << with_state << " rep " << rep << " chunks " << cfg.l_chunks << " spans "
+          << cfg.spans << ", error per chunk:" << per_chunk(y);
       if (with_state) EXPECT_LT(rel_error(g.h.download(), r.h), kStateTol);
     }
   }
 }
+// (Shape, l_chunks, spans, states per lane, tile)
 INSTANTIATE_TEST_SUITE_P(
     Chunks, ScanChunks,
-    ::testing::Values(std::make_tuple(Shape{1, 1001, 136, 16}, 2, 0, 0),
-                      std::make_tuple(Shape{1, 1001, 136, 16}, 3, 4, 64),  // last chunk short
-                      std::make_tuple(Shape{2, 777, 72, 16}, 5, 2, 32),    // batch, odd L
-                      std::make_tuple(Shape{1, 1, 64, 16}, 4, 0, 0),       // one token: no chunks
-                      std::make_tuple(Shape{1, 40, 40, 16}, 4, 8, 16),     // L < chunks · tile
-                      std::make_tuple(Shape{1, 5000, 24, 16}, 16, 4, 128),  // long, many hand-overs
-                      std::make_tuple(Shape{1, 333, 37, 5}, 3, 1, 16),     // odd d and d_state
-                      std::make_tuple(Shape{3, 2100, 200, 16}, 7, 16, 32),
+    ::testing::Values(std::make_tuple(Shape{1, 1001, 136, 16}, 2, 1, 0, 0),
+                      std::make_tuple(Shape{1, 1001, 136, 16}, 3, 1, 4, 64),  // last chunk short
+                      std::make_tuple(Shape{2, 777, 72, 16}, 5, 1, 2, 32),    // batch, odd L
+                      std::make_tuple(Shape{1, 1, 64, 16}, 4, 1, 0, 0),       // one token: no chunks
+                      std::make_tuple(Shape{1, 40, 40, 16}, 4, 1, 8, 16),     // L < chunks · tile
+                      std::make_tuple(Shape{1, 5000, 24, 16}, 16, 1, 4, 128),  // long, many hand-overs
+                      std::make_tuple(Shape{1, 333, 37, 5}, 3, 1, 1, 16),     // odd d and d_state
+                      std::make_tuple(Shape{3, 2100, 200, 16}, 7, 1, 16, 32),
                       // The same launch shapes without chunks, and with 4 states per lane.
-                      std::make_tuple(Shape{2, 777, 72, 16}, 1, 2, 32),
-                      std::make_tuple(Shape{1, 333, 37, 5}, 1, 1, 16),
-                      std::make_tuple(Shape{3, 2100, 200, 16}, 1, 16, 32),
-                      std::make_tuple(Shape{2, 777, 72, 16}, 5, 4, 32),
-                      std::make_tuple(Shape{1, 333, 37, 5}, 3, 4, 16)));
+                      std::make_tuple(Shape{2, 777, 72, 16}, 1, 1, 2, 32),
+                      std::make_tuple(Shape{1, 333, 37, 5}, 1, 1, 1, 16),
+                      std::make_tuple(Shape{3, 2100, 200, 16}, 1, 1, 16, 32),
+                      std::make_tuple(Shape{2, 777, 72, 16}, 5, 1, 4, 32),
+                      std::make_tuple(Shape{1, 333, 37, 5}, 3, 1, 4, 16)));
+INSTANTIATE_TEST_SUITE_P(
+    Spans, ScanChunks,
+    ::testing::Values(std::make_tuple(Shape{1, 1000, 256, 16}, 1, 3, 4, 0),    // 8 groups, cuts mid-tile
+                      std::make_tuple(Shape{1, 1000, 256, 16}, 1, 5, 4, 64),
+                      std::make_tuple(Shape{2, 333, 96, 16}, 1, 4, 4, 32),     // batch, odd L
+                      std::make_tuple(Shape{1, 1, 256, 16}, 1, 3, 4, 16),      // one token
+                      std::make_tuple(Shape{3, 700, 200, 16}, 1, 5, 0, 16),    // spans across batch entries
+                      std::make_tuple(Shape{1, 777, 72, 5}, 1, 2, 4, 32),      // odd d_state, last group short
+                      std::make_tuple(Shape{1, 2000, 640, 16}, 1, 7, 4, 128),  // up to four pieces
+                      std::make_tuple(Shape{1, 300, 77, 16}, 1, 2, 4, 64),     // odd d: element-wise copies
+                      // a group each (span = L)
+                      std::make_tuple(Shape{1, 100, 64, 16}, 1, 2, 0, 16)));
+
+TEST(Scan, SpansNeedFourStatesPerLane) {
+  SKIP_WITHOUT_GPU();
+  const ScanCase c = make_case({1, 64, 256, 16}, DType::BF16, 3);
+  DeviceCase g(c);
+  g.p.spans = 3;
+  g.p.states_per_thread = 2;
+  EXPECT_THROW(selective_scan(g.p, nullptr), Error);
+}
 
 // Enough channel groups for more than one wave of blocks: 4 states per lane then run the
 // variant compiled for two blocks per SM (the small shapes above take the wide-register one).
@@ -270,6 +301,12 @@ TEST(Scan, ChunksOfLRefuseProbes) {
   g.p.delta_out = delta.f32();
   g.p.l_chunks = 2;
   EXPECT_THROW(selective_scan(g.p, nullptr), Error);
+  g.p.l_chunks = 0;
+  g.p.spans = 2;
+  EXPECT_THROW(selective_scan(g.p, nullptr), Error);
+  g.p.delta_out = nullptr;
+  g.p.l_chunks = 2;
+  EXPECT_THROW(selective_scan(g.p, nullptr), Error);  // not both
 }
 
 TEST(Scan, ProbeOutputsMatchTheReference) {

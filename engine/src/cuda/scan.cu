@@ -64,12 +64,15 @@ struct Choice {
   bool general;
 };
 
-// The ticket counter, flags and (when p.h is null) the carried state of chunked launches, one
-// buffer per (device, stream), so that launches on one stream use it in turn; the counter and
-// flags are zeroed on the stream before each launch (a few bytes). Grown when needed.
+// The ticket counter, flags and (when p.h is null) the carried state of chunked and span
+// launches, one buffer per (device, stream), so that launches on one stream use it in turn.
+// Zeroed when allocated; each launch leaves the counter and flags zero again (scan_chunks.cuh),
+// so no memset runs before a launch (it cost ~5-10 µs of host and device time per launch).
+// Grown when needed. The flags keep a fixed region (flag_bytes) in front of the carried state, so
+// that a later launch with more flags never finds the earlier launches' state in them.
 struct ChunkWorkspace {
   void* buf = nullptr;
-  size_t bytes = 0;
+  size_t bytes = 0, flag_bytes = 0;
 };
 void bind_chunk_workspace(ScanLaunch& k, const ScanParams& p, int dev, cudaStream_t stream) {
   static std::mutex mu;
@@ -77,24 +80,24 @@ void bind_chunk_workspace(ScanLaunch& k, const ScanParams& p, int dev, cudaStrea
   const size_t nflags = size_t(p.batch) * size_t(k.groups);
   const size_t flag_bytes = ((1 + nflags) * sizeof(unsigned) + 15) & ~size_t(15);
   const size_t carry_bytes = p.h ? 0 : sizeof(float) * size_t(p.batch) * p.d * p.N;
-  const size_t need = flag_bytes + carry_bytes;
   std::lock_guard<std::mutex> lock(mu);
   ChunkWorkspace& w = spaces[{dev, stream}];
-  if (w.bytes < need) {
+  if (w.flag_bytes < flag_bytes || w.bytes < w.flag_bytes + carry_bytes) {
     if (w.buf) {  // an earlier launch on this stream may still use it
       MS_CUDA_CHECK(cudaStreamSynchronize(stream));
       MS_CUDA_CHECK(cudaFree(w.buf));
-      w = {};
     }
-    const size_t bytes = std::max<size_t>(need, 64 << 10);
+    const size_t fb = std::max<size_t>({flag_bytes, w.flag_bytes, 4 << 10});
+    const size_t bytes = std::max<size_t>(fb + std::max(carry_bytes, w.bytes - w.flag_bytes), 64 << 10);
+    w = {};
     MS_CUDA_CHECK(cudaMalloc(&w.buf, bytes));
-    MS_CUDA_CHECK(cudaMemset(w.buf, 0, bytes));
+    MS_CUDA_CHECK(cudaMemsetAsync(w.buf, 0, bytes, stream));
     w.bytes = bytes;
+    w.flag_bytes = fb;
   }
   k.ctr = static_cast<unsigned*>(w.buf);
   k.ready = k.ctr + 1;
-  k.carry = p.h ? nullptr : reinterpret_cast<float*>(static_cast<char*>(w.buf) + flag_bytes);
-  MS_CUDA_CHECK(cudaMemsetAsync(w.buf, 0, (1 + nflags) * sizeof(unsigned), stream));
+  k.carry = p.h ? nullptr : reinterpret_cast<float*>(static_cast<char*>(w.buf) + w.flag_bytes);
 }
 
 bool capturing(cudaStream_t stream) {
@@ -112,16 +115,17 @@ int log2_of(int x) {
 // What the launch choice depends on besides the pointers (which only decide the 16-byte
 // copies, checked per call).
 struct ChoiceKey {
-  int dev, dtype, batch, d, N, tile_len, spt, l_chunks;
+  int dev, dtype, batch, d, N, tile_len, spt, l_chunks, spans;
   int64_t L;
   bool general, chunkable;
   auto tie() const {
-    return std::tie(dev, dtype, batch, d, N, tile_len, spt, l_chunks, L, general, chunkable);
+    return std::tie(dev, dtype, batch, d, N, tile_len, spt, l_chunks, spans, L, general, chunkable);
   }
   bool operator<(const ChoiceKey& o) const { return tie() < o.tie(); }
 };
 
 Choice pick(const ScanParams& p, const Device& dv, bool general, bool chunkable);
+
 
 Choice choose(const ScanParams& p, cudaStream_t stream) {
   const Device dv = current_device();
@@ -133,15 +137,20 @@ Choice choose(const ScanParams& p, cudaStream_t stream) {
       p.tile_len != 128)
     throw Error("selective_scan: tile_len must be 16, 32, 64 or 128");
   if (p.l_chunks < 0) throw Error("selective_scan: l_chunks must be 0 (automatic) or positive");
+  if (p.spans < 0) throw Error("selective_scan: spans must be 0 (automatic) or positive");
+  if (p.spans > 1 && p.l_chunks > 1)
+    throw Error("selective_scan: spans and l_chunks cannot both be asked for");
+  if (p.spans > 1 && p.states_per_thread != 0 && p.states_per_thread != 4)
+    throw Error("selective_scan: spans run with 4 states per thread (states_per_thread 0 or 4)");
 
   const bool general = p.N > 16 || p.hnorm_out || p.h_out || p.B_const;
   // Chunks of L index tokens from the chunk's start: not with the probes or interventions,
   // which index the whole call; not under graph capture (the workspace may need allocating).
   const bool chunkable =
       !general && p.n_overrides == 0 && !p.delta_out && !p.ypre_out && !capturing(stream);
-  if (p.l_chunks > 1 && !chunkable)
-    throw Error("selective_scan: l_chunks > 1 needs a plain layer (no probes, Δ interventions "
-                "or constant B, C) outside graph capture");
+  if ((p.l_chunks > 1 || p.spans > 1) && !chunkable)
+    throw Error("selective_scan: l_chunks > 1 or spans > 1 needs a plain layer (no probes, Δ "
+                "interventions or constant B, C) outside graph capture");
   if (!general && p.states_per_thread != 0 && p.states_per_thread != 1 &&
       p.states_per_thread != 2 && p.states_per_thread != 4 && p.states_per_thread != 8 &&
       p.states_per_thread != 16)
@@ -150,7 +159,7 @@ Choice choose(const ScanParams& p, cudaStream_t stream) {
   static std::mutex mu;
   static std::map<ChoiceKey, Choice> cache;
   const ChoiceKey key{dv.id, int(p.dtype), p.batch, p.d, p.N, p.tile_len, general ? 0 : p.states_per_thread,
-                      p.l_chunks, p.L, general, chunkable};
+                      p.l_chunks, p.spans, p.L, general, chunkable};
   Choice best{};
   {
     std::lock_guard<std::mutex> lock(mu);
@@ -193,6 +202,7 @@ Choice pick(const ScanParams& p, const Device& dv, bool general, bool chunkable)
     const ScanKernelOps* ops;
     int S, tpc;
     double factor;
+    bool spans = false;  // compiled with balanced spans
   };
   Cand cands[6];
   int ncand = 0;
@@ -200,7 +210,7 @@ Choice pick(const ScanParams& p, const Device& dv, bool general, bool chunkable)
     cands[ncand++] = p.N > 16 ? Cand{&tab.general64, 16, 4, 1.0} : Cand{&tab.general16, 4, 4, 1.0};
   } else {
     const Cand all[6] = {{&tab.s1, 1, 16, 1.0}, {&tab.s2, 2, 8, 1.0},  {&tab.s4, 4, 4, 1.0},
-                         {&tab.s4wide, 4, 4, 0.97}, {&tab.s8, 8, 2, 1.0}, {&tab.s16, 16, 1, 1.0}};
+                         {&tab.s4wide, 4, 4, 0.97, true}, {&tab.s8, 8, 2, 1.0}, {&tab.s16, 16, 1, 1.0}};
     for (const Cand& c : all)
       if (p.states_per_thread == 0 || p.states_per_thread == c.S) cands[ncand++] = c;
   }
@@ -220,6 +230,10 @@ Choice pick(const ScanParams& p, const Device& dv, bool general, bool chunkable)
   // only where each wave holds distinct channel groups (so that a chunk's predecessor ran a
   // wave earlier) and where the model expects at least 10% off (H200: d_inner 5120 from
   // L = 8192, 4 chunks of 128-token tiles per group, 22-32% off; at 5120 × 2048 chunks lost).
+  // Balanced spans (the wide 4-state variant only) cost the same per token over one block per
+  // SM with equal work, plus a chunk's fill and drain per piece; automatically only where the
+  // groups need more than one block per SM and with the same 10% margin (H200: d_inner 5120,
+  // 132 spans: 5120 × 2048 0.146 -> 0.131 ms, 5120 × 8192 0.408 (4 chunks) -> 0.398).
   const int64_t Lr = (p.L + 15) / 16 * 16;
   Choice best{};
   double best_cost = -1;
@@ -250,13 +264,33 @@ Choice pick(const ScanParams& p, const Device& dv, bool general, bool chunkable)
       const int occ = blocks_per_sm(*cd.ops, p, k, dv.id);
       if (occ == 0) continue;
       const double per_token = cd.S * s_factor * cd.factor * (1.0 + 48.0 / tt) / double(Lr);
-      auto consider = [&](int64_t len, double cost) {
+      auto consider = [&](int64_t len, double cost, int64_t span = 0) {
         if (best_cost >= 0 && cost >= best_cost * 0.999) return;
         best = Choice{cd.ops, k, cd.S, cd.tpc, general};
         best.k.chunks = len ? int((p.L + len - 1) / len) : 1;
         best.k.chunk_len = len;
+        best.k.span_len = span;
         best_cost = cost;
       };
+      // Balanced spans: nb blocks of span = ceil(blocks · L / nb) tokens each, where the groups
+      // need more than one round of nb (r blocks per SM); each block runs at most
+      // ceil(span / L) + 1 pieces, each with the fill and drain of a chunk (~2 tiles).
+      if (p.spans > 1 && !cd.spans) continue;
+      if (cd.spans && chunkable && p.l_chunks <= 1 && p.spans != 1) {
+        const int64_t total = blocks * p.L;
+        auto span_cost = [&](int64_t nb) {
+          const int64_t span = (total + nb - 1) / nb;
+          const int64_t r = (nb + dv.sms - 1) / dv.sms;
+          const int64_t pieces = (span + p.L - 1) / p.L + 1;
+          consider(0, per_token * double(r) * double(span + tt + 2 * tt * (pieces - 1)) *
+                          (p.spans > 1 ? 1.0 : 1.0 / 0.9), span);
+        };
+        if (p.spans > 1) {
+          span_cost(std::min<int64_t>(p.spans, blocks));
+          continue;
+        }
+        if (blocks > dv.sms) span_cost(dv.sms);  // one block per SM
+      }
       auto chunk_len = [&](int K) { return ((p.L + K - 1) / K + tt - 1) / tt * tt; };
       // A forced chunk count that leaves one chunk (a short L) is the plain launch.
       const bool forced = p.l_chunks > 1 && (p.L + chunk_len(p.l_chunks) - 1) / chunk_len(p.l_chunks) > 1;
@@ -284,7 +318,10 @@ Choice pick(const ScanParams& p, const Device& dv, bool general, bool chunkable)
 
 ScanConfig scan_config(const ScanParams& p) {
   const Choice c = choose(p, nullptr);
-  return {c.S, c.k.cb, c.tpc, c.k.tt, c.ops->smem_bytes(p, c.k), c.general, c.k.chunks};
+  const int spans = c.k.span_len > 0 ? int((int64_t(p.batch) * c.k.groups * p.L + c.k.span_len - 1) /
+                                              c.k.span_len)
+                                      : 0;
+  return {c.S, c.k.cb, c.tpc, c.k.tt, c.ops->smem_bytes(p, c.k), c.general, c.k.chunks, spans};
 }
 
 void selective_scan(const ScanParams& p, cudaStream_t stream) {
@@ -298,7 +335,7 @@ void selective_scan(const ScanParams& p, cudaStream_t stream) {
     throw Error("selective_scan: too many Δ overrides in one call");
   if (p.L == 0) return;
   Choice c = choose(p, stream);
-  if (c.k.chunks > 1) bind_chunk_workspace(c.k, p, c.k.dev, stream);
+  if (c.k.chunks > 1 || c.k.span_len > 0) bind_chunk_workspace(c.k, p, c.k.dev, stream);
   c.ops->launch(p, c.k, stream);
 }
 

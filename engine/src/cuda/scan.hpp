@@ -54,6 +54,12 @@ struct ScanParams {
   // chunk per channel group run in sequence, the state carried through global memory, so that
   // every SM gets equal work. Only for the usual layer (no probes, interventions or LTI).
   int l_chunks = 0;
+  // Balanced spans (0 = automatic, 1 = none, K >= 2: K blocks, at most batch × channel groups):
+  // blocks take equal shares of the (batch entry, channel group, token) work, a group cut
+  // between two of them handing its state on as chunks do, so that every SM gets equal work
+  // where the groups alone would load SMs unevenly (d_inner 5120: 160 groups on 132 SMs). Only
+  // for the usual layer, like l_chunks, and not with l_chunks > 1.
+  int spans = 0;
 };
 
 // Checks the parameters (throws mambascope::Error on a bad shape) and launches on `stream`.
@@ -64,6 +70,7 @@ struct ScanConfig {
   int states_per_thread, channels_per_block, threads_per_channel, tile_len, smem_bytes;
   bool general;  // the variant with per-step probes / constant B, C (slower)
   int l_chunks;  // chunks of L (1: one block per channel group)
+  int spans;     // blocks of balanced spans (0: none)
 };
 ScanConfig scan_config(const ScanParams& p);
 

@@ -18,8 +18,9 @@
 // - Code size matters as much as instruction count: the per-tile path of both roles must stay
 //   in the instruction cache, so stages are runtime values and the rare paths (last tile,
 //   interventions, probes, no gate) are out of line.
-// - Where the channel groups do not fill the SMs evenly (d_inner 5120), L is cut into chunks run
-//   by one block each in ticket order, the state passed on through global memory
+// - Where the channel groups do not fill the SMs evenly (d_inner 5120), one block per SM takes an
+//   equal span of the (group, token) work, a group cut between two spans passing its state on
+//   through global memory; or L is cut into chunks run by one block each in ticket order
 //   (scan_chunks.cuh).
 // - Nothing of size L·d·N is stored. Steps past L in the last tile run with Δ = 0 (h unchanged)
 //   so the scan loop has no bounds checks.
@@ -50,6 +51,9 @@ struct ScanVariant {
   // Steps per register block (U·S exps in flight) and the blocks per SM to fit registers for.
   static constexpr int U = S_ <= 4 ? 4 : 16 / S_;
   static constexpr int kMinBlocks = MinBlocks_;
+  // Balanced spans (one block per SM) are compiled into the one-block-per-SM fast variant only:
+  // the piece loop costs registers, which the two-blocks-per-SM variants would spill.
+  static constexpr bool kSpans = !General_ && MinBlocks_ == 1;
 };
 
 constexpr int kScanMaxDevices = 16;  // host-side caches per device id
@@ -69,7 +73,12 @@ struct ScanLaunch {
   int chunks = 1;
   int groups = 0;          // channel groups per batch entry: ceil(d / cb)
   int64_t chunk_len = 0;   // tokens per chunk, a multiple of tt (the last may be shorter)
-  unsigned* ctr = nullptr;    // {1}: tickets taken (zeroed before each launch, with ready)
+  // Balanced spans (scan_chunks.cuh): span_len > 0 runs one block per span_len consecutive
+  // tokens of the (batch entry, channel group, token) order, in ticket order; span_len >= L.
+  int64_t span_len = 0;
+  // The ticket counter and ready flags are zero between launches: the block that takes the
+  // last ticket resets the counter, and a group's last waiter its flag (scan_chunks.cuh).
+  unsigned* ctr = nullptr;    // {1}: tickets taken
   unsigned* ready = nullptr;  // {batch · groups}: scan threads done handing on a chunk's state
   float* carry = nullptr;     // {batch, d, N}: the carried state when p.h is null
 };
@@ -78,6 +87,8 @@ struct ScanLaunch {
 struct ScanItem {
   int b, c0, chunk;
   int64_t tb, len;  // first token and length of the stretch
+  bool wait_prev;   // starts from the state that the group's previous stretch hands on
+  bool pass_on;     // hands its end state on to the group's next stretch
 };
 
 // Shared-memory layout, computed identically on host and device: three raw stages (u, dt, B,
@@ -130,9 +141,10 @@ __device__ __forceinline__ float ex2_approx(float x) {
   asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
   return y;
 }
-// Named barriers: 0 is __syncthreads (chunk tickets only), 1 the prep warps among themselves,
-// 2 + stage "tile done" (scan -> prep: partials written, prep stage read), 4 + 4·stage + warp
-// "prep stage full" (prep -> scan).
+// Named barriers: 0 is __syncthreads (chunk tickets and span pieces only), 1 the prep warps
+// among themselves, 2 + stage "tile done" (scan -> prep: partials written, prep stage read),
+// 4 + 4·stage + warp "prep stage full" (prep -> scan), 12 the scan warps among themselves
+// (a chunk's hand-over).
 __device__ __forceinline__ void named_sync_id(int id, int n) {
   asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(n) : "memory");
 }
@@ -140,7 +152,7 @@ __device__ __forceinline__ void named_arrive_id(int id, int n) {
   asm volatile("bar.arrive %0, %1;" ::"r"(id), "r"(n) : "memory");
 }
 __device__ __forceinline__ float4 lds4(const float* p) { return *reinterpret_cast<const float4*>(p); }
-enum : int { kBarPrep = 1, kBarDone = 2, kBarFull = 4 };
+enum : int { kBarPrep = 1, kBarDone = 2, kBarFull = 4, kBarScan = 12 };
 
 // "Prep stage full": one barrier per stage and scan warp (4 + 4·stage + warp) that the prep
 // warps arrive at, so that a scan warp waits for the prep warps but not for the other scan
@@ -168,14 +180,38 @@ __global__ void __launch_bounds__(kScanThreads, V::kMinBlocks)
   extern __shared__ __align__(16) unsigned char smem[];
   const ScanSmem lay = scan_smem(k, p.N, int(sizeof(T)), V::NP, V::kStateRows);
   const int warp = int(threadIdx.x) >> 5, lane = int(threadIdx.x) & 31;
-  const ScanItem it = k.chunks > 1
-                          ? take_chunk_item(p, k)
-                          : ScanItem{int(blockIdx.y), int(blockIdx.x) * k.cb, 0, 0, p.L};
-  const int64_t ntiles = (it.len + k.tt - 1) / k.tt;
-  if (warp < kScanWarps)
-    scan_warps<T, V>(p, k, lay, smem, warp, lane, it, ntiles);
-  else
-    prep_warps<T, V>(p, k, lay, smem, int(threadIdx.x) - kScanWarps * 32, it, ntiles);
+  auto run = [&](const ScanItem& it) {
+    const int64_t ntiles = (it.len + k.tt - 1) / k.tt;
+    if (warp < kScanWarps)
+      scan_warps<T, V>(p, k, lay, smem, warp, lane, it, ntiles);
+    else
+      prep_warps<T, V>(p, k, lay, smem, int(threadIdx.x) - kScanWarps * 32, it, ntiles);
+  };
+  if constexpr (V::kSpans) {
+    if (k.span_len > 0) {
+      // Balanced spans run their pieces last to first (scan_chunks.cuh). The cursor lives in
+      // shared memory so that nothing stays in registers across the pieces.
+      __shared__ int64_t span_cursor[2];  // {first token, end of what is left} of the span
+      const unsigned ticket = take_ticket(k, unsigned(gridDim.x));
+      if (threadIdx.x == 0) {
+        const int64_t lo = int64_t(ticket) * k.span_len;
+        const int64_t total = int64_t(p.batch) * k.groups * p.L;
+        span_cursor[0] = lo;
+        span_cursor[1] = lo + k.span_len < total ? lo + k.span_len : total;
+      }
+      for (;;) {
+        __syncthreads();  // the cursor written; the last piece done by every warp
+        const int64_t lo = span_cursor[0], e = span_cursor[1];
+        if (e <= lo) return;
+        const ScanItem it = span_piece(p, k, lo, e);
+        __syncthreads();  // every thread has read the cursor
+        if (threadIdx.x == 0) span_cursor[1] = e - it.len;
+        run(it);
+      }
+    }
+  }
+  run(k.chunks > 1 ? take_chunk_item(p, k)
+                   : ScanItem{int(blockIdx.y), int(blockIdx.x) * k.cb, 0, 0, p.L, false, false});
 }
 
 // The per-variant entry points scan.cu dispatches to (instantiated in scan_{bf16,f16,f32}.cu).
@@ -219,8 +255,11 @@ void launch_scan(const ScanParams& p, const ScanLaunch& k, cudaStream_t stream) 
   const int smem = scan_smem_bytes<T, V>(p, k);
   auto kernel = selective_scan_kernel<T, V>;
   raise_smem_limit<T, V>(k.dev, smem);
-  const dim3 grid = k.chunks > 1 ? dim3(unsigned(int64_t(p.batch) * k.groups * k.chunks))
-                                 : dim3((p.d + k.cb - 1) / k.cb, p.batch);
+  const int64_t spans =
+      k.span_len > 0 ? (int64_t(p.batch) * k.groups * p.L + k.span_len - 1) / k.span_len : 0;
+  const dim3 grid = spans > 0      ? dim3(unsigned(spans))
+                    : k.chunks > 1 ? dim3(unsigned(int64_t(p.batch) * k.groups * k.chunks))
+                                   : dim3((p.d + k.cb - 1) / k.cb, p.batch);
   kernel<<<grid, kScanThreads, smem, stream>>>(p, k);
   MS_CUDA_CHECK_LAUNCH();
 }

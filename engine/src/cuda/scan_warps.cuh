@@ -162,10 +162,10 @@ __device__ __forceinline__ void scan_warps(const ScanParams& p, const ScanLaunch
   const int N = p.N, d = p.d, tt = k.tt, b = it.b;
   const int g = lane % TPC, c = warp * V::CW + lane / TPC, gc = it.c0 + c;
   const bool cvalid = gc < d;
-  // A chunk after the first starts from the state its predecessor published (scan_chunks.cuh).
-  const bool chunked = k.chunks > 1;
-  if (chunked) wait_chunk_start(k, it);
-  const float* h_in = chunked && it.chunk > 0 ? chunk_state(p, k) : p.h;
+  // A chunk or span piece after a group's first starts from the state its predecessor
+  // published (scan_chunks.cuh).
+  if (it.wait_prev) wait_chunk_start(k, it);
+  const float* h_in = it.wait_prev ? chunk_state(p, k) : p.h;
   // Padded states (n >= N) and channels (>= d) have A = 0 and B = C = 0 (or Δ = 0): they stay 0.
   float A2[S], h[S], bk[S], ck[S];
 #pragma unroll
@@ -250,7 +250,7 @@ __device__ __forceinline__ void scan_warps(const ScanParams& p, const ScanLaunch
     run(std::false_type{});
   }
 
-  const bool pass_on = chunked && it.chunk + 1 < k.chunks;
+  const bool pass_on = it.pass_on;
   float* h_end = pass_on ? chunk_state(p, k) : p.h;
   if (h_end) {
 #pragma unroll
