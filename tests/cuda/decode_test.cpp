@@ -109,13 +109,16 @@ INSTANTIATE_TEST_SUITE_P(Shapes, FusedStep,
                          ::testing::Combine(::testing::Values(DType::F32, DType::F16, DType::BF16),
                                             ::testing::Values(kTiny, kMedium, kWide)));
 
-// Grids other than one block per SM, the x_proj sums folded into every block and the L2
-// prefetches (MAMBASCOPE_FUSED_BLOCKS / _FOLD / _PREFETCH, read when a backend first decodes):
-// G that divides neither d_inner nor d_model, G·8 warps fewer than the x_proj outputs (X loops),
-// and the 2.8b-wide layer at 21 blocks (244 channels per block).
+// Grids other than one block per SM, the x_proj sums folded into every block, the L2
+// prefetches and thread-block clusters (MAMBASCOPE_FUSED_BLOCKS / _FOLD / _PREFETCH / _CLUSTER,
+// read when a backend first decodes): G that divides neither d_inner nor d_model, G·8 warps
+// fewer than the x_proj outputs (X loops), the 2.8b-wide layer at 21 blocks (244 channels per
+// block), clusters of 2, 4 and 8 blocks, one with a G (10) that the cluster size (4) does not
+// divide (G becomes 8). (By default the tiny and medium shapes take clusters of 16 and the wide
+// layer none, so FusedStep covers both kernels as chosen.)
 struct Geometry {
   DType dt;
-  int shape, blocks, fold, prefetch;
+  int shape, blocks, fold, prefetch, cluster = 1;
 };
 class FusedGeometry : public ::testing::TestWithParam<Geometry> {};
 
@@ -128,9 +131,12 @@ TEST_P(FusedGeometry, LogitsAndStateMatchTheCpuAndThePerLayerKernels) {
       setenv("MAMBASCOPE_FUSED_BLOCKS", std::to_string(g.blocks).c_str(), 1);
       setenv("MAMBASCOPE_FUSED_FOLD", std::to_string(g.fold).c_str(), 1);
       setenv("MAMBASCOPE_FUSED_PREFETCH", std::to_string(g.prefetch).c_str(), 1);
+      setenv("MAMBASCOPE_FUSED_CLUSTER", std::to_string(g.cluster).c_str(), 1);
     }
     ~Env() {
-      for (const char* v : {"MAMBASCOPE_FUSED_BLOCKS", "MAMBASCOPE_FUSED_FOLD", "MAMBASCOPE_FUSED_PREFETCH"}) unsetenv(v);
+      for (const char* v : {"MAMBASCOPE_FUSED_BLOCKS", "MAMBASCOPE_FUSED_FOLD", "MAMBASCOPE_FUSED_PREFETCH",
+                            "MAMBASCOPE_FUSED_CLUSTER"})
+        unsetenv(v);
     }
   } env(g);
   auto gpu = make_cuda_backend(ck);
@@ -158,7 +164,9 @@ TEST_P(FusedGeometry, LogitsAndStateMatchTheCpuAndThePerLayerKernels) {
 INSTANTIATE_TEST_SUITE_P(Grids, FusedGeometry,
                          ::testing::Values(Geometry{DType::BF16, kTiny, 5, 0, 0}, Geometry{DType::F32, kMedium, 5, 0, 1},
                                            Geometry{DType::BF16, kMedium, 7, 1, 31}, Geometry{DType::F16, kTiny, 1000, 1, 6},
-                                           Geometry{DType::BF16, kWide, 21, 1, 9}, Geometry{DType::F32, kWide, 21, 0, 3}));
+                                           Geometry{DType::BF16, kWide, 21, 1, 9}, Geometry{DType::F32, kWide, 21, 0, 3},
+                                           Geometry{DType::BF16, kMedium, 10, 0, 0, 4}, Geometry{DType::F32, kTiny, 1000, 0, 0, 8},
+                                           Geometry{DType::BF16, kWide, 1000, 0, 0, 8}, Geometry{DType::F16, kMedium, 1000, 0, 0, 2}));
 
 // The graph is captured for one state object; alternating states must re-capture, not reuse.
 TEST(FusedStepGraph, FollowsTheStateObject) {

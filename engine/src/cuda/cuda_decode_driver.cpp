@@ -58,12 +58,14 @@ void CudaBackend::enqueue_step(CudaState& st, const ForwardOptions* extra, int64
 namespace {
 // Measurement and test overrides of the fused step's geometry: MAMBASCOPE_FUSED_BLOCKS=<G>
 // (grid size, at most the SM count), MAMBASCOPE_FUSED_FOLD=0|1 (x_proj sums in every block),
-// MAMBASCOPE_FUSED_PREFETCH=<bits> (FusedArgs::prefetch).
+// MAMBASCOPE_FUSED_PREFETCH=<bits> (FusedArgs::prefetch), MAMBASCOPE_FUSED_CLUSTER=<blocks>
+// (FusedArgs::cluster).
 FusedRequest fused_request_from_env() {
   FusedRequest r;
   if (const char* g = std::getenv("MAMBASCOPE_FUSED_BLOCKS")) r.blocks = std::atoi(g);
   if (const char* f = std::getenv("MAMBASCOPE_FUSED_FOLD")) r.fold = std::atoi(f) != 0;
   if (const char* p = std::getenv("MAMBASCOPE_FUSED_PREFETCH")) r.prefetch = std::atoi(p);
+  if (const char* c = std::getenv("MAMBASCOPE_FUSED_CLUSTER")) r.cluster = std::atoi(c);
   return r;
 }
 }  // namespace
@@ -344,6 +346,8 @@ std::vector<DecodePhase> CudaBackend::profile_fused(CudaState& st, int32_t feed,
   for (int q = 0; q <= kProfStep; ++q) out.push_back({names[q], double(p[q]) * us_per_cycle / steps});
   out.push_back({"step wall (block 0, globaltimer)", double(p[kProfNs]) * 1e-3 / steps});
   out.push_back({"SM clock MHz (block 0: cycles / ns)", p[kProfNs] ? 1e3 * double(p[kProfStep]) / double(p[kProfNs]) : 0.0});
+  out.push_back({"grid blocks (not a time)", double(a.G)});
+  out.push_back({"blocks per cluster (not a time)", double(a.cluster)});
   return out;
 }
 

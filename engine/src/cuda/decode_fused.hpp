@@ -1,4 +1,5 @@
-// The fused decode step (decode_fused.cu): one persistent kernel per token, one block per SM.
+// The fused decode step (decode_fused.cu): one persistent kernel per token, one block per SM
+// (small models: in clusters of 16 blocks, G = the clusters resident at once × 16).
 // Each block owns a slice of every matrix (in_proj rows of its channels, out_proj and lm_head
 // rows); a producer warp streams the block's slices, layer after layer, into a ring of shared
 // memory slots with bulk copies (sm_90 `cp.async.bulk`), regardless of where the compute warps
@@ -10,10 +11,13 @@
 // Per layer: A (norm + in_proj + conv + SiLU + this block's x_proj partial sums) → X (x_proj
 // sums, one output per warp) → B (dt_proj + softplus + state update + D + gate) → C (out_proj +
 // residual); then the final norm, the lm_head and greedy sampling (top-8 per block, merged by
-// block 0). With `fold_x`, X is skipped: every block reads all G partial sums of every x_proj
-// output itself at the start of B (one exchange per layer fewer, xr·G words read per block).
-// The grid G is fused_plan's choice (FusedRequest overrides it and the fold for measurements).
-// Layouts that the host builds and the kernel reads are defined here once.
+// block 0). With `fold_x`, X is skipped: every block reads all partial sums of every x_proj
+// output itself at the start of B (one exchange per layer fewer). Plain, that is xr·G words per
+// block (measured slower); with thread-block clusters (FusedArgs::cluster, chosen for small
+// layers) the blocks of a cluster first sum their partials in the first block's shared memory,
+// leaving xr·G/cluster words. G, the fold and the clusters are fused_plan's choice (FusedRequest
+// overrides them for measurements). Layouts that the host builds and the kernel reads are
+// defined here once.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -73,6 +77,10 @@ struct FusedArgs {
   float eps = 0.f;
   int G = 0, slot_bytes = 0, n_slots = 0;
   bool fold_x = false;                 // B sums the x_proj partials itself (no X phase)
+  // Blocks per thread-block cluster (1: none). With clusters, the blocks of a cluster hand their
+  // x_proj partials to its first block through distributed shared memory, which sums them and
+  // publishes one partial per cluster; fold_x is on and reads G / cluster partials per output.
+  int cluster = 1;
   // L2 prefetches by the producer, to keep DRAM busy while the blocks wait for each other and
   // the ring is full: values 1 (16) the next layer's in_proj z rows (x rows) before this
   // layer's out_proj tiles; 2 (4) this layer's in_proj z rows (x rows) and 8 its out_proj
@@ -111,7 +119,7 @@ __host__ __device__ inline int64_t fused_ll_words(const FusedArgs& a) {
 
 // Shared memory of one block, in bytes from the dynamic base (same on host and device).
 struct FusedSmem {
-  int resid, xs, acc, xch, zs, xd, red, pen, cand, bars, ring, total;
+  int resid, xs, acc, xch, zs, xd, cpart, red, pen, cand, bars, ring, total;
 };
 __host__ __device__ inline int fused_ncmax(int D, int G) { return (D + G - 1) / G; }
 __host__ __device__ inline FusedSmem fused_smem(const FusedArgs& a) {
@@ -120,17 +128,18 @@ __host__ __device__ inline FusedSmem fused_smem(const FusedArgs& a) {
   int o = 0;
   auto take = [&](int bytes) { const int at = o; o += fused_round16(bytes); return at; };
   s.resid = take(4 * a.dm);
-  const int fold = a.fold_x ? a.xr * a.G : 0;  // fold_x: B's partials {xr, G} go to xs
+  const int fold = a.fold_x ? a.xr * (a.G / a.cluster) : 0;  // fold_x: B's partials {xr, G / cluster}
   const int xs_n = a.dm > a.D ? a.dm : a.D;
   s.xs = take(4 * (xs_n > fold ? xs_n : fold));
   s.acc = take(8 * nc);
   s.xch = take(4 * nc);
   s.zs = take(4 * nc);
   s.xd = take(4 * a.xr);
+  s.cpart = take(a.cluster > 1 ? 4 * a.cluster * a.xr : 0);  // first block of a cluster: {cluster, xr}
   s.red = take(4 * 64);
   s.pen = take(4 * ((vc + 31) / 32));
   s.cand = take(4 * (kFusedConsumerWarps + kFusedTileRows) * kFusedFinalWords);
-  s.bars = take(16 * a.n_slots);
+  s.bars = take(16 * a.n_slots + 16);  // full, empty per slot; the cluster partials' barrier
   o = (o + 127) & ~127;
   s.ring = o;
   s.total = o + a.n_slots * a.slot_bytes;
@@ -143,6 +152,7 @@ struct FusedRequest {
   int blocks = 0;  // grid size G; 0: chosen by shape
   int fold = -1;   // fold_x: 0 off, 1 on, -1 chosen by shape
   int prefetch = -1;  // FusedArgs::prefetch bits; -1 chosen by shape
+  int cluster = 0;    // blocks per cluster (1: none); 0 chosen by shape where blocks is 0
 };
 // Fills the geometry (G, fold_x, slot size and count) for this device and shape; returns why
 // the fused step cannot run it, or "" if it can.
