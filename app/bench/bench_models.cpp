@@ -16,6 +16,7 @@
 #if MAMBASCOPE_HAVE_CUDA
 #include <cuda_profiler_api.h>
 #include <cuda_runtime.h>
+#include <cublasLt.h>
 #include <cublas_v2.h>
 
 #include <cstdlib>
@@ -82,8 +83,10 @@ double prefill_ms(Backend& be, int64_t L, int64_t vocab, int reps, int warmup = 
 #if MAMBASCOPE_HAVE_CUDA
 // `--models 2.8b:ops`: one L = 8192 prefill of the shape between cudaProfilerStart/Stop (for
 // `ncu --profile-from-start off`; with MAMBASCOPE_OPS_PROFILE_ONLY set it stops there), then
-// each of a layer's ops on random bf16 data timed alone with CUDA events (median of 10), and
-// out_proj with a bf16 output too (what the fp32 residual epilogue costs).
+// each of a layer's ops on random bf16 data timed alone with CUDA events (median of 10),
+// out_proj with a bf16 output too (what the fp32 residual epilogue costs), and each projection
+// under each of cuBLASLt's heuristic candidates (whether another tile or split beats
+// cublasGemmEx's own choice, above all for the thin x_proj and dt_proj).
 void bench_prefill_ops(const Options& o, const std::string& name) {
   using namespace mambascope::cuda;
   const int64_t L = 8192;
@@ -195,6 +198,52 @@ void bench_prefill_ops(const Options& o, const std::string& name) {
              linear(blas, g.x, g.ldx, g.W, bf, L, g.in_f, g.out_f, g.y, g.ydt, g.ldy, g.beta, s);
            }), flop);
   }
+  cublasLtHandle_t lt;
+  MS_CUDA_CHECK(cublasLtCreate(&lt));
+  const size_t ws_bytes = size_t(32) << 20;
+  void* ws = alloc(DType::F32, int64_t(ws_bytes / 4), 0, 0);
+  for (const Gemm& g : gemms) {
+    if (g.op == "out_proj_bf16_out") continue;
+    // Row-major y {L, out_f} = x W^T is column-major y^T = (W^T)^T x^T, as in cuda::linear.
+    cublasLtMatmulDesc_t desc;
+    MS_CUDA_CHECK(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+    MS_CUDA_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
+    MS_CUDA_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
+    cublasLtMatrixLayout_t la, lb, lc;
+    MS_CUDA_CHECK(cublasLtMatrixLayoutCreate(&la, CUDA_R_16BF, uint64_t(g.in_f), uint64_t(g.out_f), g.in_f));
+    MS_CUDA_CHECK(cublasLtMatrixLayoutCreate(&lb, CUDA_R_16BF, uint64_t(g.in_f), uint64_t(L), g.ldx));
+    MS_CUDA_CHECK(cublasLtMatrixLayoutCreate(&lc, g.ydt == DType::F32 ? CUDA_R_32F : CUDA_R_16BF,
+                                             uint64_t(g.out_f), uint64_t(L), g.ldy));
+    cublasLtMatmulPreference_t pref;
+    MS_CUDA_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+    MS_CUDA_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                       &ws_bytes, sizeof ws_bytes));
+    cublasLtMatmulHeuristicResult_t res[16];
+    int n = 0;
+    MS_CUDA_CHECK(cublasLtMatmulAlgoGetHeuristic(lt, desc, la, lb, lc, lc, pref, 16, res, &n));
+    const float one = 1.f;
+    const double flop = 2.0 * double(L) * double(g.in_f) * double(g.out_f);
+    for (int i = 0; i < n; ++i) {
+      int tile = 0, splitk = 0, algo = 0;
+      cublasLtMatmulAlgoConfigGetAttribute(&res[i].algo, CUBLASLT_ALGO_CONFIG_TILE_ID, &tile, sizeof tile, nullptr);
+      cublasLtMatmulAlgoConfigGetAttribute(&res[i].algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &splitk, sizeof splitk, nullptr);
+      cublasLtMatmulAlgoConfigGetAttribute(&res[i].algo, CUBLASLT_ALGO_CONFIG_ID, &algo, sizeof algo, nullptr);
+      const double ms = timed([&] {
+        MS_CUDA_CHECK(cublasLtMatmul(lt, desc, &one, g.W, la, g.x, lb, &g.beta, g.y, lc, g.y, lc,
+                                     &res[i].algo, ws, ws_bytes, s));
+      });
+      emit({{"bench", "prefill_op_lt"}, {"model", name}, {"L", L}, {"op", g.op}, {"candidate", i},
+            {"algo", algo}, {"tile", tile}, {"splitk", splitk}, {"workspace", double(res[i].workspaceSize)},
+            {"ms", ms}, {"tflop_s", flop / (ms * 1e9)}});
+    }
+    cublasLtMatmulPreferenceDestroy(pref);
+    cublasLtMatrixLayoutDestroy(la);
+    cublasLtMatrixLayoutDestroy(lb);
+    cublasLtMatrixLayoutDestroy(lc);
+    cublasLtMatmulDescDestroy(desc);
+  }
+  cublasLtDestroy(lt);
   report("layer (the ops above in order)", timed([&] {
            add_rms_norm(resid, nullptr, norm_w, 1e-5f, L, dm, hidden, bf, dm, s);
            linear(blas, hidden, dm, w_in, bf, L, dm, 2 * di, xz, bf, 2 * di, 0.f, s);
@@ -238,6 +287,7 @@ void bench_gpu(const Options& o, const std::string& name) {
     emit({{"bench", "prefill"}, {"model", name}, {"backend", "cuda"}, {"L", L}, {"ms", ms},
           {"activation_bytes", double(f0) - double(f1)}, {"gpu_memory_total", double(tot)}});
   }
+  if (std::getenv("MAMBASCOPE_BENCH_PREFILL_ONLY")) return;  // prefill tuning runs
   // Decode: sampling and the alternatives on the GPU, one graph replay per token; the fused
   // step (where it runs) and the per-layer kernels, greedy, then sampling over the vocabulary.
   auto st = be->new_state();

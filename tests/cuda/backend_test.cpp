@@ -1,7 +1,9 @@
 // The whole CUDA backend against Hugging Face transformers' golden logits, against the CPU
 // backend (logits, final state, probes, SSM outputs, residuals) on random checkpoints in every
 // dtype, across its own modes (scan vs recurrent, in pieces vs at once), and its GPU decoding
-// (greedy equals transformers' greedy; sampling stays inside top-k and is seeded).
+// (greedy equals transformers' greedy; sampling stays inside top-k and is seeded). The prefill's
+// memory-bound ops (add + RMSNorm, conv1d + SiLU) against their CPU twins on their own, over the
+// shapes that pick each kernel form.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -13,7 +15,9 @@
 #include "mambascope/random_checkpoint.hpp"
 
 #if MAMBASCOPE_HAVE_CUDA
+#include "cpu/cpu_ops.hpp"
 #include "cuda/cuda_backend.hpp"
+#include "cuda/ops.hpp"
 
 namespace mambascope::test {
 namespace {
@@ -77,6 +81,138 @@ TEST_P(HfGoldenOnGpu, GreedyDecodingOnTheGpuMatchesTransformers) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, HfGoldenOnGpu, ::testing::ValuesIn(hf_fixture_cases()));
+
+// Storage-type outputs against an fp32 reference rounded the same way: fp32 differs by the fast
+// exp / rsqrt, 16-bit types by a rounding flip here and there.
+double op_tol(DType dt) { return dt == DType::F32 ? 1e-5 : 5e-3; }
+
+// residual += x; out = rms_norm(residual) · w, rows of d with out's row stride ldo: the vector
+// kernel (d % 4 == 0, aligned rows of up to 16384) and the general one (odd d, ldo not a
+// multiple of 4), one row and many, with and without the added x.
+TEST(GpuOps, AddRmsNormMatchesTheCpu) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937 rng(17);
+  struct Case { int64_t n, d, ldo; };
+  for (DType dt : {DType::F32, DType::F16, DType::BF16})
+    for (Case c : {Case{1, 2560, 2560}, Case{37, 2560, 2564}, Case{5, 768, 768}, Case{3, 4, 4},
+                   Case{9, 4100, 4100}, Case{7, 130, 130}, Case{4, 64, 65}, Case{2, 20000, 20000}})
+      for (bool with_x : {false, true}) {
+        SCOPED_TRACE(std::string(dtype_name(dt)) + " n " + std::to_string(c.n) + " d " +
+                     std::to_string(c.d) + " ldo " + std::to_string(c.ldo) + (with_x ? " +x" : ""));
+        auto resid = randn(size_t(c.n * c.d), rng, 2.f), x = randn(resid.size(), rng);
+        const auto w = randn(size_t(c.d), rng, 0.1f, 1.f);
+        DeviceBuffer g_resid(resid), g_x(x), g_w(w), g_out(size_t(c.n * c.ldo), dt);
+        g_out.poison();
+        cuda::add_rms_norm(g_resid.f32(), with_x ? g_x.f32() : nullptr, g_w.f32(), 1e-5f, c.n, c.d,
+                           g_out.get(), dt, c.ldo, nullptr);
+        MS_CUDA_CHECK(cudaDeviceSynchronize());
+        std::vector<float> ref(resid.size());
+        cpu::add_rms_norm(resid.data(), with_x ? x.data() : nullptr, w.data(), 1e-5f, c.n, c.d, ref.data());
+        round_all(dt, ref);
+        const auto all = g_out.download();
+        std::vector<float> got(ref.size());
+        for (int64_t i = 0; i < c.n; ++i)
+          std::copy_n(all.begin() + i * c.ldo, c.d, got.begin() + i * c.d);
+        EXPECT_LT(rel_error(got, ref), op_tol(dt));
+        EXPECT_LT(rel_error(g_resid.download(), resid), 1e-7);
+      }
+}
+
+// The causal conv + SiLU in pieces of every size (one token, fewer than k-1, not a multiple of
+// any tile), each piece continuing from the state the last one left: the streaming form (rows
+// of 16-byte multiples, x with the model's row stride 2d; 136 channels leave a partial chunk),
+// the register form with 4 channels a thread (16-bit rows of 24 bytes) and with one (odd d; x
+// one element off alignment), widths 2, 4 and 6 (the 9-slot window), bias or none.
+TEST(GpuOps, Conv1dSiluInPiecesMatchesTheCpu) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937 rng(23);
+  struct Case { int64_t d, k, ldx, offset; bool bias; };
+  const std::vector<int64_t> pieces = {1, 2, 8, 13, 1, 33, 200};
+  for (DType dt : {DType::F32, DType::F16, DType::BF16})
+    for (Case c : {Case{136, 4, 272, 0, true}, Case{136, 4, 136, 1, true}, Case{7, 4, 14, 0, true},
+                   Case{12, 4, 24, 0, true}, Case{12, 6, 12, 0, true}, Case{136, 2, 272, 0, false},
+                   Case{24, 6, 48, 0, true}, Case{5120, 4, 10240, 0, true}}) {
+      SCOPED_TRACE(std::string(dtype_name(dt)) + " d " + std::to_string(c.d) + " k " +
+                   std::to_string(c.k) + " ldx " + std::to_string(c.ldx) + " offset " +
+                   std::to_string(c.offset));
+      const int64_t Lmax = 200;
+      auto x = randn(size_t(c.offset + Lmax * c.ldx), rng);
+      round_all(dt, x);
+      const auto w = randn(size_t(c.d * c.k), rng, 0.4f), b = randn(size_t(c.d), rng, 0.1f);
+      auto state = randn(size_t(c.d * (c.k - 1)), rng);  // fp32, as decode leaves it
+      DeviceBuffer g_x(x, dt), g_w(w), g_b(b), g_state(state), g_out(size_t(Lmax * c.d), dt);
+      const void* gx = static_cast<const char*>(g_x.get()) + c.offset * dtype_size(dt);
+      for (int64_t L : pieces) {
+        SCOPED_TRACE("L " + std::to_string(L));
+        g_out.poison();
+        cuda::conv1d_causal_silu(gx, c.ldx, g_state.f32(), g_w.f32(), c.bias ? g_b.f32() : nullptr, L,
+                                 c.d, c.k, g_out.get(), dt, nullptr);
+        MS_CUDA_CHECK(cudaDeviceSynchronize());
+        std::vector<float> ref(size_t(L * c.d));
+        cpu::conv1d_causal_silu(x.data() + c.offset, c.ldx, state.data(), w.data(),
+                                c.bias ? b.data() : nullptr, L, c.d, c.k, ref.data());
+        round_all(dt, ref);
+        auto got = g_out.download();
+        got.resize(ref.size());
+        EXPECT_LT(rel_error(got, ref), op_tol(dt));
+        EXPECT_EQ(g_state.download(), state);  // copies of inputs: exact
+      }
+    }
+}
+
+// The model's width over strips of several tiles (the streaming form's copy of the next tile
+// under this one's math), the last strip and tile short, then a 3-token piece after it.
+TEST(GpuOps, Conv1dSiluLongStripsMatchTheCpu) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937 rng(31);
+  const int64_t d = 5120, k = 4, ldx = 2 * d, L0 = 4133, L1 = 3;
+  for (DType dt : {DType::F32, DType::BF16}) {
+    SCOPED_TRACE(dtype_name(dt));
+    auto x = randn(size_t((L0 + L1) * ldx), rng);
+    round_all(dt, x);
+    const auto w = randn(size_t(d * k), rng, 0.4f), b = randn(size_t(d), rng, 0.1f);
+    auto state = randn(size_t(d * (k - 1)), rng);
+    DeviceBuffer g_x(x, dt), g_w(w), g_b(b), g_state(state), g_out(size_t(L0 * d), dt);
+    int64_t t = 0;
+    for (int64_t L : {L0, L1}) {
+      g_out.poison();
+      const void* gx = static_cast<const char*>(g_x.get()) + t * ldx * dtype_size(dt);
+      cuda::conv1d_causal_silu(gx, ldx, g_state.f32(), g_w.f32(), g_b.f32(), L, d, k, g_out.get(), dt, nullptr);
+      std::vector<float> ref(size_t(L * d));
+      cpu::conv1d_causal_silu(x.data() + t * ldx, ldx, state.data(), w.data(), b.data(), L, d, k, ref.data());
+      round_all(dt, ref);
+      auto got = g_out.download();
+      got.resize(ref.size());
+      EXPECT_LT(rel_error(got, ref), op_tol(dt)) << "L " << L;
+      EXPECT_EQ(g_state.download(), state);
+      t += L;
+    }
+  }
+}
+
+// More token tiles than the grid holds (65535): the blocks loop over the rest. The register
+// form (x one element off alignment) at 8 tokens a tile, the streaming form at 64 (fp32).
+TEST(GpuOps, Conv1dSiluOverMoreTilesThanTheGrid) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937 rng(29);
+  struct Case { int64_t L, d, offset; };
+  for (Case c : {Case{530001, 8, 1}, Case{4194500, 4, 0}}) {
+    SCOPED_TRACE("L " + std::to_string(c.L) + " d " + std::to_string(c.d));
+    const int64_t k = 4;
+    const auto x = randn(size_t(c.offset + c.L * c.d), rng), w = randn(size_t(c.d * k), rng, 0.4f),
+               b = randn(size_t(c.d), rng, 0.1f);
+    auto state = randn(size_t(c.d * (k - 1)), rng);
+    DeviceBuffer g_x(x), g_w(w), g_b(b), g_state(state), g_out(size_t(c.L * c.d));
+    g_out.poison();
+    cuda::conv1d_causal_silu(g_x.f32() + c.offset, c.d, g_state.f32(), g_w.f32(), g_b.f32(), c.L, c.d,
+                             k, g_out.get(), DType::F32, nullptr);
+    std::vector<float> ref(size_t(c.L * c.d));
+    cpu::conv1d_causal_silu(x.data() + c.offset, c.d, state.data(), w.data(), b.data(), c.L, c.d, k,
+                            ref.data());
+    EXPECT_LT(rel_error(g_out.download(), ref), 1e-5);
+    EXPECT_EQ(g_state.download(), state);
+  }
+}
 
 // A small random model (written once per dtype).
 const Checkpoint& random_model(DType dt, bool lti = false) {
