@@ -3,7 +3,8 @@
 // Design (docs/benchmarks.md has the measurements behind it). The recurrence needs one exp per
 // (token, channel, state): the SFU's 16 exps per clock per SM are the ceiling, so everything else
 // is arranged to stay out of the scan's way.
-// - A block has 4 scan warps (one per SM sub-partition) and 4 prep warps, specialised:
+// - A block has 4 scan warps (one per SM sub-partition) and 4 prep warps (8 in the
+//   one-block-per-SM variant), specialised:
 //   * prep warps (scan_prep.cuh) copy each tile of TT tokens of u, dt, B, C global -> shared
 //     with 16-byte cp.async (three raw stages), turn it into fp32 operands (Δ = softplus(dt +
 //     bias) and Δ·u per channel, B and C per state; two stages) a tile ahead, and finish the
@@ -54,13 +55,15 @@ struct ScanVariant {
   // Balanced spans (one block per SM) are compiled into the one-block-per-SM fast variant only:
   // the piece loop costs registers, which the two-blocks-per-SM variants would spill.
   static constexpr bool kSpans = !General_ && MinBlocks_ == 1;
+  // Prep warps: two per sub-partition in that variant (registers allow 168 per thread), where
+  // the prep bounds the scan; one in the others.
+  static constexpr int kPrepWarps = kSpans ? 8 : 4;
+  static constexpr int kPrepThreads = kPrepWarps * 32;
+  static constexpr int kThreads = (4 + kPrepWarps) * 32;  // with the 4 scan warps
 };
 
 constexpr int kScanMaxDevices = 16;  // host-side caches per device id
-constexpr int kScanWarps = 4;  // one per SM sub-partition
-constexpr int kPrepWarps = 4;
-constexpr int kPrepThreads = kPrepWarps * 32;
-constexpr int kScanThreads = (kScanWarps + kPrepWarps) * 32;
+constexpr int kScanWarps = 4;  // one per SM sub-partition (prep warps: per variant)
 
 // The launch shape, chosen on the host (scan.cu) and read by the kernel.
 struct ScanLaunch {
@@ -158,12 +161,15 @@ enum : int { kBarPrep = 1, kBarDone = 2, kBarFull = 4, kBarScan = 12 };
 // warps arrive at, so that a scan warp waits for the prep warps but not for the other scan
 // warps (each runs on its own sub-partition and drifts a little; H200: 1-3% at d_inner 4096
 // and 5120). "Tile done" stays one barrier per stage: the prep warps need every scan warp.
+template <class V>
 __device__ __forceinline__ void wait_stage_full(int st, int warp) {
-  named_sync_id(kBarFull + kScanWarps * st + warp, 32 + kPrepThreads);
+  named_sync_id(kBarFull + kScanWarps * st + warp, 32 + V::kPrepThreads);
 }
+template <class V>
 __device__ __forceinline__ void signal_stage_full(int st) {
 #pragma unroll
-  for (int w = 0; w < kScanWarps; ++w) named_arrive_id(kBarFull + kScanWarps * st + w, 32 + kPrepThreads);
+  for (int w = 0; w < kScanWarps; ++w)
+    named_arrive_id(kBarFull + kScanWarps * st + w, 32 + V::kPrepThreads);
 }
 
 }  // namespace mambascope::cuda
@@ -175,7 +181,7 @@ __device__ __forceinline__ void signal_stage_full(int st) {
 namespace mambascope::cuda {
 
 template <typename T, class V>
-__global__ void __launch_bounds__(kScanThreads, V::kMinBlocks)
+__global__ void __launch_bounds__(V::kThreads, V::kMinBlocks)
     selective_scan_kernel(const __grid_constant__ ScanParams p, const ScanLaunch k) {
   extern __shared__ __align__(16) unsigned char smem[];
   const ScanSmem lay = scan_smem(k, p.N, int(sizeof(T)), V::NP, V::kStateRows);
@@ -246,7 +252,7 @@ int scan_blocks_per_sm(const ScanParams& p, const ScanLaunch& k) {
   auto kernel = selective_scan_kernel<T, V>;
   raise_smem_limit<T, V>(k.dev, smem);
   int n = 0;
-  MS_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, kScanThreads, smem));
+  MS_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, V::kThreads, smem));
   return n;
 }
 
@@ -260,7 +266,7 @@ void launch_scan(const ScanParams& p, const ScanLaunch& k, cudaStream_t stream) 
   const dim3 grid = spans > 0      ? dim3(unsigned(spans))
                     : k.chunks > 1 ? dim3(unsigned(int64_t(p.batch) * k.groups * k.chunks))
                                    : dim3((p.d + k.cb - 1) / k.cb, p.batch);
-  kernel<<<grid, kScanThreads, smem, stream>>>(p, k);
+  kernel<<<grid, V::kThreads, smem, stream>>>(p, k);
   MS_CUDA_CHECK_LAUNCH();
 }
 

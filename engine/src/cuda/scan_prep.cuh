@@ -64,7 +64,7 @@ __device__ __forceinline__ float gate_silu(float x) {
 
 // Issues the copies of one tile (tokens [t0, t0 + nt)) into a raw stage. Rows past nt and
 // channels past d are left alone: prep never reads them.
-template <typename T, int CB>
+template <typename T, int CB, int PT>
 __device__ __forceinline__ void load_raw_tile(const ScanParams& p, const ScanLaunch& k,
                                               const ScanSmem& lay, unsigned char* stage, int pt,
                                               int64_t t0, int nt, int c0, const T* gu, const T* gdt,
@@ -74,9 +74,9 @@ __device__ __forceinline__ void load_raw_tile(const ScanParams& p, const ScanLau
   T* su = reinterpret_cast<T*>(stage + lay.raw_u);
   T* sdt = reinterpret_cast<T*>(stage + lay.raw_dt);
   if (k.vec_main) {
-    // A power of two of 16-byte chunks per row, dividing kPrepThreads: each thread keeps one
+    // A power of two of 16-byte chunks per row, dividing PT: each thread keeps one
     // column of chunks and walks rows.
-    constexpr int kVpr = CB / VEC, kRowStep = kPrepThreads / kVpr;
+    constexpr int kVpr = CB / VEC, kRowStep = PT / kVpr;
     const int v = pt % kVpr, cc = c0 + v * VEC;
     if (cc < d) {
       int t = pt / kVpr;
@@ -90,7 +90,7 @@ __device__ __forceinline__ void load_raw_tile(const ScanParams& p, const ScanLau
       }
     }
   } else {
-    for (int i = pt; i < nt * CB; i += kPrepThreads) {
+    for (int i = pt; i < nt * CB; i += PT) {
       const int t = i / CB, cc = c0 + i % CB;
       if (cc >= d) continue;
       const int64_t tg = t0 + t;
@@ -104,14 +104,14 @@ __device__ __forceinline__ void load_raw_tile(const ScanParams& p, const ScanLau
     T* sC = reinterpret_cast<T*>(stage + lay.raw_C);
     if (k.vec_bc) {
       const int vpr = N / VEC;
-      for (int i = pt; i < nt * vpr; i += kPrepThreads) {
+      for (int i = pt; i < nt * vpr; i += PT) {
         const int t = i / vpr, n = (i - t * vpr) * VEC;
         const int64_t tg = t0 + t;
         cp_async16(sB + t * N + n, gB + tg * p.ldb + n);
         cp_async16(sC + t * N + n, gC + tg * p.ldc + n);
       }
     } else {
-      for (int i = pt; i < nt * N; i += kPrepThreads) {
+      for (int i = pt; i < nt * N; i += PT) {
         const int t = i / N, n = i - t * N;
         const int64_t tg = t0 + t;
         sB[i] = gB[tg * p.ldb + n];
@@ -124,14 +124,14 @@ __device__ __forceinline__ void load_raw_tile(const ScanParams& p, const ScanLau
 
 // Issues the copies of z for one tile (tokens [t0, t0 + nt)) into the z stage and commits them
 // (an empty group without a gate).
-template <typename T, int CB>
+template <typename T, int CB, int PT>
 __device__ __forceinline__ void load_z_tile(const ScanParams& p, const ScanLaunch& k, T* sz,
                                             int pt, int64_t t0, int nt, int c0, const T* gz) {
   constexpr int VEC = 16 / int(sizeof(T));
   const int d = p.d;
   if (!gz) {
   } else if (k.vec_z) {
-    constexpr int kVpr = CB / VEC, kRowStep = kPrepThreads / kVpr;
+    constexpr int kVpr = CB / VEC, kRowStep = PT / kVpr;
     const int v = pt % kVpr, cc = c0 + v * VEC;
     if (cc < d) {
       int t = pt / kVpr;
@@ -139,7 +139,7 @@ __device__ __forceinline__ void load_z_tile(const ScanParams& p, const ScanLaunc
       for (; t < nt; t += kRowStep, pz += kRowStep * p.ldz) cp_async16(sz + t * CB + v * VEC, pz);
     }
   } else {
-    for (int i = pt; i < nt * CB; i += kPrepThreads) {
+    for (int i = pt; i < nt * CB; i += PT) {
       const int t = i / CB, cc = c0 + i % CB;
       if (cc < d) sz[i] = gz[(t0 + t) * p.ldz + cc];
     }
@@ -160,7 +160,7 @@ __device__ __forceinline__ void prep_bc(const ScanSmem& lay, const unsigned char
   if constexpr (V::kStateRows) {
     // Item (n, four steps) -> one 16-byte store into state n's row (row s·TPC + g for the lane
     // g that owns n as its state s).
-    for (int i = pt; i < NP * (tt / 4); i += kPrepThreads) {
+    for (int i = pt; i < NP * (tt / 4); i += V::kPrepThreads) {
       const int n = i % NP, tq = i / NP, row = (n % S) * TPC + n / S;
       float vb[4], vc[4];
 #pragma unroll
@@ -175,13 +175,13 @@ __device__ __forceinline__ void prep_bc(const ScanSmem& lay, const unsigned char
     }
   } else if (full) {
     // Item (step, four states): one 8- or 16-byte load, one 16-byte store.
-    for (int i = pt; i < (NP / 4) * tt; i += kPrepThreads) {
+    for (int i = pt; i < (NP / 4) * tt; i += V::kPrepThreads) {
       const int o = 4 * i;  // = t·NP + 4q
       *reinterpret_cast<float4*>(B + o) = load4_f32(rB + o);
       *reinterpret_cast<float4*>(C + o) = load4_f32(rC + o);
     }
   } else {
-    for (int i = pt; i < (NP / 4) * tt; i += kPrepThreads) {
+    for (int i = pt; i < (NP / 4) * tt; i += V::kPrepThreads) {
       const int q = i % (NP / 4), t = i / (NP / 4);
       float vb[4], vc[4];
 #pragma unroll
@@ -215,7 +215,7 @@ template <typename T, class V>
 __device__ __noinline__ void prep_du_checked(const ScanParams& p, const PrepCtx<T>& x,
                                              const T* ru, const T* rdt, float* du, int64_t t0,
                                              int nt, int tt) {
-  constexpr int CB = kScanWarps * V::CW, kStep = kPrepThreads / CB;
+  constexpr int CB = kScanWarps * V::CW, kStep = V::kPrepThreads / CB;
   const bool have_dt = p.dt_const == nullptr;
   for (int tq = x.tq0; tq < tt / 4; tq += kStep) {
     float dl[4], dx[4];
@@ -246,7 +246,7 @@ template <typename T, class V>
 __device__ __noinline__ void finish_checked(const ScanParams& p, const PrepCtx<T>& x,
                                             const T* ru, const T* rz, const float* pq0,
                                             int64_t t0, int nt) {
-  constexpr int CB = kScanWarps * V::CW, kStep = kPrepThreads / CB;
+  constexpr int CB = kScanWarps * V::CW, kStep = V::kPrepThreads / CB;
   T* ty = x.gy + t0 * p.ldy + x.gc;
   float* typre = p.ypre_out ? p.ypre_out + (int64_t(x.b) * p.L + t0) * x.d + x.gc : nullptr;
   for (int tq = x.tq0; 4 * tq < nt; tq += kStep) {
@@ -272,7 +272,7 @@ __device__ __forceinline__ void prep_warps(const ScanParams& p, const ScanLaunch
                                            const ScanSmem& lay, unsigned char* smem, int pt,
                                            const ScanItem& it, int64_t ntiles) {
   constexpr int CB = kScanWarps * V::CW;    // channels per block
-  constexpr int kStep = kPrepThreads / CB;  // threads per channel: a thread's step-quad stride
+  constexpr int kStep = V::kPrepThreads / CB;  // threads per channel: a thread's step-quad stride
   // Step quads in flight per prep thread: more where registers allow (one block per SM).
   constexpr int kQuads = V::kMinBlocks == 1 ? 4 : 2;
   const int d = p.d, tt = k.tt, rsd = lay.rsd, b = it.b, c0 = it.c0;
@@ -314,14 +314,14 @@ __device__ __forceinline__ void prep_warps(const ScanParams& p, const ScanLaunch
   };
   auto load = [&](int64_t tile) {
     if (tile < ntiles)
-      load_raw_tile<T, CB>(p, k, lay, raw_stage(tile), pt, tile * tt, tile_len(tile), c0, gu, gdt,
+      load_raw_tile<T, CB, V::kPrepThreads>(p, k, lay, raw_stage(tile), pt, tile * tt, tile_len(tile), c0, gu, gdt,
                            gB, gC);
     else
       cp_async_commit();  // an empty group keeps the wait counts uniform
   };
   auto load_z = [&](int64_t tile) {
     if (tile < ntiles)
-      load_z_tile<T, CB>(p, k, zst, pt, tile * tt, tile_len(tile), c0, gz);
+      load_z_tile<T, CB, V::kPrepThreads>(p, k, zst, pt, tile * tt, tile_len(tile), c0, gz);
     else
       cp_async_commit();
   };
@@ -390,23 +390,23 @@ __device__ __forceinline__ void prep_warps(const ScanParams& p, const ScanLaunch
   load_z(0);
   load(2);
   cp_async_wait<3>();
-  named_sync_id(kBarPrep, kPrepThreads);
+  named_sync_id(kBarPrep, V::kPrepThreads);
   prep(0, 0);
-  signal_stage_full(0);
+  signal_stage_full<V>(0);
   // One step of the pipeline: operands of tile kt + 1, outputs of tile kt, copies of kt + 3.
   for (int64_t kt = 0; kt < ntiles; ++kt) {
     const int st = int(kt & 1);
     if (kt + 1 < ntiles) {
       cp_async_wait<2>();  // pending: raw kt + 1, z kt, raw kt + 2
-      named_sync_id(kBarPrep, kPrepThreads);  // tile kt + 1 has landed for every prep thread
+      named_sync_id(kBarPrep, V::kPrepThreads);  // tile kt + 1 has landed for every prep thread
       // Its prep stage was last read by tile kt - 1, whose "done" was waited for below.
       prep(kt + 1, st ^ 1);
-      signal_stage_full(st ^ 1);
+      signal_stage_full<V>(st ^ 1);
     }
     cp_async_wait<1>();  // z of tile kt (raw kt + 2 may still be in flight)
-    named_sync_id(kBarDone + st, kScanThreads);  // (also makes every thread's z copies visible)
+    named_sync_id(kBarDone + st, V::kThreads);  // (also makes every thread's z copies visible)
     finish(kt, st);
-    named_sync_id(kBarPrep, kPrepThreads);  // every prep thread is done with raw tile kt and z
+    named_sync_id(kBarPrep, V::kPrepThreads);  // every prep thread is done with raw tile kt and z
     load_z(kt + 1);
     load(kt + 3);
   }

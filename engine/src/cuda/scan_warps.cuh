@@ -195,7 +195,7 @@ __device__ __forceinline__ void scan_warps(const ScanParams& p, const ScanLaunch
     ScanOps<V> opA, opB;
     float a[S];
     [[maybe_unused]] ScanProbe probe{};
-    wait_stage_full(0, warp);
+    wait_stage_full<V>(0, warp);
     load_ops<V, kConstBC>(opA, src_of(0), 0, rs_state, bk, ck);
 #pragma unroll
     for (int s = 0; s < S; ++s) a[s] = ex2_approx(opA.dl[0] * A2[s]);
@@ -234,13 +234,13 @@ __device__ __forceinline__ void scan_warps(const ScanParams& p, const ScanLaunch
       // stage is full long before: the prep warps run a tile ahead). After the last tile opA
       // keeps stale but finite operands whose exps are never used.
       if (kt + 1 < ntiles) {
-        wait_stage_full(st ^ 1, warp);
+        wait_stage_full<V>(st ^ 1, warp);
         load_ops<V, kConstBC>(opA, src_of(st ^ 1), 0, rs_state, bk, ck);
       }
       run_steps<V>(opB, opA, a, h, A2, yB, t, pr);
       reduce_store<V>(yA, part, t - U);
       reduce_store<V>(yB, part, t);
-      named_arrive_id(kBarDone + st, kScanThreads);
+      named_arrive_id(kBarDone + st, V::kThreads);
     }
   };
   if constexpr (V::kGeneral) {
