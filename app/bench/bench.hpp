@@ -4,8 +4,11 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <vector>
+
+#include "mambascope/checkpoint.hpp"
 
 namespace mambascope::bench {
 
@@ -19,6 +22,7 @@ struct Options {
   bool decode_only = false;       // --models: decode only (no prefill timings)
   std::string dir = "/tmp/mambascope-bench";  // where random checkpoints are written
   std::string scan_only;          // "batch,d_inner,L,states_per_thread": one shape (profiling)
+  bool explorer = false;          // --models: the app's decode path, with and without probes
 };
 
 inline void emit(const nlohmann::json& j) {
@@ -33,7 +37,11 @@ inline double median(std::vector<double> v) {
   return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
 }
 
-void bench_scan(const Options& o);    // bench_scan.cpp (CUDA builds)
-void bench_models(const Options& o);  // bench_models.cpp
+void bench_scan(const Options& o);      // bench_scan.cpp (CUDA builds)
+void bench_models(const Options& o);    // bench_models.cpp
+void bench_explorer(const Options& o);  // bench_explorer.cpp (CUDA builds)
+// The random bf16 checkpoint of a named shape ("130m", "1.4b", "2.8b") under o.dir, written on
+// first use (bench_models.cpp).
+std::unique_ptr<Checkpoint> checkpoint_for(const Options& o, const std::string& name);
 
 }  // namespace mambascope::bench

@@ -2,6 +2,8 @@
 // shapes with random weights, and the CPU backend; one JSON object per line on stdout.
 //   mambascope-bench --scan --models 130m,1.4b,2.8b --cpu [--reps 20] [--decode-tokens 512]
 //   [--decode-only]
+//   mambascope-bench --explorer --models 130m,2.8b [--decode-tokens N]: decoding as the app and
+//   the CLI do it (one recurrent forward per token, the CPU sampler), with and without probes
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -24,6 +26,7 @@ int main(int argc, char** argv) {
       else if (a == "--cpu") o.cpu = true;
       else if (a == "--long-prefill") o.long_prefill = true;
       else if (a == "--decode-only") o.decode_only = true;
+      else if (a == "--explorer") o.explorer = true;
       else if (a == "--reps") o.reps = std::stoi(next());
       else if (a == "--decode-tokens") o.decode_tokens = std::stoi(next());
       else if (a == "--dir") o.dir = next();
@@ -34,7 +37,7 @@ int main(int argc, char** argv) {
       } else {
         std::fprintf(stderr,
                      "usage: mambascope-bench [--scan] [--models 130m,1.4b,2.8b] [--cpu] "
-                     "[--long-prefill] [--decode-only] [--reps N] [--decode-tokens N] [--dir PATH]\n");
+                     "[--long-prefill] [--decode-only] [--explorer] [--reps N] [--decode-tokens N] [--dir PATH]\n");
         return 2;
       }
     } catch (const std::exception& e) {
@@ -45,7 +48,8 @@ int main(int argc, char** argv) {
   if (!o.scan && o.models.empty() && !o.cpu) o.scan = true;
   try {
     if (o.scan) bench_scan(o);
-    if (!o.models.empty() || o.cpu) bench_models(o);
+    if (o.explorer) bench_explorer(o);
+    else if (!o.models.empty() || o.cpu) bench_models(o);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "mambascope-bench: %s\n", e.what());
     return 1;

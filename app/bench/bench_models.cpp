@@ -54,6 +54,8 @@ std::vector<int32_t> random_tokens(int64_t n, int64_t vocab) {
   return t;
 }
 
+}  // namespace
+
 std::unique_ptr<Checkpoint> checkpoint_for(const Options& o, const std::string& name) {
   const std::filesystem::path dir = std::filesystem::path(o.dir) / (name + "-bf16");
   if (!std::filesystem::exists(dir / "model.safetensors")) {
@@ -63,6 +65,8 @@ std::unique_ptr<Checkpoint> checkpoint_for(const Options& o, const std::string& 
   }
   return Checkpoint::open(dir);
 }
+
+namespace {
 
 // Median wall time of a Scan-mode forward over L tokens from a fresh state (the forward call
 // returns after the last token's logits are on the host).
