@@ -316,8 +316,12 @@ void CudaBackend::record_probes(ProbeRecorder& rec, int layer, int64_t position,
     if (fz) p.delta.assign(fz->delta.begin() + layer * di, fz->delta.begin() + (layer + 1) * di);
     else p.delta.assign(cap.delta + i * di, cap.delta + (i + 1) * di);
     p.h_norm.assign(cap.hnorm + i * di, cap.hnorm + (i + 1) * di);
-    p.gate.resize(size_t(di));
-    for (int64_t c = 0; c < di; ++c) p.gate[c] = silu_h(cap.z[i * di + c]);
+    if (cap.gate) {
+      p.gate.assign(cap.gate + i * di, cap.gate + (i + 1) * di);
+    } else {
+      p.gate.resize(size_t(di));
+      for (int64_t c = 0; c < di; ++c) p.gate[c] = silu_h(cap.z[i * di + c]);
+    }
     if (fz) {
       p.B = Bm;
       p.C = Cm;

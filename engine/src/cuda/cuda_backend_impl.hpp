@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <functional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,7 @@ struct LayerCaptureView {
   const float *B, *C;                  // {T, d_state}
   const float* h;                      // {T, d_inner, d_state}
   int64_t first = 0;                   // first captured token (index in the call)
+  const float* gate = nullptr;         // {T, d_inner}: SiLU(z) if already computed, else from z
 };
 
 // Where a layer's probe tensors lie in a staging slot (fp32, token-major, T = captured tokens),
@@ -124,6 +126,7 @@ class CudaBackend final : public Backend {
   ~CudaBackend() override {
     for (Graph* g : {&logits_graph_, &sample_graph_})
       if (g->exec) cudaGraphExecDestroy(g->exec);
+    if (extras_graph_.exec) cudaGraphExecDestroy(extras_graph_.exec);
     if (blas_) cublasDestroy(blas_);
     if (stream_) cudaStreamDestroy(stream_);
   }
@@ -168,14 +171,40 @@ class CudaBackend final : public Backend {
     const CudaState* key = nullptr;
     SampleArgs args;
   };
+  // Where a recurrent step that records (cuda_decode_extras.cpp) puts each layer's values in
+  // d_extra_ / h_extra_: {n_small slots of small_floats | n_h slots of d_inner·d_state}.
+  struct ExtrasPlan {
+    std::vector<int> slot, h_slot;  // per layer: its small / h slot, or -1 (not recorded)
+    int n_small = 0, n_h = 0;
+    int64_t small_floats = 0;  // delta, hnorm, ypre, gate, x (d_inner each), xdbl, resid
+    bool resid = false;        // the residual is copied (ForwardOptions::residuals)
+    size_t floats(int64_t h_floats) const { return size_t(n_small * small_floats + n_h * h_floats); }
+    bool operator==(const ExtrasPlan&) const = default;
+  };
+  struct ExtrasGraph {
+    cudaGraphExec_t exec = nullptr;
+    const CudaState* key = nullptr;
+    ExtrasPlan plan;
+    const void *dev = nullptr, *host = nullptr;  // the buffers it copies between
+    const float *conv = nullptr, *ssm = nullptr;  // the state's device buffers it updates
+  };
 
   void prefill(std::span<const int32_t> tokens, CudaState& st, const ForwardOptions& opts,
                std::vector<float>& logits);
   void recurrent(std::span<const int32_t> tokens, CudaState& st, const ForwardOptions& opts,
                  std::vector<float>& logits);
-  // Enqueues one decode step reading the token id at d_ids_[0]; `extra` (may be null) gets
-  // per-layer copies for probes, SSM outputs and residuals.
-  void enqueue_step(CudaState& st, const ForwardOptions* extra, int64_t position);
+  // Enqueues one decode step reading the token id at d_ids_[0]; with a plan, the recorded
+  // layers' values go to its slots in d_extra_, and the Δ overrides at `position` apply.
+  void enqueue_step(CudaState& st, const ExtrasPlan* plan = nullptr,
+                    std::span<const DeltaOverride> overrides = {}, int64_t position = 0);
+  // Recurrent steps that record (cuda_decode_extras.cpp).
+  ExtrasPlan extras_plan(const ForwardOptions& opts) const;
+  void enqueue_extras_step(CudaState& st, const ExtrasPlan& plan,
+                           std::span<const DeltaOverride> overrides, int64_t position);
+  void run_extras_step(CudaState& st, const ExtrasPlan& plan, const ForwardOptions& opts,
+                       int64_t position);
+  void unpack_extras(const ExtrasPlan& plan, const ForwardOptions& opts, int64_t L, int64_t i,
+                     int64_t pos);
   DecodeLayer layer_view(const CudaState& st, int64_t l) const {
     DecodeLayer L = w_.layers[size_t(l)];
     L.conv_state = st.conv() + l * cfg_.d_inner * (cfg_.d_conv - 1);
@@ -217,8 +246,9 @@ class CudaBackend final : public Backend {
   // decode
   DeviceMemory d_ids_, d_resid1_, d_x_, d_z_, d_y_, d_xdbl_, d_logits1_, d_work_, d_prob_, d_ring_,
       d_counters_, d_extra_;
-  PinnedMemory h_logits_, h_out_;
+  PinnedMemory h_logits_, h_out_, h_extra_;
   Graph logits_graph_, sample_graph_;
+  ExtrasGraph extras_graph_;
   std::unique_ptr<DecodeRuntime> decode_rt_;
   // prefill activations, grown on demand
   DeviceMemory a_ids_, a_resid_, a_hidden_, a_xz_, a_x_, a_xdbl_, a_dt_, a_y_, a_logits_,

@@ -16,39 +16,40 @@
 
 namespace mambascope::cuda {
 
-void CudaBackend::enqueue_step(CudaState& st, const ForwardOptions* extra, int64_t position) {
+void CudaBackend::enqueue_step(CudaState& st, const ExtrasPlan* plan,
+                               std::span<const DeltaOverride> overrides, int64_t position) {
   const int64_t dm = cfg_.d_model, di = cfg_.d_inner, N = cfg_.d_state, xr = cfg_.x_proj_rows();
   const int64_t nl = cfg_.n_layer;
   // hidden_states = self.embeddings(input_id)                  -> resid1 {d_model}
   embedding(static_cast<const int32_t*>(d_ids_.get()), w_.embedding, w_.dtype, 1, dm,
             d_resid1_.f32(), stream_);
   DecodeScratch sc{d_x_.f32(), d_z_.f32(), d_xdbl_.f32(), d_y_.f32()};
-  // extra layout {per layer: delta, hnorm, ypre, z, x (d_inner each), xdbl, resid, h (d_inner N)}
-  const int64_t per = 5 * di + xr + dm + di * N;
-  if (extra) d_extra_.reserve(sizeof(float) * nl * per);
   for (int64_t l = 0; l < nl; ++l) {
     DecodeProbes pr;
-    float* e = extra ? d_extra_.f32() + l * per : nullptr;
+    // A recorded layer's slot {delta, hnorm, ypre, z, x (d_inner each), xdbl, resid} and h.
+    float* e = plan && plan->slot[size_t(l)] >= 0 ? d_extra_.f32() + plan->slot[size_t(l)] * plan->small_floats
+                                                  : nullptr;
+    float* eh = plan && plan->h_slot[size_t(l)] >= 0
+                    ? d_extra_.f32() + plan->n_small * plan->small_floats + plan->h_slot[size_t(l)] * di * N
+                    : nullptr;
+    // A recorded layer's kernels keep z, x and xdbl in its slot instead of the scratch.
+    DecodeScratch lsc = sc;
     if (e) {
       pr.delta = e;
       pr.hnorm = e + di;
       pr.ypre = e + 2 * di;
-      for (const DeltaOverride& o : extra->delta_overrides)
-        if ((o.layer == -1 || o.layer == l) && o.position == position)
-          pr.override_delta = true, pr.override_value = o.value;
+      lsc = DecodeScratch{e + 4 * di, e + 3 * di, e + 5 * di, d_y_.f32()};
     }
+    for (const DeltaOverride& o : overrides)
+      if ((o.layer == -1 || o.layer == l) && o.position == position)
+        pr.override_delta = true, pr.override_value = o.value;
     const DecodeLayer lw = layer_view(st, l);
-    decode_layer(shape_, lw, d_resid1_.f32(), sc, pr, stream_);
-    if (e) {
-      auto copy = [&](float* dst, const float* src, int64_t n) {
-        MS_CUDA_CHECK(cudaMemcpyAsync(dst, src, sizeof(float) * n, cudaMemcpyDeviceToDevice, stream_));
-      };
-      copy(e + 3 * di, d_z_.f32(), di);
-      copy(e + 4 * di, d_x_.f32(), di);
-      copy(e + 5 * di, d_xdbl_.f32(), xr);
-      copy(e + 5 * di + xr, d_resid1_.f32(), dm);
-      copy(e + 5 * di + xr + dm, lw.ssm_state, di * N);
-    }
+    decode_layer(shape_, lw, d_resid1_.f32(), lsc, pr, stream_);
+    auto copy = [&](float* dst, const float* src, int64_t n) {
+      MS_CUDA_CHECK(cudaMemcpyAsync(dst, src, sizeof(float) * n, cudaMemcpyDeviceToDevice, stream_));
+    };
+    if (e && plan->resid) copy(e + 5 * di + xr, d_resid1_.f32(), dm);
+    if (eh) copy(eh, lw.ssm_state, di * N);
   }
   // logits = lm_head(norm_f(hidden_states))
   decode_logits(shape_, w_.norm_f, w_.lm_head, int(cfg_.vocab_size), d_resid1_.f32(),
@@ -162,7 +163,7 @@ void CudaBackend::capture(Graph& g, CudaState& st, const SampleArgs* sampling) {
       }
       launch_fused(a, w_.dtype, stream_);
     } else {
-      enqueue_step(st, nullptr, 0);
+      enqueue_step(st);
     }
     if (sampling && !sampled) sample(*sampling, stream_);
     if (!sampling)
@@ -195,14 +196,12 @@ void CudaBackend::capture(Graph& g, CudaState& st, const SampleArgs* sampling) {
 
 void CudaBackend::recurrent(std::span<const int32_t> tokens, CudaState& st, const ForwardOptions& opts,
                             std::vector<float>& logits) {
-  const int64_t L = int64_t(tokens.size()), V = cfg_.vocab_size, dm = cfg_.d_model,
-                di = cfg_.d_inner, N = cfg_.d_state, R = cfg_.dt_rank, xr = cfg_.x_proj_rows();
+  const int64_t L = int64_t(tokens.size()), V = cfg_.vocab_size;
   const bool probing = opts.probes && opts.probes->enabled();
   const bool extra = probing || opts.ssm_outputs || opts.residuals || !opts.delta_overrides.empty();
   const int64_t n_out = opts.all_logits ? L : 1;
   logits.resize(size_t(n_out * V));
-  const int64_t per = 5 * di + xr + dm + di * N;
-  std::vector<float> host_extra;
+  const ExtrasPlan plan = extra ? extras_plan(opts) : ExtrasPlan{};
   for (int64_t i = 0; i < L; ++i) {
     const int64_t pos = st.position();
     MS_CUDA_CHECK(cudaMemcpyAsync(d_ids_.get(), &tokens[size_t(i)], sizeof(int32_t),
@@ -212,38 +211,12 @@ void CudaBackend::recurrent(std::span<const int32_t> tokens, CudaState& st, cons
       if (!logits_graph_.exec || logits_graph_.key != &st) capture(logits_graph_, st, nullptr);
       MS_CUDA_CHECK(cudaGraphLaunch(logits_graph_.exec, stream_));
       sync_step();
-      if (want_logits)
-        std::memcpy(logits.data() + (opts.all_logits ? i : 0) * V, h_logits_.as<float>(), sizeof(float) * V);
     } else {
-      enqueue_step(st, &opts, pos);
-      if (want_logits)
-        MS_CUDA_CHECK(cudaMemcpyAsync(logits.data() + (opts.all_logits ? i : 0) * V, d_logits1_.get(),
-                                      sizeof(float) * V, cudaMemcpyDeviceToHost, stream_));
-      host_extra.resize(size_t(cfg_.n_layer * per));
-      MS_CUDA_CHECK(cudaMemcpyAsync(host_extra.data(), d_extra_.get(), sizeof(float) * host_extra.size(),
-                                    cudaMemcpyDeviceToHost, stream_));
-      MS_CUDA_CHECK(cudaStreamSynchronize(stream_));
-      for (int64_t l = 0; l < cfg_.n_layer; ++l) {
-        const float* e = host_extra.data() + l * per;
-        if (opts.ssm_outputs)
-          std::copy(e + 2 * di, e + 3 * di, opts.ssm_outputs->begin() + (l * L + i) * di);
-        if (opts.residuals)
-          std::copy(e + 5 * di + xr, e + 5 * di + xr + dm, opts.residuals->begin() + (l * L + i) * dm);
-        if (probing && opts.probes->policy().records_layer(int(l))) {
-          LayerCapture cap;
-          cap.first = 0;
-          cap.delta.assign(e, e + di);
-          cap.hnorm.assign(e + di, e + 2 * di);
-          cap.z.assign(e + 3 * di, e + 4 * di);
-          cap.u.assign(e + 4 * di, e + 5 * di);
-          cap.B.assign(e + 5 * di + R, e + 5 * di + R + N);
-          cap.C.assign(e + 5 * di + R + N, e + 5 * di + R + 2 * N);
-          if (opts.probes->policy().records_h(int(l)))
-            cap.h.assign(e + 5 * di + xr + dm, e + per);
-          record_probes(*opts.probes, int(l), pos, 1, cap);
-        }
-      }
+      run_extras_step(st, plan, opts, pos);  // (cuda_decode_extras.cpp) waits for the copies
+      unpack_extras(plan, opts, L, i, pos);
     }
+    if (want_logits)
+      std::memcpy(logits.data() + (opts.all_logits ? i : 0) * V, h_logits_.as<float>(), sizeof(float) * V);
     st.advance(1);
   }
 }
