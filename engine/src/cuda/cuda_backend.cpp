@@ -15,6 +15,7 @@
 
 #include "cuda/cuda_backend_impl.hpp"
 #include "cuda/ops.hpp"
+#include "cuda/probe_gate.hpp"
 #include "cuda/scan.hpp"
 
 namespace mambascope::cuda {
@@ -183,6 +184,7 @@ void CudaBackend::prefill(std::span<const int32_t> tokens, CudaState& st, const 
       pack(lay.delta(), p_delta_.get(), DType::F32, di, di);
       pack(lay.hnorm(), p_hnorm_.get(), DType::F32, di, di);
       pack(lay.z(), xz + di * es, dt, 2 * di, di);
+      gate_in_place(slot->dev + lay.z(), 1, 0, 0, lay.T * di, stream_);  // the probes show SiLU(z)
       pack(lay.u(), a_x_.get(), dt, di, di);
       if (!frozen_) {
         pack(lay.B(), xdbl + R * es, dt, xr, N);
@@ -213,9 +215,10 @@ void CudaBackend::drain_probes(ProbeRecorder& rec, int64_t position, int64_t L, 
     const ProbeRing::Slot* s = probe_ring_.oldest(i < wait_for);
     if (!s) return;
     const float* h = s->host;
-    const LayerCaptureView v{h + lay.delta(), h + lay.hnorm(), h + lay.z(), h + lay.u(),
+    const LayerCaptureView v{h + lay.delta(), h + lay.hnorm(), nullptr, h + lay.u(),
                              frozen_ ? nullptr : h + lay.B(), frozen_ ? nullptr : h + lay.C(),
-                             s->with_h ? h + lay.h() : nullptr, L - lay.T};
+                             s->with_h ? h + lay.h() : nullptr, L - lay.T,
+                             h + lay.z()};  // the gate, computed on the device
     record_probes(rec, s->layer, position, L, v);
     probe_ring_.pop();
   }

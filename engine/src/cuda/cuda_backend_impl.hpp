@@ -69,7 +69,7 @@ struct ProbeSlotLayout {
   static size_t up(int64_t n) { return size_t((n + 63) / 64 * 64); }
   size_t delta() const { return 0; }                  // {T, d}
   size_t hnorm() const { return up(T * d); }          // {T, d}
-  size_t z() const { return 2 * up(T * d); }          // {T, d}
+  size_t z() const { return 2 * up(T * d); }          // {T, d}: z, then SiLU(z) in place
   size_t u() const { return 3 * up(T * d); }          // {T, d}
   size_t B() const { return 4 * up(T * d); }          // {T, N}
   size_t C() const { return B() + up(T * N); }        // {T, N}
