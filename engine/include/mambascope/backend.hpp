@@ -3,6 +3,7 @@
 // over a span of tokens, continuing from a state, in a chosen SSM mode.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -11,6 +12,7 @@
 
 #include "mambascope/dtype.hpp"
 #include "mambascope/probes.hpp"
+#include "mambascope/sampler.hpp"
 
 namespace mambascope {
 
@@ -88,6 +90,15 @@ struct DeviceInfo {
   DType activations = DType::F32;
 };
 
+// One step of decoding with the sampling on the device (Backend::decode_on_device): the fed
+// token has been consumed and `next` sampled after it.
+struct DeviceStep {
+  int32_t next = 0;
+  std::span<const Alternative> alternatives;  // the n_alternatives most probable, descending
+  // Copies the logits after the fed token {vocab} to the host (valid during the callback).
+  std::function<void(std::vector<float>&)> logits;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -99,6 +110,20 @@ class Backend {
   // n_out = tokens.size() if opts.all_logits else 1. Throws mambascope::Error (e.g. out of memory).
   virtual void forward(std::span<const int32_t> tokens, BackendState& state,
                        const ForwardOptions& opts, std::vector<float>& logits) = 0;
+  // Recurrent decoding with the sampling done where the model runs, so that only the sampled
+  // token and its alternatives come back per step (the CUDA backend): feeds `feed`, samples the
+  // next token, feeds that, and so on for at most max_steps steps; on_step returns false to stop
+  // (the token it was given is then not fed). history: the tokens before `feed` (the repetition
+  // penalty's window). last_logits gets the logits after the last token fed. The same seed gives
+  // the same tokens on the same device, but not the CPU Sampler's draws. Returns false, doing
+  // nothing, where the backend does not offer it (the caller then samples on the host).
+  virtual bool decode_on_device(BackendState& state, int32_t feed, int max_steps,
+                                const SamplingParams& sp, std::span<const int32_t> history,
+                                const std::function<bool(const DeviceStep&)>& on_step,
+                                std::vector<float>& last_logits) {
+    (void)state, (void)feed, (void)max_steps, (void)sp, (void)history, (void)on_step, (void)last_logits;
+    return false;
+  }
 };
 
 struct BackendChoice {

@@ -109,6 +109,11 @@ class Session {
   // releases. Takes a snapshot if the call ends on a multiple of the interval.
   void run(std::span<const int32_t> ids, ScanMode mode, bool record_probes,
            std::vector<std::string>* texts);
+  // Appends ids, which the state has consumed, to the history (run's second half; also the
+  // steps of Backend::decode_on_device). last_logits_ must be the logits after them.
+  void commit(std::span<const int32_t> ids, ScanMode mode, std::vector<std::string>* texts);
+  // Whether the history reaches a snapshot position after `more` further tokens.
+  bool snapshot_due(size_t more) const;
   // Splits a prompt into calls ending at multiples of the interval, reporting each call's tokens.
   bool prefill(std::span<const int32_t> ids, ScanMode mode, const TokenCallback& on_token,
                const std::atomic<bool>* cancel);

@@ -159,6 +159,10 @@ class CudaBackend final : public Backend {
 
   void generate(CudaState& st, int32_t feed, int n, const SamplingParams& sp,
                 const std::function<bool(const GpuToken&)>& on_token, std::span<const int32_t> history);
+  bool decode_on_device(BackendState& state, int32_t feed, int max_steps, const SamplingParams& sp,
+                        std::span<const int32_t> history,
+                        const std::function<bool(const DeviceStep&)>& on_step,
+                        std::vector<float>& last_logits) override;
   // The fused decode step (cuda_decode_driver.cpp).
   std::string decode_path();
   void use_fused(bool on);

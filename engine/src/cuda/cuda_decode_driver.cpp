@@ -324,6 +324,30 @@ std::vector<DecodePhase> CudaBackend::profile_fused(CudaState& st, int32_t feed,
   return out;
 }
 
+bool CudaBackend::decode_on_device(BackendState& state, int32_t feed, int max_steps,
+                                   const SamplingParams& sp, std::span<const int32_t> history,
+                                   const std::function<bool(const DeviceStep&)>& on_step,
+                                   std::vector<float>& last_logits) {
+  auto* st = dynamic_cast<CudaState*>(&state);
+  if (!st || sp.n_alternatives > kMaxCandidates) return false;
+  if (max_steps <= 0) return true;
+  const int64_t V = cfg_.vocab_size;
+  // The logits after the fed token are in d_logits1_ until the next step replaces them.
+  auto fetch = [&](std::vector<float>& out) {
+    out.resize(size_t(V));
+    MS_CUDA_CHECK(cudaMemcpy(out.data(), d_logits1_.get(), sizeof(float) * V, cudaMemcpyDeviceToHost));
+  };
+  DeviceStep step;
+  step.logits = fetch;
+  generate(*st, feed, max_steps, sp, [&](const GpuToken& t) {
+    step.next = t.id;
+    step.alternatives = t.alternatives;
+    return on_step(step);
+  }, history);
+  fetch(last_logits);
+  return true;
+}
+
 void generate_on_gpu(Backend& backend, BackendState& state, int32_t feed, int n,
                      const SamplingParams& sp, const std::function<bool(const GpuToken&)>& on_token,
                      std::span<const int32_t> history) {

@@ -54,6 +54,10 @@ void Session::run(std::span<const int32_t> ids, ScanMode mode, bool record_probe
   opts.probes = record_probes && probes_.enabled() ? &probes_ : nullptr;  // off: no probe work
   state_broken_ = true;  // until the forward returns: it may fail part way through
   backend_->forward(ids, *state_, opts, last_logits_);  // last_logits_ {1, vocab}
+  commit(ids, mode, texts);
+}
+
+void Session::commit(std::span<const int32_t> ids, ScanMode mode, std::vector<std::string>* texts) {
   for (size_t i = 0; i < ids.size(); ++i) {
     tokens_.push_back(ids[i]);
     runs_.push_back(uint8_t(uint8_t(mode) | (i == 0 ? kCallStart : 0)));
@@ -61,7 +65,11 @@ void Session::run(std::span<const int32_t> ids, ScanMode mode, bool record_probe
     if (texts) texts->push_back(std::move(text));
   }
   state_broken_ = false;
-  if (snapshot_interval_ > 0 && tokens_.size() % size_t(snapshot_interval_) == 0) take_snapshot();
+  if (snapshot_due(0)) take_snapshot();
+}
+
+bool Session::snapshot_due(size_t more) const {
+  return snapshot_interval_ > 0 && (tokens_.size() + more) % size_t(snapshot_interval_) == 0;
 }
 
 bool Session::prefill(std::span<const int32_t> ids, ScanMode mode, const TokenCallback& on_token,
@@ -144,18 +152,10 @@ GenerateResult Session::generate(const GenerateRequest& req, const TokenCallback
     t_decode = Clock::now();
     decoding = true;
     res.reason = StopReason::MaxTokens;
-    for (int n = 0; n < req.max_new_tokens;) {
-      if (cancel && cancel->load(std::memory_order_relaxed)) {
-        res.reason = StopReason::Cancelled;
-        break;
-      }
-      const int32_t id = sampler.sample(last_logits_, tokens_, want_alts ? &alts : nullptr);
-      texts.clear();
-      // The sampled token is run at once, so the state always covers the whole history (the
-      // session can go on after any stop) and the token's own probe is in its event.
-      run(std::span<const int32_t>(&id, 1), req.decode_mode, true, &texts);
+    // A token the state has consumed, reported: the stop conditions decide whether it is the last.
+    int n = 0;
+    auto report = [&](int32_t id, std::string text, const std::vector<Alternative>& id_alts) {
       res.new_tokens = ++n;
-
       TokenEvent ev;
       ev.position = int64_t(tokens_.size()) - 1;
       ev.id = id;
@@ -164,7 +164,7 @@ GenerateResult Session::generate(const GenerateRequest& req, const TokenCallback
         res.reason = StopReason::Eos;
         ev.text = stops.flush();
       } else {
-        ev.text = stops.feed(texts[0]);
+        ev.text = stops.feed(text);
         if (stops.matched()) {
           res.reason = StopReason::StopString;
         } else if (n == req.max_new_tokens) {
@@ -174,11 +174,48 @@ GenerateResult Session::generate(const GenerateRequest& req, const TokenCallback
           last = false;
         }
       }
-      if (want_alts) ev.alternatives = alts;
+      if (want_alts) ev.alternatives = id_alts;
       ev.probe = probes_.enabled() ? probes_.at(ev.position) : nullptr;
       res.text += ev.text;
       if (on_token) on_token(ev);
-      if (last) break;
+      return last;
+    };
+    auto cancelled = [&] {
+      if (!cancel || !cancel->load(std::memory_order_relaxed)) return false;
+      res.reason = StopReason::Cancelled;
+      return true;
+    };
+    // Without probes, a backend that samples on the device runs the steps after the first (whose
+    // logits are here already) there: one small copy per token instead of the logits.
+    bool device = !probes_.enabled() && req.decode_mode == ScanMode::Recurrent;
+    while (n < req.max_new_tokens && !cancelled()) {
+      const int32_t id = sampler.sample(last_logits_, tokens_, want_alts ? &alts : nullptr);
+      texts.clear();
+      if (device) {
+        int32_t fed = id;
+        std::vector<Alternative> fed_alts = alts;
+        state_broken_ = true;
+        const bool ran = backend_->decode_on_device(
+            *state_, id, req.max_new_tokens - n, req.sampling, tokens_,
+            [&](const DeviceStep& step) {
+              if (snapshot_due(1)) step.logits(last_logits_);
+              texts.clear();
+              commit(std::span<const int32_t>(&fed, 1), req.decode_mode, &texts);
+              if (report(fed, texts[0], fed_alts) || cancelled()) return false;
+              fed = step.next;
+              fed_alts.assign(step.alternatives.begin(), step.alternatives.end());
+              state_broken_ = true;
+              return true;
+            },
+            last_logits_);
+        state_broken_ = false;
+        if (ran) break;
+        device = false;  // not offered for these parameters: sample on the host
+      }
+      // The sampled token is run at once, so the state always covers the whole history (the
+      // session can go on after any stop) and the token's own probe is in its event.
+      run(std::span<const int32_t>(&id, 1), req.decode_mode, true, &texts);
+      if (report(id, texts[0], alts)) break;
     }
   } catch (const Error& e) {
     fail(e.what());
