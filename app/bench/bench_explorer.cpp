@@ -1,7 +1,6 @@
 // Decoding as the app and the CLI run it: a Session generates greedily from a prompt, without
-// probes (the CLI's generate and chat: on the GPU the steps after the first sample on the device)
-// and with the app's probe policy (every layer, h of one layer: each step records on the GPU and
-// the host samples from the logits). The tokens/s are the Session's own decode timing, on a
+// probes (the CLI's generate and chat) and with the app's probe policy (every layer, h of one
+// layer); on the GPU the steps after the first sample on the device either way. The tokens/s are the Session's own decode timing, on a
 // random bf16 checkpoint with the GPT-NeoX tokenizer from assets/, beside `--models`' rates.
 #include <stdexcept>
 #include <vector>
@@ -47,8 +46,8 @@ void bench_explorer(const Options& o) {
       emit({{"bench", "explorer_decode"}, {"model", name}, {"backend", "cuda"},
             {"probes", probes ? "every layer, h of layer 0" : "off"}, {"tokens", n},
             {"tok_per_s", tps}, {"us_per_token", 1e6 / tps},
-            {"path", probes ? "Session: recorded GPU step per token, host greedy sampler"
-                            : "Session: device sampling after the first token"}});
+            {"path", probes ? "Session: recorded per-layer step + device sampling, one graph per token"
+                            : "Session: fused step + device sampling after the first token"}});
     }
   }
 #else

@@ -1,7 +1,8 @@
-// Sessions on the GPU sample on the device when no probes are recorded
-// (Backend::decode_on_device): the same greedy tokens, text, stops, snapshots and forks as the
-// host-sampling path (a session recording probes) and as the CPU; seeded sampling repeats;
-// cancellation stops within one token and leaves the session usable.
+// Sessions on the GPU sample on the device (Backend::decode_on_device), recording probes or not:
+// the same greedy tokens, text, stops, snapshots and forks whether the fused step (no probes) or
+// the recorded per-layer step runs, and as the CPU and the host-sampling path (more alternatives
+// than the device reports); the probes match the CPU's; seeded sampling repeats; cancellation
+// stops within one token and leaves the session usable.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -28,6 +29,8 @@ std::shared_ptr<Model> fixture_model() {
 ProbePolicy recording() {
   ProbePolicy p;
   p.enabled = true;
+  p.capture_h = true;
+  p.h_layers = {1};
   return p;
 }
 
@@ -77,18 +80,34 @@ TEST(SessionOnGpu, DeviceSamplingMatchesHostSamplingAndTheCpu) {
   auto model = fixture_model();
   std::shared_ptr<Backend> gpu = make_cuda_backend(model->checkpoint());
   std::shared_ptr<Backend> cpu = make_cpu_backend(model->checkpoint(), 2);
-  Session dev(model, gpu, {}, 8), host(model, gpu, recording(), 8), ref(model, cpu, {}, 8);
+  // dev: no probes (the fused step where it runs); host: recording probes (the recorded
+  // per-layer step); ref: the CPU, recording, sampling on the host.
+  Session dev(model, gpu, {}, 8), host(model, gpu, recording(), 8), ref(model, cpu, recording(), 8);
   GenerateResult rd, rh, rc;
   const auto ed = generate(dev, greedy(30), &rd);
   const auto eh = generate(host, greedy(30), &rh);
   const auto ec = generate(ref, greedy(30), &rc);
   expect_same_events(ed, eh);
-  ASSERT_EQ(ed.size(), ec.size());
+  ASSERT_EQ(ed.size(), ec.size());  // the CPU: same tokens and text (alternatives may tie)
   for (size_t i = 0; i < ed.size(); ++i) EXPECT_EQ(ed[i].id, ec[i].id) << "token " << i;
   EXPECT_EQ(rd.text, rh.text);
+  EXPECT_EQ(rd.text, rc.text);
   EXPECT_EQ(dev.tokens(), host.tokens());
   EXPECT_LT(rel_error(dev.last_logits(), host.last_logits()), 1e-4);
   EXPECT_LT(rel_error(dev.last_logits(), ref.last_logits()), 1e-4);
+  expect_probes_match(host.probes(), ref.probes(), 2e-4);
+  EXPECT_EQ(host.probes().tokens().size(), host.tokens().size());
+
+  // More alternatives than the device reports: the host samples, with the same tokens.
+  GenerateRequest wide = greedy(30);
+  wide.sampling.n_alternatives = 100;
+  Session many(model, gpu, {}, 8);
+  const auto em = generate(many, wide);
+  ASSERT_EQ(em.size(), ed.size());
+  for (size_t i = 0; i < em.size(); ++i) {
+    EXPECT_EQ(em[i].id, ed[i].id) << "token " << i;
+    EXPECT_EQ(em[i].alternatives.size(), 100u);
+  }
 
   // Snapshots taken between device steps let a fork resume exactly: fork inside the generated
   // tokens (after a snapshot at 24), then both go on with the same request.

@@ -114,14 +114,17 @@ class Backend {
   // token and its alternatives come back per step (the CUDA backend): feeds `feed`, samples the
   // next token, feeds that, and so on for at most max_steps steps; on_step returns false to stop
   // (the token it was given is then not fed). history: the tokens before `feed` (the repetition
-  // penalty's window). last_logits gets the logits after the last token fed. The same seed gives
-  // the same tokens on the same device, but not the CPU Sampler's draws. Returns false, doing
-  // nothing, where the backend does not offer it (the caller then samples on the host).
+  // penalty's window). probes (may be null): each fed token's probes are recorded before on_step
+  // runs. last_logits gets the logits after the last token fed. The same seed gives the same
+  // tokens on the same device, but not the CPU Sampler's draws. Returns false, doing nothing,
+  // where the backend does not offer it (the caller then samples on the host).
   virtual bool decode_on_device(BackendState& state, int32_t feed, int max_steps,
                                 const SamplingParams& sp, std::span<const int32_t> history,
+                                ProbeRecorder* probes,
                                 const std::function<bool(const DeviceStep&)>& on_step,
                                 std::vector<float>& last_logits) {
-    (void)state, (void)feed, (void)max_steps, (void)sp, (void)history, (void)on_step, (void)last_logits;
+    (void)state, (void)feed, (void)max_steps, (void)sp, (void)history, (void)probes, (void)on_step,
+        (void)last_logits;
     return false;
   }
 };

@@ -126,7 +126,8 @@ class CudaBackend final : public Backend {
   ~CudaBackend() override {
     for (Graph* g : {&logits_graph_, &sample_graph_})
       if (g->exec) cudaGraphExecDestroy(g->exec);
-    if (extras_graph_.exec) cudaGraphExecDestroy(extras_graph_.exec);
+    for (ExtrasGraph* g : {&extras_graph_, &extras_sample_graph_})
+      if (g->exec) cudaGraphExecDestroy(g->exec);
     if (blas_) cublasDestroy(blas_);
     if (stream_) cudaStreamDestroy(stream_);
   }
@@ -157,10 +158,13 @@ class CudaBackend final : public Backend {
   void forward(std::span<const int32_t> tokens, BackendState& state_base, const ForwardOptions& opts,
                std::vector<float>& logits) override;
 
+  // Sampling on the GPU (cuda_decode_driver.cpp); with a recorder that records, each step also
+  // records its probes (before on_token sees its token).
   void generate(CudaState& st, int32_t feed, int n, const SamplingParams& sp,
-                const std::function<bool(const GpuToken&)>& on_token, std::span<const int32_t> history);
+                const std::function<bool(const GpuToken&)>& on_token, std::span<const int32_t> history,
+                ProbeRecorder* probes = nullptr);
   bool decode_on_device(BackendState& state, int32_t feed, int max_steps, const SamplingParams& sp,
-                        std::span<const int32_t> history,
+                        std::span<const int32_t> history, ProbeRecorder* probes,
                         const std::function<bool(const DeviceStep&)>& on_step,
                         std::vector<float>& last_logits) override;
   // The fused decode step (cuda_decode_driver.cpp).
@@ -191,6 +195,8 @@ class CudaBackend final : public Backend {
     ExtrasPlan plan;
     const void *dev = nullptr, *host = nullptr;  // the buffers it copies between
     const float *conv = nullptr, *ssm = nullptr;  // the state's device buffers it updates
+    bool sampled = false;  // ends with the sampling kernel (args) instead of the logits' copy
+    SampleArgs args;
   };
 
   void prefill(std::span<const int32_t> tokens, CudaState& st, const ForwardOptions& opts,
@@ -204,7 +210,11 @@ class CudaBackend final : public Backend {
   // Recurrent steps that record (cuda_decode_extras.cpp).
   ExtrasPlan extras_plan(const ForwardOptions& opts) const;
   void enqueue_extras_step(CudaState& st, const ExtrasPlan& plan,
-                           std::span<const DeltaOverride> overrides, int64_t position);
+                           std::span<const DeltaOverride> overrides, int64_t position,
+                           const SampleArgs* sampling);
+  void reserve_extras(const ExtrasPlan& plan);
+  cudaGraphExec_t extras_graph(ExtrasGraph& g, CudaState& st, const ExtrasPlan& plan,
+                               const SampleArgs* sampling);
   void run_extras_step(CudaState& st, const ExtrasPlan& plan, const ForwardOptions& opts,
                        int64_t position);
   void unpack_extras(const ExtrasPlan& plan, const ForwardOptions& opts, int64_t L, int64_t i,
@@ -252,7 +262,7 @@ class CudaBackend final : public Backend {
       d_counters_, d_extra_;
   PinnedMemory h_logits_, h_out_, h_extra_;
   Graph logits_graph_, sample_graph_;
-  ExtrasGraph extras_graph_;
+  ExtrasGraph extras_graph_, extras_sample_graph_;  // forward() / generate() with probes
   std::unique_ptr<DecodeRuntime> decode_rt_;
   // prefill activations, grown on demand
   DeviceMemory a_ids_, a_resid_, a_hidden_, a_xz_, a_x_, a_xdbl_, a_dt_, a_y_, a_logits_,

@@ -223,7 +223,7 @@ void CudaBackend::recurrent(std::span<const int32_t> tokens, CudaState& st, cons
 
 void CudaBackend::generate(CudaState& st, int32_t feed, int n, const SamplingParams& sp,
                            const std::function<bool(const GpuToken&)>& on_token,
-                           std::span<const int32_t> history) {
+                           std::span<const int32_t> history, ProbeRecorder* probes) {
   MS_CUDA_CHECK(cudaSetDevice(device_));
   if (feed < 0 || feed >= cfg_.vocab_size) throw Error("token id outside the vocabulary");
   SampleArgs a;
@@ -244,9 +244,20 @@ void CudaBackend::generate(CudaState& st, int32_t feed, int n, const SamplingPar
   a.work = d_work_.f32();
   a.out = static_cast<int32_t*>(d_ids_.get());  // the sampled token is the next step's input
   a.host = decode_runtime().sample_out.dev<SampleOut>();
-  const bool same = sample_graph_.exec && sample_graph_.key == &st &&
-                    std::memcmp(&sample_graph_.args, &a, sizeof(a)) == 0;
-  if (!same) capture(sample_graph_, st, &a);
+  // Recording probes: the recorded per-layer step with the sampling kernel (cuda_decode_extras.cpp).
+  ForwardOptions rec;
+  if (probes && probes->enabled()) rec.probes = probes;
+  const ExtrasPlan plan = rec.probes ? extras_plan(rec) : ExtrasPlan{};
+  cudaGraphExec_t step = nullptr;
+  if (rec.probes) {
+    reserve_extras(plan);
+    step = extras_graph(extras_sample_graph_, st, plan, &a);
+  } else {
+    const bool same = sample_graph_.exec && sample_graph_.key == &st &&
+                      std::memcmp(&sample_graph_.args, &a, sizeof(a)) == 0;
+    if (!same) capture(sample_graph_, st, &a);
+    step = sample_graph_.exec;
+  }
   // The ring starts as the CPU Sampler's window would be: the last tokens of the history and
   // the feed token, oldest first (the kernels overwrite the oldest next); the sampling step
   // counter starts at zero.
@@ -265,8 +276,9 @@ void CudaBackend::generate(CudaState& st, int32_t feed, int n, const SamplingPar
   const SampleOut* out = decode_runtime().sample_out.host<SampleOut>();
   GpuToken tok;
   for (int i = 0; i < n; ++i) {
-    MS_CUDA_CHECK(cudaGraphLaunch(sample_graph_.exec, stream_));
+    MS_CUDA_CHECK(cudaGraphLaunch(step, stream_));
     sync_step();  // the one wait per token
+    if (rec.probes) unpack_extras(plan, rec, 1, 0, st.position());
     st.advance(1);
     tok.id = out->ids[0];
     tok.alternatives.resize(size_t(a.n_alt));
@@ -326,6 +338,7 @@ std::vector<DecodePhase> CudaBackend::profile_fused(CudaState& st, int32_t feed,
 
 bool CudaBackend::decode_on_device(BackendState& state, int32_t feed, int max_steps,
                                    const SamplingParams& sp, std::span<const int32_t> history,
+                                   ProbeRecorder* probes,
                                    const std::function<bool(const DeviceStep&)>& on_step,
                                    std::vector<float>& last_logits) {
   auto* st = dynamic_cast<CudaState*>(&state);
@@ -343,7 +356,7 @@ bool CudaBackend::decode_on_device(BackendState& state, int32_t feed, int max_st
     step.next = t.id;
     step.alternatives = t.alternatives;
     return on_step(step);
-  }, history);
+  }, history, probes);
   fetch(last_logits);
   return true;
 }

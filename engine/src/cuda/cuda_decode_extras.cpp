@@ -29,10 +29,11 @@ CudaBackend::ExtrasPlan CudaBackend::extras_plan(const ForwardOptions& opts) con
   return p;
 }
 
-// One step with extras, enqueued: the layers (recording into the plan's slots), then the slots'
-// and the logits' copies to pinned memory.
+// One step with extras, enqueued: the layers (recording into the plan's slots), the gate, the
+// slots' copy to pinned memory, then the logits' copy (host sampling) or the sampling kernel.
 void CudaBackend::enqueue_extras_step(CudaState& st, const ExtrasPlan& plan,
-                                      std::span<const DeltaOverride> overrides, int64_t position) {
+                                      std::span<const DeltaOverride> overrides, int64_t position,
+                                      const SampleArgs* sampling) {
   enqueue_step(st, &plan, overrides, position);
   // The slots hold z: the probes show the gate SiLU(z).
   gate_in_place(d_extra_.f32(), plan.n_small, plan.small_floats, 3 * cfg_.d_inner, cfg_.d_inner, stream_);
@@ -40,48 +41,62 @@ void CudaBackend::enqueue_extras_step(CudaState& st, const ExtrasPlan& plan,
   if (floats > 0)
     MS_CUDA_CHECK(cudaMemcpyAsync(h_extra_.as<float>(), d_extra_.get(), sizeof(float) * floats,
                                   cudaMemcpyDeviceToHost, stream_));
-  MS_CUDA_CHECK(cudaMemcpyAsync(h_logits_.as<float>(), d_logits1_.get(), sizeof(float) * cfg_.vocab_size,
-                                cudaMemcpyDeviceToHost, stream_));
+  if (sampling)
+    sample(*sampling, stream_);
+  else
+    MS_CUDA_CHECK(cudaMemcpyAsync(h_logits_.as<float>(), d_logits1_.get(), sizeof(float) * cfg_.vocab_size,
+                                  cudaMemcpyDeviceToHost, stream_));
+}
+
+void CudaBackend::reserve_extras(const ExtrasPlan& plan) {
+  const size_t floats = std::max<size_t>(plan.floats(cfg_.d_inner * cfg_.d_state), 1);
+  d_extra_.reserve(sizeof(float) * floats);
+  h_extra_.reserve(sizeof(float) * floats);
+}
+
+// The graph of one recorded step, captured again when what it was captured for has changed.
+cudaGraphExec_t CudaBackend::extras_graph(ExtrasGraph& g, CudaState& st, const ExtrasPlan& plan,
+                                          const SampleArgs* sampling) {
+  const bool same = g.exec && g.key == &st && g.conv == st.conv() && g.ssm == st.ssm() &&
+                    g.plan == plan && g.dev == d_extra_.get() && g.host == h_extra_.as<void>() &&
+                    g.sampled == (sampling != nullptr) &&
+                    (!sampling || std::memcmp(&g.args, sampling, sizeof(SampleArgs)) == 0);
+  if (same) return g.exec;
+  if (g.exec) cudaGraphExecDestroy(g.exec);
+  g = ExtrasGraph{};
+  cudaGraph_t graph = nullptr;
+  MS_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+  try {
+    enqueue_extras_step(st, plan, {}, 0, sampling);
+  } catch (...) {
+    cudaStreamEndCapture(stream_, &graph);
+    if (graph) cudaGraphDestroy(graph);
+    throw;
+  }
+  cudaError_t e = cudaStreamEndCapture(stream_, &graph);
+  if (e == cudaSuccess) e = cudaGraphInstantiate(&g.exec, graph, 0);
+  if (graph) cudaGraphDestroy(graph);
+  MS_CUDA_CHECK(e);
+  g.key = &st;
+  g.plan = plan;
+  g.dev = d_extra_.get();
+  g.host = h_extra_.as<void>();
+  g.conv = st.conv();
+  g.ssm = st.ssm();
+  g.sampled = sampling != nullptr;
+  if (sampling) g.args = *sampling;
+  return g.exec;
 }
 
 void CudaBackend::run_extras_step(CudaState& st, const ExtrasPlan& plan, const ForwardOptions& opts,
                                   int64_t position) {
-  const size_t floats = plan.floats(cfg_.d_inner * cfg_.d_state);
-  d_extra_.reserve(sizeof(float) * std::max<size_t>(floats, 1));
-  h_extra_.reserve(sizeof(float) * std::max<size_t>(floats, 1));
+  reserve_extras(plan);
   const bool intervened = std::any_of(opts.delta_overrides.begin(), opts.delta_overrides.end(),
                                       [&](const DeltaOverride& o) { return o.position == position; });
-  if (intervened) {  // rare: the override flags are baked into a layer's launch
-    enqueue_extras_step(st, plan, opts.delta_overrides, position);
-  } else {
-    ExtrasGraph& g = extras_graph_;
-    const bool same = g.exec && g.key == &st && g.conv == st.conv() && g.ssm == st.ssm() &&
-                      g.plan == plan && g.dev == d_extra_.get() && g.host == h_extra_.as<void>();
-    if (!same) {
-      if (g.exec) cudaGraphExecDestroy(g.exec);
-      g = ExtrasGraph{};
-      cudaGraph_t graph = nullptr;
-      MS_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
-      try {
-        enqueue_extras_step(st, plan, {}, position);
-      } catch (...) {
-        cudaStreamEndCapture(stream_, &graph);
-        if (graph) cudaGraphDestroy(graph);
-        throw;
-      }
-      cudaError_t e = cudaStreamEndCapture(stream_, &graph);
-      if (e == cudaSuccess) e = cudaGraphInstantiate(&g.exec, graph, 0);
-      if (graph) cudaGraphDestroy(graph);
-      MS_CUDA_CHECK(e);
-      g.key = &st;
-      g.plan = plan;
-      g.dev = d_extra_.get();
-      g.host = h_extra_.as<void>();
-      g.conv = st.conv();
-      g.ssm = st.ssm();
-    }
-    MS_CUDA_CHECK(cudaGraphLaunch(g.exec, stream_));
-  }
+  if (intervened)  // rare: the override flags are baked into a layer's launch
+    enqueue_extras_step(st, plan, opts.delta_overrides, position, nullptr);
+  else
+    MS_CUDA_CHECK(cudaGraphLaunch(extras_graph(extras_graph_, st, plan, nullptr), stream_));
   sync_step();  // the one wait per token: the slots and the logits have landed
 }
 

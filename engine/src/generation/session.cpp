@@ -185,9 +185,9 @@ GenerateResult Session::generate(const GenerateRequest& req, const TokenCallback
       res.reason = StopReason::Cancelled;
       return true;
     };
-    // Without probes, a backend that samples on the device runs the steps after the first (whose
-    // logits are here already) there: one small copy per token instead of the logits.
-    bool device = !probes_.enabled() && req.decode_mode == ScanMode::Recurrent;
+    // A backend that samples on the device runs the steps after the first (whose logits are
+    // here already) there: the token, its alternatives and the probes come back, not the logits.
+    bool device = req.decode_mode == ScanMode::Recurrent;
     while (n < req.max_new_tokens && !cancelled()) {
       const int32_t id = sampler.sample(last_logits_, tokens_, want_alts ? &alts : nullptr);
       texts.clear();
@@ -197,7 +197,7 @@ GenerateResult Session::generate(const GenerateRequest& req, const TokenCallback
         state_broken_ = true;
         const bool ran = backend_->decode_on_device(
             *state_, id, req.max_new_tokens - n, req.sampling, tokens_,
-            [&](const DeviceStep& step) {
+            probes_.enabled() ? &probes_ : nullptr, [&](const DeviceStep& step) {
               if (snapshot_due(1)) step.logits(last_logits_);
               texts.clear();
               commit(std::span<const int32_t>(&fed, 1), req.decode_mode, &texts);
