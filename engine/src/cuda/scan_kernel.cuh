@@ -40,6 +40,8 @@
 
 namespace mambascope::cuda {
 
+constexpr int kScanWarps = 4;  // one per SM sub-partition (prep warps: per variant)
+
 // A compiled variant: S states per lane, TPC lanes per channel (NP = S·TPC states, padded),
 // compiled for MinBlocks resident blocks per SM (the register budget: 128 per thread at 2).
 template <int S_, int TPC_, bool General_, int MinBlocks_ = General_ ? 1 : 2>
@@ -59,11 +61,10 @@ struct ScanVariant {
   // the prep bounds the scan; one in the others.
   static constexpr int kPrepWarps = kSpans ? 8 : 4;
   static constexpr int kPrepThreads = kPrepWarps * 32;
-  static constexpr int kThreads = (4 + kPrepWarps) * 32;  // with the 4 scan warps
+  static constexpr int kThreads = (kScanWarps + kPrepWarps) * 32;
 };
 
 constexpr int kScanMaxDevices = 16;  // host-side caches per device id
-constexpr int kScanWarps = 4;  // one per SM sub-partition (prep warps: per variant)
 
 // The launch shape, chosen on the host (scan.cu) and read by the kernel.
 struct ScanLaunch {
