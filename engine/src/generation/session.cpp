@@ -194,9 +194,10 @@ GenerateResult Session::generate(const GenerateRequest& req, const TokenCallback
       if (device) {
         int32_t fed = id;
         std::vector<Alternative> fed_alts = alts;
+        const std::vector<int32_t> history = tokens_;  // tokens_ grows during the call
         state_broken_ = true;
         const bool ran = backend_->decode_on_device(
-            *state_, id, req.max_new_tokens - n, req.sampling, tokens_,
+            *state_, id, req.max_new_tokens - n, req.sampling, history,
             probes_.enabled() ? &probes_ : nullptr, [&](const DeviceStep& step) {
               if (snapshot_due(1)) step.logits(last_logits_);
               texts.clear();
