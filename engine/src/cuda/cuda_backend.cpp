@@ -287,14 +287,6 @@ void ProbeRing::pop() {
   --count_;
 }
 
-void CudaBackend::record_probes(ProbeRecorder& rec, int layer, int64_t position, int64_t L,
-                                const LayerCapture& cap) const {
-  const auto at = [](const std::vector<float>& v) { return v.empty() ? nullptr : v.data(); };
-  record_probes(rec, layer, position, L,
-                LayerCaptureView{at(cap.delta), at(cap.hnorm), at(cap.z), at(cap.u), at(cap.B), at(cap.C),
-                                 at(cap.h), cap.first});
-}
-
 // Fills the recorder from one layer's captured tensors, like the CPU backend does.
 void CudaBackend::record_probes(ProbeRecorder& rec, int layer, int64_t position, int64_t L,
                                 const LayerCaptureView& cap) const {

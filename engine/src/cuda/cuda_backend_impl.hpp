@@ -46,14 +46,9 @@ class PinnedMemory {
   size_t n_ = 0;
 };
 
-// What one recorded layer of one forward call copies back, fp32 and token-major.
-struct LayerCapture {
-  std::vector<float> delta, hnorm, h, B, C, z, u;  // {T, d} / {T, d, N} / {T, N}
-  int64_t first = 0;                               // first captured token (index in the call)
-};
-
-// The same tensors read in place (from a pinned staging slot); h, B and C may be null (not
-// captured; B and C are not read for a frozen layer).
+// What one recorded layer of one forward call copied back, fp32 and token-major, read in place
+// (from pinned memory); h, B and C may be null (not captured; B and C are not read for a frozen
+// layer).
 struct LayerCaptureView {
   const float *delta, *hnorm, *z, *u;  // {T, d_inner}
   const float *B, *C;                  // {T, d_state}
@@ -236,8 +231,6 @@ class CudaBackend final : public Backend {
   bool fused_for(const CudaState& st);  // whether this step runs the fused kernel
   FusedArgs fused_args(CudaState& st);
   void sync_step();                     // waits for the stream; names a stuck fused step
-  void record_probes(ProbeRecorder& rec, int layer, int64_t position, int64_t L,
-                     const LayerCapture& cap) const;
   void record_probes(ProbeRecorder& rec, int layer, int64_t position, int64_t L,
                      const LayerCaptureView& cap) const;
   // Turns landed probe slots into recorder frames, oldest first, waiting for the first
