@@ -2,7 +2,8 @@
 // the same greedy tokens, text, stops, snapshots and forks whether the fused step (no probes) or
 // the recorded per-layer step runs, and as the CPU and the host-sampling path (more alternatives
 // than the device reports); the probes match the CPU's; seeded sampling repeats; cancellation
-// stops within one token and leaves the session usable.
+// stops within one token and leaves the session usable. The recorded path runs one step ahead
+// of the host: snapshots and stops undo that step, which must change nothing.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -41,6 +42,17 @@ GenerateRequest greedy(int n) {
   r.sampling.temperature = 0;
   r.sampling.n_alternatives = 3;
   r.stop_at_eos = false;
+  return r;
+}
+
+// Sampled: T 0.9, top-p 0.95 over the whole vocabulary, a repetition penalty, a seed.
+GenerateRequest seeded(int n, float penalty, uint64_t seed) {
+  GenerateRequest r = greedy(n);
+  r.sampling.temperature = 0.9f;
+  r.sampling.top_k = 0;
+  r.sampling.top_p = 0.95f;
+  r.sampling.repetition_penalty = penalty;
+  r.sampling.seed = seed;
   return r;
 }
 
@@ -135,12 +147,7 @@ TEST(SessionOnGpu, SeededSamplingRepeatsAndCancellationStopsWithinOneToken) {
   SKIP_WITHOUT_GPU();
   auto model = fixture_model();
   std::shared_ptr<Backend> gpu = make_cuda_backend(model->checkpoint());
-  GenerateRequest r = greedy(25);
-  r.sampling.temperature = 0.9f;
-  r.sampling.top_k = 0;
-  r.sampling.top_p = 0.95f;
-  r.sampling.repetition_penalty = 1.2f;
-  r.sampling.seed = 77;
+  const GenerateRequest r = seeded(25, 1.2f, 77);
   Session a(model, gpu), b(model, gpu);
   const auto ea = generate(a, r), eb = generate(b, r);
   expect_same_events(ea, eb);
@@ -160,6 +167,50 @@ TEST(SessionOnGpu, SeededSamplingRepeatsAndCancellationStopsWithinOneToken) {
   more.prompt_ids.clear();
   Session d(model, gpu);
   d.append(std::vector<int32_t>(c.tokens().begin(), c.tokens().end()));
+  expect_same_events(generate(c, more), generate(d, more));
+}
+
+TEST(SessionOnGpu, RecordedStepRunAheadIsUndoneForSnapshotsAndStops) {
+  SKIP_WITHOUT_GPU();
+  auto model = fixture_model();
+  std::shared_ptr<Backend> gpu = make_cuda_backend(model->checkpoint());
+  GenerateRequest r = seeded(24, 1.3f, 5);
+  r.sampling.repetition_window = 16;
+  // Snapshots every token (each one undoes the step run ahead and runs it again, from the same
+  // sampler counters and repetition ring) against none during the generation.
+  Session every(model, gpu, recording(), 1), none(model, gpu, recording(), 1000);
+  GenerateResult re, rn;
+  const auto ee = generate(every, r, &re), en = generate(none, r, &rn);
+  expect_same_events(ee, en);
+  EXPECT_EQ(every.tokens(), none.tokens());
+  EXPECT_EQ(rel_error(every.last_logits(), none.last_logits()), 0.0);
+  EXPECT_EQ(every.probes().tokens().size(), every.tokens().size());
+  expect_probes_match(every.probes(), none.probes(), 1e-12);
+  // The snapshot of every generated token resumes exactly: a fork from the middle goes on as the
+  // session did.
+  const int64_t mid = int64_t(r.prompt_ids.size()) + 10;
+  auto f = every.fork(mid);
+  ASSERT_EQ(f->tokens().size(), size_t(mid));
+  Session ref(model, gpu, recording(), 1000);
+  ref.append(std::vector<int32_t>(every.tokens().begin(), every.tokens().begin() + mid));
+  EXPECT_LT(rel_error(f->last_logits(), ref.last_logits()), 1e-4);
+  GenerateRequest more = greedy(6);
+  more.prompt_ids.clear();
+  expect_same_events(generate(*f, more), generate(ref, more));
+
+  // Cancelled after 5 tokens with a step already run ahead: the state is the history's, so the
+  // session goes on as a fresh one fed the same tokens.
+  std::atomic<bool> stop{false};
+  Session c(model, gpu, recording(), 1000);
+  GenerateResult rc;
+  const auto ec = generate(c, r, &rc, &stop, &stop, 5);
+  EXPECT_EQ(rc.reason, StopReason::Cancelled);
+  ASSERT_EQ(ec.size(), 5u);
+  for (size_t i = 0; i < ec.size(); ++i) EXPECT_EQ(ec[i].id, en[i].id);
+  EXPECT_EQ(c.probes().tokens().size(), c.tokens().size());
+  Session d(model, gpu, recording(), 1000);
+  d.append(std::vector<int32_t>(c.tokens().begin(), c.tokens().end()));
+  EXPECT_LT(rel_error(c.last_logits(), d.last_logits()), 1e-4);
   expect_same_events(generate(c, more), generate(d, more));
 }
 

@@ -96,6 +96,9 @@ struct DeviceStep {
   int32_t next = 0;
   std::span<const Alternative> alternatives;  // the n_alternatives most probable, descending
   // Copies the logits after the fed token {vocab} to the host (valid during the callback).
+  // It also settles the state: a backend may already be computing the next step, and the state
+  // is the one after the fed token only once this has run. Call it before reading or copying the
+  // state inside the callback (a session's snapshot does).
   std::function<void(std::vector<float>&)> logits;
 };
 

@@ -114,6 +114,13 @@ class ProbeRing {
   cudaStream_t copy_ = nullptr;  // device-to-host copies, beside the compute stream
 };
 
+// A sampled token and its alternatives, as the sampling kernels left them in SampleOut.
+inline void read_token(const SampleOut& out, int n_alt, GpuToken& tok) {
+  tok.id = out.ids[0];
+  tok.alternatives.resize(size_t(n_alt));
+  for (int j = 0; j < n_alt; ++j) tok.alternatives[size_t(j)] = Alternative{out.ids[1 + j], out.prob[j]};
+}
+
 class CudaBackend final : public Backend {
  public:
   CudaBackend(const Checkpoint& ckpt, int device);
@@ -121,8 +128,10 @@ class CudaBackend final : public Backend {
   ~CudaBackend() override {
     for (Graph* g : {&logits_graph_, &sample_graph_})
       if (g->exec) cudaGraphExecDestroy(g->exec);
-    for (ExtrasGraph* g : {&extras_graph_, &extras_sample_graph_})
+    for (ExtrasGraph* g : {&extras_graph_, &extras_sample_graph_[0], &extras_sample_graph_[1]})
       if (g->exec) cudaGraphExecDestroy(g->exec);
+    for (cudaEvent_t e : step_done_)
+      if (e) cudaEventDestroy(e);
     if (blas_) cublasDestroy(blas_);
     if (stream_) cudaStreamDestroy(stream_);
   }
@@ -175,12 +184,14 @@ class CudaBackend final : public Backend {
     SampleArgs args;
   };
   // Where a recurrent step that records (cuda_decode_extras.cpp) puts each layer's values in
-  // d_extra_ / h_extra_: {n_small slots of small_floats | n_h slots of d_inner·d_state}.
+  // d_extra_ / h_extra_: {n_small slots of small_floats | n_h slots of d_inner·d_state}. A small
+  // slot is {delta, hnorm, gate, x (d_inner each), xdbl (x_proj rows)}, then ypre (d_inner) only
+  // when the call asks for SSM outputs and the residual (d_model) only when it asks for those.
   struct ExtrasPlan {
     std::vector<int> slot, h_slot;  // per layer: its small / h slot, or -1 (not recorded)
     int n_small = 0, n_h = 0;
-    int64_t small_floats = 0;  // delta, hnorm, ypre, gate, x (d_inner each), xdbl, resid
-    bool resid = false;        // the residual is copied (ForwardOptions::residuals)
+    int64_t small_floats = 0;
+    int64_t ypre_at = -1, resid_at = -1;  // offsets in a small slot, or -1 (not copied)
     size_t floats(int64_t h_floats) const { return size_t(n_small * small_floats + n_h * h_floats); }
     bool operator==(const ExtrasPlan&) const = default;
   };
@@ -190,9 +201,12 @@ class CudaBackend final : public Backend {
     ExtrasPlan plan;
     const void *dev = nullptr, *host = nullptr;  // the buffers it copies between
     const float *conv = nullptr, *ssm = nullptr;  // the state's device buffers it updates
+    const void* rollback = nullptr;               // where a sampled step saves them
     bool sampled = false;  // ends with the sampling kernel (args) instead of the logits' copy
     SampleArgs args;
   };
+  // SampleArgs compared field by field (a memcmp would also compare the padding).
+  static bool same_sampling(const SampleArgs& a, const SampleArgs& b);
 
   void prefill(std::span<const int32_t> tokens, CudaState& st, const ForwardOptions& opts,
                std::vector<float>& logits);
@@ -204,16 +218,38 @@ class CudaBackend final : public Backend {
                     std::span<const DeltaOverride> overrides = {}, int64_t position = 0);
   // Recurrent steps that record (cuda_decode_extras.cpp).
   ExtrasPlan extras_plan(const ForwardOptions& opts) const;
+  // A sampled step (generate() with probes) first saves the state and the logits it is about
+  // to replace in d_rollback_, so that a step run ahead of the host can be undone; its slots
+  // land in h_extra_[buf].
   void enqueue_extras_step(CudaState& st, const ExtrasPlan& plan,
                            std::span<const DeltaOverride> overrides, int64_t position,
-                           const SampleArgs* sampling);
-  void reserve_extras(const ExtrasPlan& plan);
+                           const SampleArgs* sampling, int buf);
+  void reserve_extras(const ExtrasPlan& plan, int buffers);
   cudaGraphExec_t extras_graph(ExtrasGraph& g, CudaState& st, const ExtrasPlan& plan,
-                               const SampleArgs* sampling);
+                               const SampleArgs* sampling, int buf);
+  // generate() with probes (cuda_decode_extras.cpp): each step's graph is launched before the
+  // host unpacks the previous step's probes, and undone if the host then stops.
+  void generate_recorded(CudaState& st, int n, const SampleArgs& args, const ExtrasPlan& plan,
+                         ProbeRecorder& probes, const std::function<bool(const GpuToken&)>& on_token);
+  // What a sampled recorded step saves before it runs, so that it can be undone: the state, the
+  // logits, the fed token, the sampler's counters and its repetition ring.
+  struct RollbackPart {
+    void* live;
+    size_t at, bytes;  // in d_rollback_
+  };
+  std::vector<RollbackPart> rollback_parts(const CudaState& st, const SampleArgs& a) const;
+  // Undoes the step run ahead of the host, if there is one (waits for it first).
+  void undo_ahead();
+  // The logits after the last token the host has seen; undoes a step run ahead first.
+  void fetch_logits(std::vector<float>& out);
+  // The layers' pointers changed (frozen views): capture the recorded steps again.
+  void forget_step_graphs() {
+    logits_graph_.key = extras_graph_.key = extras_sample_graph_[0].key = extras_sample_graph_[1].key = nullptr;
+  }
   void run_extras_step(CudaState& st, const ExtrasPlan& plan, const ForwardOptions& opts,
                        int64_t position);
   void unpack_extras(const ExtrasPlan& plan, const ForwardOptions& opts, int64_t L, int64_t i,
-                     int64_t pos);
+                     int64_t pos, int buf = 0);
   DecodeLayer layer_view(const CudaState& st, int64_t l) const {
     DecodeLayer L = w_.layers[size_t(l)];
     L.conv_state = st.conv() + l * cfg_.d_inner * (cfg_.d_conv - 1);
@@ -253,9 +289,16 @@ class CudaBackend final : public Backend {
   // decode
   DeviceMemory d_ids_, d_resid1_, d_x_, d_z_, d_y_, d_xdbl_, d_logits1_, d_work_, d_prob_, d_ring_,
       d_counters_, d_extra_;
-  PinnedMemory h_logits_, h_out_, h_extra_;
+  PinnedMemory h_logits_, h_out_, h_extra_[2];
   Graph logits_graph_, sample_graph_;
-  ExtrasGraph extras_graph_, extras_sample_graph_;  // forward() / generate() with probes
+  ExtrasGraph extras_graph_, extras_sample_graph_[2];  // forward() / generate() with probes
+  // generate() with probes: a step ahead of the host needs its own token output, an event, and
+  // room to save {conv state | ssm state | logits} for its undoing.
+  MappedMemory ahead_out_[2];  // SampleOut
+  cudaEvent_t step_done_[2] = {nullptr, nullptr};
+  DeviceMemory d_rollback_;
+  std::vector<RollbackPart> rollback_;  // of the generate() call in progress
+  bool ahead_ = false;  // a step is in flight beyond the token the host is looking at
   std::unique_ptr<DecodeRuntime> decode_rt_;
   // prefill activations, grown on demand
   DeviceMemory a_ids_, a_resid_, a_hidden_, a_xz_, a_x_, a_xdbl_, a_dt_, a_y_, a_logits_,

@@ -18,7 +18,7 @@ namespace mambascope::cuda {
 
 void CudaBackend::enqueue_step(CudaState& st, const ExtrasPlan* plan,
                                std::span<const DeltaOverride> overrides, int64_t position) {
-  const int64_t dm = cfg_.d_model, di = cfg_.d_inner, N = cfg_.d_state, xr = cfg_.x_proj_rows();
+  const int64_t dm = cfg_.d_model, di = cfg_.d_inner, N = cfg_.d_state;
   const int64_t nl = cfg_.n_layer;
   // hidden_states = self.embeddings(input_id)                  -> resid1 {d_model}
   embedding(static_cast<const int32_t*>(d_ids_.get()), w_.embedding, w_.dtype, 1, dm,
@@ -26,7 +26,7 @@ void CudaBackend::enqueue_step(CudaState& st, const ExtrasPlan* plan,
   DecodeScratch sc{d_x_.f32(), d_z_.f32(), d_xdbl_.f32(), d_y_.f32()};
   for (int64_t l = 0; l < nl; ++l) {
     DecodeProbes pr;
-    // A recorded layer's slot {delta, hnorm, ypre, z, x (d_inner each), xdbl, resid} and h.
+    // A recorded layer's slot (ExtrasPlan: delta, hnorm, z, x, xdbl[, ypre][, resid]) and h.
     float* e = plan && plan->slot[size_t(l)] >= 0 ? d_extra_.f32() + plan->slot[size_t(l)] * plan->small_floats
                                                   : nullptr;
     float* eh = plan && plan->h_slot[size_t(l)] >= 0
@@ -37,8 +37,8 @@ void CudaBackend::enqueue_step(CudaState& st, const ExtrasPlan* plan,
     if (e) {
       pr.delta = e;
       pr.hnorm = e + di;
-      pr.ypre = e + 2 * di;
-      lsc = DecodeScratch{e + 4 * di, e + 3 * di, e + 5 * di, d_y_.f32()};
+      if (plan->ypre_at >= 0) pr.ypre = e + plan->ypre_at;
+      lsc = DecodeScratch{e + 3 * di, e + 2 * di, e + 4 * di, d_y_.f32()};
     }
     for (const DeltaOverride& o : overrides)
       if ((o.layer == -1 || o.layer == l) && o.position == position)
@@ -48,7 +48,7 @@ void CudaBackend::enqueue_step(CudaState& st, const ExtrasPlan* plan,
     auto copy = [&](float* dst, const float* src, int64_t n) {
       MS_CUDA_CHECK(cudaMemcpyAsync(dst, src, sizeof(float) * n, cudaMemcpyDeviceToDevice, stream_));
     };
-    if (e && plan->resid) copy(e + 5 * di + xr, d_resid1_.f32(), dm);
+    if (e && plan->resid_at >= 0) copy(e + plan->resid_at, d_resid1_.f32(), dm);
     if (eh) copy(eh, lw.ssm_state, di * N);
   }
   // logits = lm_head(norm_f(hidden_states))
@@ -244,19 +244,10 @@ void CudaBackend::generate(CudaState& st, int32_t feed, int n, const SamplingPar
   a.work = d_work_.f32();
   a.out = static_cast<int32_t*>(d_ids_.get());  // the sampled token is the next step's input
   a.host = decode_runtime().sample_out.dev<SampleOut>();
-  // Recording probes: the recorded per-layer step with the sampling kernel (cuda_decode_extras.cpp).
-  ForwardOptions rec;
-  if (probes && probes->enabled()) rec.probes = probes;
-  const ExtrasPlan plan = rec.probes ? extras_plan(rec) : ExtrasPlan{};
-  cudaGraphExec_t step = nullptr;
-  if (rec.probes) {
-    reserve_extras(plan);
-    step = extras_graph(extras_sample_graph_, st, plan, &a);
-  } else {
-    const bool same = sample_graph_.exec && sample_graph_.key == &st &&
-                      std::memcmp(&sample_graph_.args, &a, sizeof(a)) == 0;
+  const bool recording = probes && probes->enabled();
+  if (!recording) {
+    const bool same = sample_graph_.exec && sample_graph_.key == &st && same_sampling(sample_graph_.args, a);
     if (!same) capture(sample_graph_, st, &a);
-    step = sample_graph_.exec;
   }
   // The ring starts as the CPU Sampler's window would be: the last tokens of the history and
   // the feed token, oldest first (the kernels overwrite the oldest next); the sampling step
@@ -273,16 +264,20 @@ void CudaBackend::generate(CudaState& st, int32_t feed, int n, const SamplingPar
     MS_CUDA_CHECK(cudaMemcpyAsync(d_ring_.get(), window.data(), sizeof(int32_t) * window.size(),
                                   cudaMemcpyHostToDevice, stream_));
   MS_CUDA_CHECK(cudaMemcpyAsync(d_ids_.get(), &feed, sizeof(int32_t), cudaMemcpyHostToDevice, stream_));
+  // Recording probes: the recorded per-layer steps with the sampling kernel, pipelined.
+  if (recording) {
+    ForwardOptions rec;
+    rec.probes = probes;
+    generate_recorded(st, n, a, extras_plan(rec), *probes, on_token);
+    return;
+  }
   const SampleOut* out = decode_runtime().sample_out.host<SampleOut>();
   GpuToken tok;
   for (int i = 0; i < n; ++i) {
-    MS_CUDA_CHECK(cudaGraphLaunch(step, stream_));
+    MS_CUDA_CHECK(cudaGraphLaunch(sample_graph_.exec, stream_));
     sync_step();  // the one wait per token
-    if (rec.probes) unpack_extras(plan, rec, 1, 0, st.position());
     st.advance(1);
-    tok.id = out->ids[0];
-    tok.alternatives.resize(size_t(a.n_alt));
-    for (int j = 0; j < a.n_alt; ++j) tok.alternatives[size_t(j)] = Alternative{out->ids[1 + j], out->prob[j]};
+    read_token(*out, a.n_alt, tok);
     if (!on_token(tok)) break;
   }
 }
@@ -344,12 +339,8 @@ bool CudaBackend::decode_on_device(BackendState& state, int32_t feed, int max_st
   auto* st = dynamic_cast<CudaState*>(&state);
   if (!st || sp.n_alternatives > kMaxCandidates) return false;
   if (max_steps <= 0) return true;
-  const int64_t V = cfg_.vocab_size;
-  // The logits after the fed token are in d_logits1_ until the next step replaces them.
-  auto fetch = [&](std::vector<float>& out) {
-    out.resize(size_t(V));
-    MS_CUDA_CHECK(cudaMemcpy(out.data(), d_logits1_.get(), sizeof(float) * V, cudaMemcpyDeviceToHost));
-  };
+  // The logits after the token the host has seen (fetch_logits knows where they are).
+  auto fetch = [&](std::vector<float>& out) { fetch_logits(out); };
   DeviceStep step;
   step.logits = fetch;
   generate(*st, feed, max_steps, sp, [&](const GpuToken& t) {

@@ -1,11 +1,12 @@
 // Recurrent steps that record probes, SSM outputs or residuals: the explorer's decode path. The
 // per-layer kernels write each recorded layer's values into compact device slots (only the
 // layers the capture policy records, h only where it keeps h); the step, those slots' one copy to
-// pinned memory and the logits' copy are captured once into a CUDA graph and replayed per token,
-// so a token costs one graph launch and the one wait before the host reads what landed. A step
-// with a Δ intervention at its position runs the same work uncaptured.
+// pinned memory and the logits' copy are captured once into a CUDA graph and replayed per token.
+// forward() waits for each token's copy; generate() runs one step ahead of the host, so that the
+// host turns token t's slots into probe frames while the GPU computes token t + 1 (and undoes
+// that step if the host then stops). A step with a Δ intervention at its position runs the same
+// work uncaptured.
 #include <algorithm>
-#include <cstring>
 #include <vector>
 
 #include "cuda/cuda_backend_impl.hpp"
@@ -17,7 +18,9 @@ CudaBackend::ExtrasPlan CudaBackend::extras_plan(const ForwardOptions& opts) con
   const int64_t di = cfg_.d_inner, dm = cfg_.d_model, xr = cfg_.x_proj_rows();
   const bool probing = opts.probes && opts.probes->enabled();
   ExtrasPlan p;
-  p.small_floats = 5 * di + xr + dm;
+  p.small_floats = 4 * di + xr;  // delta, hnorm, gate, x, xdbl
+  if (opts.ssm_outputs) p.ypre_at = p.small_floats, p.small_floats += di;
+  if (opts.residuals) p.resid_at = p.small_floats, p.small_floats += dm;
   p.slot.assign(size_t(cfg_.n_layer), -1);
   p.h_slot.assign(size_t(cfg_.n_layer), -1);
   for (int l = 0; l < int(cfg_.n_layer); ++l) {
@@ -25,21 +28,33 @@ CudaBackend::ExtrasPlan CudaBackend::extras_plan(const ForwardOptions& opts) con
     if (rec || opts.ssm_outputs || opts.residuals) p.slot[size_t(l)] = p.n_small++;
     if (rec && opts.probes->policy().records_h(l)) p.h_slot[size_t(l)] = p.n_h++;
   }
-  p.resid = opts.residuals != nullptr;
   return p;
 }
 
-// One step with extras, enqueued: the layers (recording into the plan's slots), the gate, the
-// slots' copy to pinned memory, then the logits' copy (host sampling) or the sampling kernel.
+bool CudaBackend::same_sampling(const SampleArgs& a, const SampleArgs& b) {
+  return a.logits == b.logits && a.vocab == b.vocab && a.temperature == b.temperature &&
+         a.top_k == b.top_k && a.top_p == b.top_p && a.min_p == b.min_p &&
+         a.repetition_penalty == b.repetition_penalty && a.window == b.window && a.ring == b.ring &&
+         a.counters == b.counters && a.seed == b.seed && a.n_alt == b.n_alt && a.work == b.work &&
+         a.out == b.out && a.host == b.host;
+}
+
+// One step with extras, enqueued: (sampled: the state and logits saved for an undo) the layers
+// (recording into the plan's slots), the gate, the slots' copy to h_extra_[buf], then the
+// logits' copy (host sampling) or the sampling kernel.
 void CudaBackend::enqueue_extras_step(CudaState& st, const ExtrasPlan& plan,
                                       std::span<const DeltaOverride> overrides, int64_t position,
-                                      const SampleArgs* sampling) {
+                                      const SampleArgs* sampling, int buf) {
+  if (sampling)
+    for (const RollbackPart& r : rollback_parts(st, *sampling))
+      MS_CUDA_CHECK(cudaMemcpyAsync(static_cast<char*>(d_rollback_.get()) + r.at, r.live, r.bytes,
+                                    cudaMemcpyDeviceToDevice, stream_));
   enqueue_step(st, &plan, overrides, position);
   // The slots hold z: the probes show the gate SiLU(z).
-  gate_in_place(d_extra_.f32(), plan.n_small, plan.small_floats, 3 * cfg_.d_inner, cfg_.d_inner, stream_);
+  gate_in_place(d_extra_.f32(), plan.n_small, plan.small_floats, 2 * cfg_.d_inner, cfg_.d_inner, stream_);
   const size_t floats = plan.floats(cfg_.d_inner * cfg_.d_state);
   if (floats > 0)
-    MS_CUDA_CHECK(cudaMemcpyAsync(h_extra_.as<float>(), d_extra_.get(), sizeof(float) * floats,
+    MS_CUDA_CHECK(cudaMemcpyAsync(h_extra_[buf].as<float>(), d_extra_.get(), sizeof(float) * floats,
                                   cudaMemcpyDeviceToHost, stream_));
   if (sampling)
     sample(*sampling, stream_);
@@ -48,26 +63,26 @@ void CudaBackend::enqueue_extras_step(CudaState& st, const ExtrasPlan& plan,
                                   cudaMemcpyDeviceToHost, stream_));
 }
 
-void CudaBackend::reserve_extras(const ExtrasPlan& plan) {
+void CudaBackend::reserve_extras(const ExtrasPlan& plan, int buffers) {
   const size_t floats = std::max<size_t>(plan.floats(cfg_.d_inner * cfg_.d_state), 1);
   d_extra_.reserve(sizeof(float) * floats);
-  h_extra_.reserve(sizeof(float) * floats);
+  for (int b = 0; b < buffers; ++b) h_extra_[b].reserve(sizeof(float) * floats);
 }
 
 // The graph of one recorded step, captured again when what it was captured for has changed.
 cudaGraphExec_t CudaBackend::extras_graph(ExtrasGraph& g, CudaState& st, const ExtrasPlan& plan,
-                                          const SampleArgs* sampling) {
+                                          const SampleArgs* sampling, int buf) {
   const bool same = g.exec && g.key == &st && g.conv == st.conv() && g.ssm == st.ssm() &&
-                    g.plan == plan && g.dev == d_extra_.get() && g.host == h_extra_.as<void>() &&
-                    g.sampled == (sampling != nullptr) &&
-                    (!sampling || std::memcmp(&g.args, sampling, sizeof(SampleArgs)) == 0);
+                    g.plan == plan && g.dev == d_extra_.get() && g.host == h_extra_[buf].as<void>() &&
+                    g.rollback == d_rollback_.get() && g.sampled == (sampling != nullptr) &&
+                    (!sampling || same_sampling(g.args, *sampling));
   if (same) return g.exec;
   if (g.exec) cudaGraphExecDestroy(g.exec);
   g = ExtrasGraph{};
   cudaGraph_t graph = nullptr;
   MS_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
   try {
-    enqueue_extras_step(st, plan, {}, 0, sampling);
+    enqueue_extras_step(st, plan, {}, 0, sampling, buf);
   } catch (...) {
     cudaStreamEndCapture(stream_, &graph);
     if (graph) cudaGraphDestroy(graph);
@@ -80,7 +95,8 @@ cudaGraphExec_t CudaBackend::extras_graph(ExtrasGraph& g, CudaState& st, const E
   g.key = &st;
   g.plan = plan;
   g.dev = d_extra_.get();
-  g.host = h_extra_.as<void>();
+  g.host = h_extra_[buf].as<void>();
+  g.rollback = d_rollback_.get();
   g.conv = st.conv();
   g.ssm = st.ssm();
   g.sampled = sampling != nullptr;
@@ -88,45 +104,134 @@ cudaGraphExec_t CudaBackend::extras_graph(ExtrasGraph& g, CudaState& st, const E
   return g.exec;
 }
 
+std::vector<CudaBackend::RollbackPart> CudaBackend::rollback_parts(const CudaState& st,
+                                                                   const SampleArgs& a) const {
+  std::vector<RollbackPart> parts = {
+      {st.conv(), 0, sizeof(float) * st.conv_floats()},
+      {st.ssm(), 0, sizeof(float) * st.ssm_floats()},
+      {d_logits1_.get(), 0, sizeof(float) * size_t(cfg_.vocab_size)},
+      {a.counters, 0, 2 * sizeof(int64_t)},
+      {a.out, 0, sizeof(int32_t)},
+      {a.ring, 0, sizeof(int32_t) * size_t(a.window)},
+  };
+  std::erase_if(parts, [](const RollbackPart& r) { return r.bytes == 0; });  // no ring
+  size_t at = 0;
+  for (RollbackPart& r : parts) r.at = at, at += (r.bytes + 15) / 16 * 16;
+  return parts;
+}
+
+void CudaBackend::undo_ahead() {
+  if (!ahead_) return;
+  ahead_ = false;
+  sync_step();
+  for (const RollbackPart& r : rollback_)
+    MS_CUDA_CHECK(cudaMemcpyAsync(r.live, static_cast<const char*>(d_rollback_.get()) + r.at, r.bytes,
+                                  cudaMemcpyDeviceToDevice, stream_));
+  sync_step();
+}
+
+// Step k + 1 is launched before the host unpacks step k's slots (from the other pinned buffer),
+// so the GPU's step and the host's probe frames overlap. If the host stops after token k (a stop
+// string, a cancel, an exception), or needs the state as it was after token k (a snapshot asks
+// for the logits first: fetch_logits), step k + 1 is undone from what it saved; after a
+// snapshot it runs again, from the same saved counters, so the tokens do not change.
+void CudaBackend::generate_recorded(CudaState& st, int n, const SampleArgs& args, const ExtrasPlan& plan,
+                                    ProbeRecorder& probes, const std::function<bool(const GpuToken&)>& on_token) {
+  reserve_extras(plan, 2);
+  rollback_ = rollback_parts(st, args);
+  d_rollback_.reserve(rollback_.back().at + rollback_.back().bytes + 16);
+  cudaGraphExec_t step[2];
+  for (int b = 0; b < 2; ++b) {
+    if (!step_done_[b]) {
+      ahead_out_[b].allocate(sizeof(SampleOut));
+      MS_CUDA_CHECK(cudaEventCreateWithFlags(&step_done_[b], cudaEventDisableTiming));
+    }
+    SampleArgs a = args;
+    a.host = ahead_out_[b].dev<SampleOut>();
+    step[b] = extras_graph(extras_sample_graph_[b], st, plan, &a, b);
+  }
+  int launched = 0;  // steps 0 .. launched - 1 have been enqueued (and not undone)
+  auto launch = [&](int k) {
+    MS_CUDA_CHECK(cudaGraphLaunch(step[k & 1], stream_));
+    launched = k + 1;
+    MS_CUDA_CHECK(cudaEventRecord(step_done_[k & 1], stream_));
+  };
+  ForwardOptions rec;
+  rec.probes = &probes;
+  GpuToken tok;
+  try {
+    for (int k = 0; k < n; ++k) {
+      if (launched == k) launch(k);  // the first step, or one undone for a snapshot
+      ahead_ = false;
+      if (k + 1 < n) {
+        launch(k + 1);
+        ahead_ = true;
+      }
+      const cudaError_t e = cudaEventSynchronize(step_done_[k & 1]);
+      if (e != cudaSuccess) sync_step();  // throws, with the fused step's trap if there is one
+      MS_CUDA_CHECK(e);
+      unpack_extras(plan, rec, 1, 0, st.position(), k & 1);
+      st.advance(1);
+      read_token(*ahead_out_[k & 1].host<SampleOut>(), args.n_alt, tok);
+      if (!on_token(tok)) break;
+      if (!ahead_) launched = k + 1;  // fetch_logits undid step k + 1
+    }
+    undo_ahead();
+  } catch (...) {
+    try {
+      undo_ahead();
+    } catch (...) {  // the device failed: the first error is the one to report
+    }
+    ahead_ = false;
+    throw;
+  }
+}
+
+void CudaBackend::fetch_logits(std::vector<float>& out) {
+  undo_ahead();
+  out.resize(size_t(cfg_.vocab_size));
+  MS_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  MS_CUDA_CHECK(cudaMemcpy(out.data(), d_logits1_.get(), sizeof(float) * out.size(), cudaMemcpyDeviceToHost));
+}
+
 void CudaBackend::run_extras_step(CudaState& st, const ExtrasPlan& plan, const ForwardOptions& opts,
                                   int64_t position) {
-  reserve_extras(plan);
+  reserve_extras(plan, 1);
   const bool intervened = std::any_of(opts.delta_overrides.begin(), opts.delta_overrides.end(),
                                       [&](const DeltaOverride& o) { return o.position == position; });
   if (intervened)  // rare: the override flags are baked into a layer's launch
-    enqueue_extras_step(st, plan, opts.delta_overrides, position, nullptr);
+    enqueue_extras_step(st, plan, opts.delta_overrides, position, nullptr, 0);
   else
-    MS_CUDA_CHECK(cudaGraphLaunch(extras_graph(extras_graph_, st, plan, nullptr), stream_));
+    MS_CUDA_CHECK(cudaGraphLaunch(extras_graph(extras_graph_, st, plan, nullptr, 0), stream_));
   sync_step();  // the one wait per token: the slots and the logits have landed
 }
 
 // What landed in pinned memory for token i of a call of L tokens at absolute position pos.
 void CudaBackend::unpack_extras(const ExtrasPlan& plan, const ForwardOptions& opts, int64_t L,
-                                int64_t i, int64_t pos) {
-  const int64_t di = cfg_.d_inner, dm = cfg_.d_model, N = cfg_.d_state, R = cfg_.dt_rank,
-                xr = cfg_.x_proj_rows();
+                                int64_t i, int64_t pos, int buf) {
+  const int64_t di = cfg_.d_inner, dm = cfg_.d_model, N = cfg_.d_state, R = cfg_.dt_rank;
   const bool probing = opts.probes && opts.probes->enabled();
-  const float* base = h_extra_.as<const float>();
+  const float* base = h_extra_[buf].as<const float>();
   const float* hbase = base + plan.n_small * plan.small_floats;
   for (int64_t l = 0; l < cfg_.n_layer; ++l) {
     const int slot = plan.slot[size_t(l)];
     if (slot < 0) continue;
-    // {delta, hnorm, ypre, gate, x (d_inner each), xdbl (dt_rank, B, C), resid (d_model)}
+    // {delta, hnorm, gate, x (d_inner each), xdbl (dt_rank, B, C)[, ypre][, resid]}
     const float* e = base + slot * plan.small_floats;
     if (opts.ssm_outputs)
-      std::copy(e + 2 * di, e + 3 * di, opts.ssm_outputs->begin() + (l * L + i) * di);
+      std::copy(e + plan.ypre_at, e + plan.ypre_at + di, opts.ssm_outputs->begin() + (l * L + i) * di);
     if (opts.residuals)
-      std::copy(e + 5 * di + xr, e + 5 * di + xr + dm, opts.residuals->begin() + (l * L + i) * dm);
+      std::copy(e + plan.resid_at, e + plan.resid_at + dm, opts.residuals->begin() + (l * L + i) * dm);
     if (!probing || !opts.probes->policy().records_layer(int(l))) continue;
     const float* h = plan.h_slot[size_t(l)] >= 0 ? hbase + plan.h_slot[size_t(l)] * di * N : nullptr;
     LayerCaptureView v{};
     v.delta = e;
     v.hnorm = e + di;
     v.z = nullptr;
-    v.gate = e + 3 * di;
-    v.u = e + 4 * di;
-    v.B = e + 5 * di + R;
-    v.C = e + 5 * di + R + N;
+    v.gate = e + 2 * di;
+    v.u = e + 3 * di;
+    v.B = e + 4 * di + R;
+    v.C = e + 4 * di + R + N;
     v.h = h;
     v.first = 0;
     record_probes(*opts.probes, int(l), pos, 1, v);

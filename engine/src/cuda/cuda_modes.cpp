@@ -184,10 +184,10 @@ void CudaBackend::recurrent_frozen(std::span<const int32_t> tokens, CudaState& s
   call_values_.make_dt_pre(stream_);
   // The captured decode step holds the layers' pointers: recapture with the frozen ones, and
   // again after this call.
-  logits_graph_.key = extras_graph_.key = extras_sample_graph_.key = nullptr;
+  forget_step_graphs();
   OnExit recapture{[this] {
     frozen_views_ = false;
-    logits_graph_.key = extras_graph_.key = extras_sample_graph_.key = nullptr;
+    forget_step_graphs();
   }};
   frozen_views_ = true;
   recurrent(tokens, st, opts, logits);

@@ -18,6 +18,8 @@ class CudaState final : public BackendState {
 
   float* conv() const { return conv_.f32(); }  // {n_layer, d_inner, d_conv - 1}
   float* ssm() const { return ssm_.f32(); }    // {n_layer, d_inner, d_state}
+  size_t conv_floats() const { return n_conv_; }
+  size_t ssm_floats() const { return n_ssm_; }
   void advance(int64_t n) { position_ += n; }
 
  private:
