@@ -14,19 +14,11 @@
 #include "mambascope/sampler.hpp"
 
 #if MAMBASCOPE_HAVE_CUDA
-#include <cuda_profiler_api.h>
 #include <cuda_runtime.h>
-#include <cublasLt.h>
-#include <cublas_v2.h>
-
-#include <cstdlib>
-#include <cstring>
 
 #include "cuda/cuda_backend.hpp"
 #include "cuda/cuda_check.hpp"
-#include "cuda/fill.hpp"
-#include "cuda/ops.hpp"
-#include "cuda/scan.hpp"
+#include "cuda/gemm_table.hpp"
 #endif
 
 namespace mambascope::bench {
@@ -56,6 +48,9 @@ std::vector<int32_t> random_tokens(int64_t n, int64_t vocab) {
 
 }  // namespace
 
+// `--models 2.8b:ops` (bench_prefill_ops.cpp).
+void bench_prefill_ops(const Options& o, const std::string& name);
+
 std::unique_ptr<Checkpoint> checkpoint_for(const Options& o, const std::string& name) {
   const std::filesystem::path dir = std::filesystem::path(o.dir) / (name + "-bf16");
   if (!std::filesystem::exists(dir / "model.safetensors")) {
@@ -66,11 +61,9 @@ std::unique_ptr<Checkpoint> checkpoint_for(const Options& o, const std::string& 
   return Checkpoint::open(dir);
 }
 
-namespace {
-
 // Median wall time of a Scan-mode forward over L tokens from a fresh state (the forward call
-// returns after the last token's logits are on the host).
-double prefill_ms(Backend& be, int64_t L, int64_t vocab, int reps, int warmup = 2) {
+// returns after the last token's logits are on the host). Also bench_prefill_ops.cpp's.
+double prefill_ms(Backend& be, int64_t L, int64_t vocab, int reps, int warmup) {
   const auto ids = random_tokens(L, vocab);
   std::vector<double> ms;
   std::vector<float> logits;
@@ -84,184 +77,7 @@ double prefill_ms(Backend& be, int64_t L, int64_t vocab, int reps, int warmup = 
   return median(ms);
 }
 
-#if MAMBASCOPE_HAVE_CUDA
-// `--models 2.8b:ops`: one L = 8192 prefill of the shape between cudaProfilerStart/Stop (for
-// `ncu --profile-from-start off`; with MAMBASCOPE_OPS_PROFILE_ONLY set it stops there), then
-// each of a layer's ops on random bf16 data timed alone with CUDA events (median of 10),
-// out_proj with a bf16 output too (what the fp32 residual epilogue costs), and each projection
-// under each of cuBLASLt's heuristic candidates (whether another tile or split beats
-// cublasGemmEx's own choice, above all for the thin x_proj and dt_proj).
-void bench_prefill_ops(const Options& o, const std::string& name) {
-  using namespace mambascope::cuda;
-  const int64_t L = 8192;
-  {
-    auto ck = checkpoint_for(o, name);
-    auto be = make_cuda_backend(*ck);
-    const auto ids = random_tokens(L, ck->config().vocab_size);
-    std::vector<float> logits;
-    for (int i = 0; i < 2; ++i) {
-      auto st = be->new_state();
-      if (i == 1) cudaProfilerStart();
-      be->forward(ids, *st, ForwardOptions{}, logits);
-      if (i == 1) cudaProfilerStop();
-    }
-  }
-  if (std::getenv("MAMBASCOPE_OPS_PROFILE_ONLY")) return;
-  const ModelConfig c = mamba_shape(name);
-  const int64_t dm = c.d_model, di = c.d_inner, N = c.d_state, R = c.dt_rank, xr = c.x_proj_rows(),
-                K = c.d_conv;
-  const DType bf = DType::BF16;
-  std::vector<void*> bufs;
-  auto alloc = [&](DType dt, int64_t n, float mean, float sd) {
-    void* p = nullptr;
-    MS_CUDA_CHECK(cudaMalloc(&p, size_t(n) * dtype_size(dt)));
-    fill_random(p, dt, size_t(n), bufs.size() + 7, mean, sd, nullptr);
-    bufs.push_back(p);
-    return p;
-  };
-  float* resid = static_cast<float*>(alloc(DType::F32, L * dm, 0, 1));  // {L, d_model}
-  void* hidden = alloc(bf, L * dm, 0, 1);                                 // {L, d_model}
-  char* xz = static_cast<char*>(alloc(bf, L * 2 * di, 0, 1));            // {L, 2 d_inner}
-  void* x = alloc(bf, L * di, 0, 1);                                      // {L, d_inner}
-  char* xdbl = static_cast<char*>(alloc(bf, L * xr, 0, 1));              // {L, R + 2N}
-  void* dtb = alloc(bf, L * di, 0, 1);                                    // {L, d_inner}
-  void* y = alloc(bf, L * di, 0, 1);                                      // {L, d_inner}
-  void* yb = alloc(bf, L * dm, 0, 1);                                     // {L, d_model}
-  // weights {out_f, in_f}; norm, conv {d_inner, K}, A {d_inner, N} etc. as in the checkpoint
-  void* w_in = alloc(bf, 2 * di * dm, 0, 0.02f);
-  void* w_x = alloc(bf, xr * di, 0, 0.02f);
-  void* w_dt = alloc(bf, di * R, 0, 0.02f);
-  void* w_out = alloc(bf, dm * di, 0, 0.02f);
-  float* norm_w = static_cast<float*>(alloc(DType::F32, dm, 1, 0.1f));
-  float* conv_w = static_cast<float*>(alloc(DType::F32, di * K, 0, 0.3f));
-  float* conv_b = static_cast<float*>(alloc(DType::F32, di, 0, 0.1f));
-  float* conv_s = static_cast<float*>(alloc(DType::F32, di * (K - 1), 0, 1));
-  float* A = static_cast<float*>(alloc(DType::F32, di * N, -2, 0.3f));
-  float* D = static_cast<float*>(alloc(DType::F32, di, 1, 0.1f));
-  float* dt_bias = static_cast<float*>(alloc(DType::F32, di, -4, 0.5f));
-  float* h = static_cast<float*>(alloc(DType::F32, di * N, 0, 0));
-  cublasHandle_t blas;
-  MS_CUDA_CHECK(cublasCreate(&blas));
-  cudaStream_t s;
-  MS_CUDA_CHECK(cudaStreamCreate(&s));
-  cudaEvent_t e0, e1;
-  cudaEventCreate(&e0);
-  cudaEventCreate(&e1);
-  auto timed = [&](auto&& f) {
-    for (int i = 0; i < 3; ++i) f();
-    std::vector<double> ms;
-    for (int i = 0; i < 10; ++i) {
-      cudaEventRecord(e0, s);
-      f();
-      cudaEventRecord(e1, s);
-      cudaEventSynchronize(e1);
-      float m = 0;
-      cudaEventElapsedTime(&m, e0, e1);
-      ms.push_back(m);
-    }
-    MS_CUDA_CHECK(cudaStreamSynchronize(s));
-    return median(ms);
-  };
-  auto report = [&](const std::string& op, double ms, double flop) {
-    emit({{"bench", "prefill_op"}, {"model", name}, {"L", L}, {"op", op}, {"ms", ms},
-          {"tflop_s", flop > 0 ? flop / (ms * 1e9) : 0.0}});
-  };
-  ScanParams p;
-  p.dtype = bf;
-  p.L = L;
-  p.d = int(di);
-  p.N = int(N);
-  p.u = x; p.ldu = di;
-  p.z = xz + di * 2; p.ldz = 2 * di;
-  p.dt = dtb; p.lddt = di;
-  p.B = xdbl + R * 2; p.ldb = xr;
-  p.C = xdbl + (R + N) * 2; p.ldc = xr;
-  p.dt_bias = dt_bias;
-  p.A = A;
-  p.D = D;
-  p.h = h;
-  p.y = y; p.ldy = di;
-  struct Gemm {
-    std::string op;
-    const void* x; int64_t ldx; const void* W; int64_t in_f, out_f; void* y; DType ydt; int64_t ldy;
-    float beta;
-  };
-  const std::vector<Gemm> gemms = {
-      {"in_proj", hidden, dm, w_in, dm, 2 * di, xz, bf, 2 * di, 0.f},
-      {"x_proj", x, di, w_x, di, xr, xdbl, bf, xr, 0.f},
-      {"dt_proj", xdbl, xr, w_dt, R, di, dtb, bf, di, 0.f},
-      {"out_proj", y, di, w_out, di, dm, resid, DType::F32, dm, 1.f},
-      {"out_proj_bf16_out", y, di, w_out, di, dm, yb, bf, dm, 0.f},
-  };
-  report("add_rms_norm", timed([&] { add_rms_norm(resid, nullptr, norm_w, 1e-5f, L, dm, hidden, bf, dm, s); }), 0);
-  report("conv1d_silu", timed([&] { conv1d_causal_silu(xz, 2 * di, conv_s, conv_w, conv_b, L, di, K, x, bf, s); }), 0);
-  report("selective_scan", timed([&] { selective_scan(p, s); }), 0);
-  for (const Gemm& g : gemms) {
-    const double flop = 2.0 * double(L) * double(g.in_f) * double(g.out_f);
-    report(g.op, timed([&] {
-             linear(blas, g.x, g.ldx, g.W, bf, L, g.in_f, g.out_f, g.y, g.ydt, g.ldy, g.beta, s);
-           }), flop);
-  }
-  cublasLtHandle_t lt;
-  MS_CUDA_CHECK(cublasLtCreate(&lt));
-  const size_t ws_bytes = size_t(32) << 20;
-  void* ws = alloc(DType::F32, int64_t(ws_bytes / 4), 0, 0);
-  for (const Gemm& g : gemms) {
-    if (g.op == "out_proj_bf16_out") continue;
-    // Row-major y {L, out_f} = x W^T is column-major y^T = (W^T)^T x^T, as in cuda::linear.
-    cublasLtMatmulDesc_t desc;
-    MS_CUDA_CHECK(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-    const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
-    MS_CUDA_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
-    MS_CUDA_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
-    cublasLtMatrixLayout_t la, lb, lc;
-    MS_CUDA_CHECK(cublasLtMatrixLayoutCreate(&la, CUDA_R_16BF, uint64_t(g.in_f), uint64_t(g.out_f), g.in_f));
-    MS_CUDA_CHECK(cublasLtMatrixLayoutCreate(&lb, CUDA_R_16BF, uint64_t(g.in_f), uint64_t(L), g.ldx));
-    MS_CUDA_CHECK(cublasLtMatrixLayoutCreate(&lc, g.ydt == DType::F32 ? CUDA_R_32F : CUDA_R_16BF,
-                                             uint64_t(g.out_f), uint64_t(L), g.ldy));
-    cublasLtMatmulPreference_t pref;
-    MS_CUDA_CHECK(cublasLtMatmulPreferenceCreate(&pref));
-    MS_CUDA_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
-                                                       &ws_bytes, sizeof ws_bytes));
-    cublasLtMatmulHeuristicResult_t res[16];
-    int n = 0;
-    MS_CUDA_CHECK(cublasLtMatmulAlgoGetHeuristic(lt, desc, la, lb, lc, lc, pref, 16, res, &n));
-    const float one = 1.f;
-    const double flop = 2.0 * double(L) * double(g.in_f) * double(g.out_f);
-    for (int i = 0; i < n; ++i) {
-      int tile = 0, splitk = 0, algo = 0;
-      cublasLtMatmulAlgoConfigGetAttribute(&res[i].algo, CUBLASLT_ALGO_CONFIG_TILE_ID, &tile, sizeof tile, nullptr);
-      cublasLtMatmulAlgoConfigGetAttribute(&res[i].algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &splitk, sizeof splitk, nullptr);
-      cublasLtMatmulAlgoConfigGetAttribute(&res[i].algo, CUBLASLT_ALGO_CONFIG_ID, &algo, sizeof algo, nullptr);
-      const double ms = timed([&] {
-        MS_CUDA_CHECK(cublasLtMatmul(lt, desc, &one, g.W, la, g.x, lb, &g.beta, g.y, lc, g.y, lc,
-                                     &res[i].algo, ws, ws_bytes, s));
-      });
-      emit({{"bench", "prefill_op_lt"}, {"model", name}, {"L", L}, {"op", g.op}, {"candidate", i},
-            {"algo", algo}, {"tile", tile}, {"splitk", splitk}, {"workspace", double(res[i].workspaceSize)},
-            {"ms", ms}, {"tflop_s", flop / (ms * 1e9)}});
-    }
-    cublasLtMatmulPreferenceDestroy(pref);
-    cublasLtMatrixLayoutDestroy(la);
-    cublasLtMatrixLayoutDestroy(lb);
-    cublasLtMatrixLayoutDestroy(lc);
-    cublasLtMatmulDescDestroy(desc);
-  }
-  cublasLtDestroy(lt);
-  report("layer (the ops above in order)", timed([&] {
-           add_rms_norm(resid, nullptr, norm_w, 1e-5f, L, dm, hidden, bf, dm, s);
-           linear(blas, hidden, dm, w_in, bf, L, dm, 2 * di, xz, bf, 2 * di, 0.f, s);
-           conv1d_causal_silu(xz, 2 * di, conv_s, conv_w, conv_b, L, di, K, x, bf, s);
-           linear(blas, x, di, w_x, bf, L, di, xr, xdbl, bf, xr, 0.f, s);
-           linear(blas, xdbl, xr, w_dt, bf, L, R, di, dtb, bf, di, 0.f, s);
-           selective_scan(p, s);
-           linear(blas, y, di, w_out, bf, L, di, dm, resid, DType::F32, dm, 1.f, s);
-         }), 0);
-  for (void* b : bufs) cudaFree(b);
-  cublasDestroy(blas);
-  cudaStreamDestroy(s);
-}
-#endif
+namespace {
 
 void bench_gpu(const Options& o, const std::string& name) {
 #if MAMBASCOPE_HAVE_CUDA
@@ -276,10 +92,21 @@ void bench_gpu(const Options& o, const std::string& name) {
   const Official off = official(name);
   for (int64_t L : {int64_t(2048), int64_t(8192)}) {
     if (o.decode_only) break;
-    const double ms = prefill_ms(*be, L, c.vocab_size, std::max(3, o.reps / 2));
+    const double ms = prefill_ms(*be, L, c.vocab_size, std::max(3, o.reps / 2), 2);
     const double offm = L == 2048 ? off.prefill_2048_ms : off.prefill_8192_ms;
     emit({{"bench", "prefill"}, {"model", name}, {"backend", "cuda"}, {"L", L}, {"ms", ms},
           {"official_ms", offm}, {"speedup_vs_official", offm / ms}});
+    // MAMBASCOPE_BENCH_GEMM_AB: the projections through cublasGemmEx against the GEMM table
+    // (gemm_table.hpp), alternating, in the same process.
+    if (!std::getenv("MAMBASCOPE_BENCH_GEMM_AB")) continue;
+    for (int round = 0; round < 2; ++round)
+      for (bool table : {false, true}) {
+        cuda::set_gemm_table_enabled(table);
+        const double m = prefill_ms(*be, L, c.vocab_size, std::max(3, o.reps / 2), 1);
+        emit({{"bench", "prefill_gemm_ab"}, {"model", name}, {"L", L}, {"round", round},
+              {"gemm", table ? "table" : "cublasGemmEx"}, {"ms", m}});
+      }
+    cuda::set_gemm_table_enabled(true);
   }
   if (o.long_prefill && name == "2.8b") {
     const int64_t L = 131072;

@@ -1,10 +1,12 @@
-// The CUDA twins of the CPU reference ops (ops.hpp): norms, embedding, conv1d, projections.
+// The CUDA twins of the CPU reference ops (ops.hpp): norms, embedding, conv1d, projections
+// (cublasGemmEx, or the fixed cuBLASLt algorithm of gemm_table.hpp where it covers the shape).
 #include <cub/block/block_reduce.cuh>
 #include <cstdint>
 #include <type_traits>
 
 #include "cuda/cuda_check.hpp"
 #include "cuda/cuda_types.cuh"
+#include "cuda/gemm_table.hpp"
 #include "cuda/ops.hpp"
 
 namespace mambascope::cuda {
@@ -449,6 +451,8 @@ void linear(cublasHandle_t h, const void* x, int64_t ldx, const void* W, DType d
             int64_t in_f, int64_t out_f, void* y, DType ydt, int64_t ldy, float beta,
             cudaStream_t stream) {
   if (n == 0) return;
+  // A fixed cuBLASLt algorithm where the table measured one that beats cublasGemmEx's choice.
+  if (linear_from_table(LinearArgs{x, ldx, W, dt, n, in_f, out_f, y, ydt, ldy, beta}, stream)) return;
   const float alpha = 1.f;
   MS_CUDA_CHECK(cublasSetStream(h, stream));
   // Row-major y^T = W x^T is column-major y = W^T(op T) x: m = out_f, n = rows, k = in_f.

@@ -25,7 +25,8 @@ void conv1d_causal_silu(const void* x, int64_t ldx, float* conv_state, const flo
                         const float* b, int64_t L, int64_t d, int64_t k, void* out, DType dt,
                         cudaStream_t stream);
 // y {n, out_f} (ydt, row stride ldy) = beta·y + x {n, in_f} (dt, row stride ldx) · W^T
-// (W {out_f, in_f} in dt). cuBLAS, fp32 accumulation. ydt is dt or F32.
+// (W {out_f, in_f} in dt). cuBLAS, fp32 accumulation. ydt is dt or F32. Shapes the GEMM
+// table covers (gemm_table.hpp) run its fixed cuBLASLt algorithm, the rest cublasGemmEx.
 void linear(cublasHandle_t h, const void* x, int64_t ldx, const void* W, DType dt, int64_t n,
             int64_t in_f, int64_t out_f, void* y, DType ydt, int64_t ldy, float beta,
             cudaStream_t stream);
