@@ -177,15 +177,17 @@ TEST(SessionOnGpu, RecordedStepRunAheadIsUndoneForSnapshotsAndStops) {
   GenerateRequest r = seeded(24, 1.3f, 5);
   r.sampling.repetition_window = 16;
   // Snapshots every token (each one undoes the step run ahead and runs it again, from the same
-  // sampler counters and repetition ring) against none during the generation.
+  // sampler counters and repetition ring) against none during the generation. The sampled
+  // tokens must be the same; the values agree to rounding (a snapshot interval of 1 also runs
+  // the prompt token by token rather than as one scan).
   Session every(model, gpu, recording(), 1), none(model, gpu, recording(), 1000);
   GenerateResult re, rn;
   const auto ee = generate(every, r, &re), en = generate(none, r, &rn);
   expect_same_events(ee, en);
   EXPECT_EQ(every.tokens(), none.tokens());
-  EXPECT_EQ(rel_error(every.last_logits(), none.last_logits()), 0.0);
+  EXPECT_LT(rel_error(every.last_logits(), none.last_logits()), 1e-5);
   EXPECT_EQ(every.probes().tokens().size(), every.tokens().size());
-  expect_probes_match(every.probes(), none.probes(), 1e-12);
+  expect_probes_match(every.probes(), none.probes(), 1e-5);
   // The snapshot of every generated token resumes exactly: a fork from the middle goes on as the
   // session did.
   const int64_t mid = int64_t(r.prompt_ids.size()) + 10;
