@@ -132,6 +132,9 @@ class CudaBackend final : public Backend {
       if (g->exec) cudaGraphExecDestroy(g->exec);
     for (cudaEvent_t e : step_done_)
       if (e) cudaEventDestroy(e);
+    for (cudaEvent_t e : slots_landed_)
+      if (e) cudaEventDestroy(e);
+    if (slot_copy_) cudaStreamDestroy(slot_copy_);
     if (blas_) cublasDestroy(blas_);
     if (stream_) cudaStreamDestroy(stream_);
   }
@@ -184,7 +187,7 @@ class CudaBackend final : public Backend {
     SampleArgs args;
   };
   // Where a recurrent step that records (cuda_decode_extras.cpp) puts each layer's values in
-  // d_extra_ / h_extra_: {n_small slots of small_floats | n_h slots of d_inner·d_state}. A small
+  // d_extra_[b] / h_extra_[b]: {n_small slots of small_floats | n_h slots of d_inner·d_state}. A small
   // slot is {delta, hnorm, gate, x (d_inner each), xdbl (x_proj rows)}, then ypre (d_inner) only
   // when the call asks for SSM outputs and the residual (d_model) only when it asks for those.
   struct ExtrasPlan {
@@ -213,14 +216,16 @@ class CudaBackend final : public Backend {
   void recurrent(std::span<const int32_t> tokens, CudaState& st, const ForwardOptions& opts,
                  std::vector<float>& logits);
   // Enqueues one decode step reading the token id at d_ids_[0]; with a plan, the recorded
-  // layers' values go to its slots in d_extra_, and the Δ overrides at `position` apply.
+  // layers' values go to its slots in `slots` (d_extra_[b]), and the Δ overrides at `position` apply.
   void enqueue_step(CudaState& st, const ExtrasPlan* plan = nullptr,
-                    std::span<const DeltaOverride> overrides = {}, int64_t position = 0);
+                    std::span<const DeltaOverride> overrides = {}, int64_t position = 0,
+                    float* slots = nullptr);
   // Recurrent steps that record (cuda_decode_extras.cpp).
   ExtrasPlan extras_plan(const ForwardOptions& opts) const;
-  // A sampled step (generate() with probes) first saves the state and the logits it is about
-  // to replace in d_rollback_, so that a step run ahead of the host can be undone; its slots
-  // land in h_extra_[buf].
+  // The step writes its slots to d_extra_[buf]. Unsampled (forward()), the graph also copies
+  // them and the logits to the host. Sampled (generate() with probes), it first saves what it
+  // will replace in d_rollback_, so that a step run ahead of the host can be undone, and its
+  // slots go to the host on the copy stream, outside the graph, under the next step.
   void enqueue_extras_step(CudaState& st, const ExtrasPlan& plan,
                            std::span<const DeltaOverride> overrides, int64_t position,
                            const SampleArgs* sampling, int buf);
@@ -288,14 +293,15 @@ class CudaBackend final : public Backend {
   DecodeShape shape_{};
   // decode
   DeviceMemory d_ids_, d_resid1_, d_x_, d_z_, d_y_, d_xdbl_, d_logits1_, d_work_, d_prob_, d_ring_,
-      d_counters_, d_extra_;
+      d_counters_, d_extra_[2];
   PinnedMemory h_logits_, h_out_, h_extra_[2];
   Graph logits_graph_, sample_graph_;
   ExtrasGraph extras_graph_, extras_sample_graph_[2];  // forward() / generate() with probes
   // generate() with probes: a step ahead of the host needs its own token output, an event, and
   // room to save {conv state | ssm state | logits} for its undoing.
   MappedMemory ahead_out_[2];  // SampleOut
-  cudaEvent_t step_done_[2] = {nullptr, nullptr};
+  cudaEvent_t step_done_[2] = {nullptr, nullptr}, slots_landed_[2] = {nullptr, nullptr};
+  cudaStream_t slot_copy_ = nullptr;  // the slots' device-to-host copies
   DeviceMemory d_rollback_;
   std::vector<RollbackPart> rollback_;  // of the generate() call in progress
   bool ahead_ = false;  // a step is in flight beyond the token the host is looking at

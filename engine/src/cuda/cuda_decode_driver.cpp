@@ -17,7 +17,7 @@
 namespace mambascope::cuda {
 
 void CudaBackend::enqueue_step(CudaState& st, const ExtrasPlan* plan,
-                               std::span<const DeltaOverride> overrides, int64_t position) {
+                               std::span<const DeltaOverride> overrides, int64_t position, float* slots) {
   const int64_t dm = cfg_.d_model, di = cfg_.d_inner, N = cfg_.d_state;
   const int64_t nl = cfg_.n_layer;
   // hidden_states = self.embeddings(input_id)                  -> resid1 {d_model}
@@ -27,10 +27,9 @@ void CudaBackend::enqueue_step(CudaState& st, const ExtrasPlan* plan,
   for (int64_t l = 0; l < nl; ++l) {
     DecodeProbes pr;
     // A recorded layer's slot (ExtrasPlan: delta, hnorm, z, x, xdbl[, ypre][, resid]) and h.
-    float* e = plan && plan->slot[size_t(l)] >= 0 ? d_extra_.f32() + plan->slot[size_t(l)] * plan->small_floats
-                                                  : nullptr;
+    float* e = plan && plan->slot[size_t(l)] >= 0 ? slots + plan->slot[size_t(l)] * plan->small_floats : nullptr;
     float* eh = plan && plan->h_slot[size_t(l)] >= 0
-                    ? d_extra_.f32() + plan->n_small * plan->small_floats + plan->h_slot[size_t(l)] * di * N
+                    ? slots + plan->n_small * plan->small_floats + plan->h_slot[size_t(l)] * di * N
                     : nullptr;
     // A recorded layer's kernels keep z, x and xdbl in its slot instead of the scratch.
     DecodeScratch lsc = sc;

@@ -2,10 +2,10 @@
 // per-layer kernels write each recorded layer's values into compact device slots (only the
 // layers the capture policy records, h only where it keeps h); the step, those slots' one copy to
 // pinned memory and the logits' copy are captured once into a CUDA graph and replayed per token.
-// forward() waits for each token's copy; generate() runs one step ahead of the host, so that the
-// host turns token t's slots into probe frames while the GPU computes token t + 1 (and undoes
-// that step if the host then stops). A step with a Δ intervention at its position runs the same
-// work uncaptured.
+// forward() waits for each token's copy. generate() runs one step ahead of the host, with two
+// sets of slots: while the GPU computes token t + 1, a copy stream brings token t's slots to the
+// host and the host turns them into probe frames; the step run ahead is undone if the host then
+// stops. A step with a Δ intervention at its position runs the same work uncaptured.
 #include <algorithm>
 #include <vector>
 
@@ -49,31 +49,34 @@ void CudaBackend::enqueue_extras_step(CudaState& st, const ExtrasPlan& plan,
     for (const RollbackPart& r : rollback_parts(st, *sampling))
       MS_CUDA_CHECK(cudaMemcpyAsync(static_cast<char*>(d_rollback_.get()) + r.at, r.live, r.bytes,
                                     cudaMemcpyDeviceToDevice, stream_));
-  enqueue_step(st, &plan, overrides, position);
+  enqueue_step(st, &plan, overrides, position, d_extra_[buf].f32());
   // The slots hold z: the probes show the gate SiLU(z).
-  gate_in_place(d_extra_.f32(), plan.n_small, plan.small_floats, 2 * cfg_.d_inner, cfg_.d_inner, stream_);
+  gate_in_place(d_extra_[buf].f32(), plan.n_small, plan.small_floats, 2 * cfg_.d_inner, cfg_.d_inner, stream_);
+  if (sampling) {
+    sample(*sampling, stream_);
+    return;
+  }
   const size_t floats = plan.floats(cfg_.d_inner * cfg_.d_state);
   if (floats > 0)
-    MS_CUDA_CHECK(cudaMemcpyAsync(h_extra_[buf].as<float>(), d_extra_.get(), sizeof(float) * floats,
+    MS_CUDA_CHECK(cudaMemcpyAsync(h_extra_[buf].as<float>(), d_extra_[buf].get(), sizeof(float) * floats,
                                   cudaMemcpyDeviceToHost, stream_));
-  if (sampling)
-    sample(*sampling, stream_);
-  else
-    MS_CUDA_CHECK(cudaMemcpyAsync(h_logits_.as<float>(), d_logits1_.get(), sizeof(float) * cfg_.vocab_size,
-                                  cudaMemcpyDeviceToHost, stream_));
+  MS_CUDA_CHECK(cudaMemcpyAsync(h_logits_.as<float>(), d_logits1_.get(), sizeof(float) * cfg_.vocab_size,
+                                cudaMemcpyDeviceToHost, stream_));
 }
 
 void CudaBackend::reserve_extras(const ExtrasPlan& plan, int buffers) {
   const size_t floats = std::max<size_t>(plan.floats(cfg_.d_inner * cfg_.d_state), 1);
-  d_extra_.reserve(sizeof(float) * floats);
-  for (int b = 0; b < buffers; ++b) h_extra_[b].reserve(sizeof(float) * floats);
+  for (int b = 0; b < buffers; ++b) {
+    d_extra_[b].reserve(sizeof(float) * floats);
+    h_extra_[b].reserve(sizeof(float) * floats);
+  }
 }
 
 // The graph of one recorded step, captured again when what it was captured for has changed.
 cudaGraphExec_t CudaBackend::extras_graph(ExtrasGraph& g, CudaState& st, const ExtrasPlan& plan,
                                           const SampleArgs* sampling, int buf) {
   const bool same = g.exec && g.key == &st && g.conv == st.conv() && g.ssm == st.ssm() &&
-                    g.plan == plan && g.dev == d_extra_.get() && g.host == h_extra_[buf].as<void>() &&
+                    g.plan == plan && g.dev == d_extra_[buf].get() && g.host == h_extra_[buf].as<void>() &&
                     g.rollback == d_rollback_.get() && g.sampled == (sampling != nullptr) &&
                     (!sampling || same_sampling(g.args, *sampling));
   if (same) return g.exec;
@@ -94,7 +97,7 @@ cudaGraphExec_t CudaBackend::extras_graph(ExtrasGraph& g, CudaState& st, const E
   MS_CUDA_CHECK(e);
   g.key = &st;
   g.plan = plan;
-  g.dev = d_extra_.get();
+  g.dev = d_extra_[buf].get();
   g.host = h_extra_[buf].as<void>();
   g.rollback = d_rollback_.get();
   g.conv = st.conv();
@@ -124,6 +127,7 @@ void CudaBackend::undo_ahead() {
   if (!ahead_) return;
   ahead_ = false;
   sync_step();
+  MS_CUDA_CHECK(cudaStreamSynchronize(slot_copy_));  // its slots' copy: the buffer is reused
   for (const RollbackPart& r : rollback_)
     MS_CUDA_CHECK(cudaMemcpyAsync(r.live, static_cast<const char*>(d_rollback_.get()) + r.at, r.bytes,
                                   cudaMemcpyDeviceToDevice, stream_));
@@ -145,16 +149,27 @@ void CudaBackend::generate_recorded(CudaState& st, int n, const SampleArgs& args
     if (!step_done_[b]) {
       ahead_out_[b].allocate(sizeof(SampleOut));
       MS_CUDA_CHECK(cudaEventCreateWithFlags(&step_done_[b], cudaEventDisableTiming));
+      MS_CUDA_CHECK(cudaEventCreateWithFlags(&slots_landed_[b], cudaEventDisableTiming));
     }
     SampleArgs a = args;
     a.host = ahead_out_[b].dev<SampleOut>();
     step[b] = extras_graph(extras_sample_graph_[b], st, plan, &a, b);
   }
+  if (!slot_copy_) MS_CUDA_CHECK(cudaStreamCreateWithFlags(&slot_copy_, cudaStreamNonBlocking));
+  const size_t slot_bytes = sizeof(float) * plan.floats(cfg_.d_inner * cfg_.d_state);
   int launched = 0;  // steps 0 .. launched - 1 have been enqueued (and not undone)
+  // Step k's slots are copied while step k + 1 computes; step k + 2 reuses the buffer only after
+  // the host has waited for that copy.
   auto launch = [&](int k) {
-    MS_CUDA_CHECK(cudaGraphLaunch(step[k & 1], stream_));
+    const int b = k & 1;
+    MS_CUDA_CHECK(cudaGraphLaunch(step[b], stream_));
     launched = k + 1;
-    MS_CUDA_CHECK(cudaEventRecord(step_done_[k & 1], stream_));
+    MS_CUDA_CHECK(cudaEventRecord(step_done_[b], stream_));
+    MS_CUDA_CHECK(cudaStreamWaitEvent(slot_copy_, step_done_[b], 0));
+    if (slot_bytes > 0)
+      MS_CUDA_CHECK(cudaMemcpyAsync(h_extra_[b].as<void>(), d_extra_[b].get(), slot_bytes, cudaMemcpyDeviceToHost,
+                                    slot_copy_));
+    MS_CUDA_CHECK(cudaEventRecord(slots_landed_[b], slot_copy_));
   };
   ForwardOptions rec;
   rec.probes = &probes;
@@ -167,7 +182,7 @@ void CudaBackend::generate_recorded(CudaState& st, int n, const SampleArgs& args
         launch(k + 1);
         ahead_ = true;
       }
-      const cudaError_t e = cudaEventSynchronize(step_done_[k & 1]);
+      const cudaError_t e = cudaEventSynchronize(slots_landed_[k & 1]);  // after step k itself
       if (e != cudaSuccess) sync_step();  // throws, with the fused step's trap if there is one
       MS_CUDA_CHECK(e);
       unpack_extras(plan, rec, 1, 0, st.position(), k & 1);
