@@ -472,7 +472,8 @@ __global__ void __launch_bounds__(kFusedThreads, 1) fused_step_kernel(const Fuse
     return;
   }
   const bool prof = a.prof && blockIdx.x == 0 && tid == 0;
-  const Ring ring{smem + L.ring, full, empty, a.slot_bytes, a.n_slots, prof ? &ring_cycles : nullptr};
+  const Ring ring{smem + L.ring, full, empty, a.slot_bytes, a.n_slots, Ring::magic_for(a.n_slots),
+                  prof ? &ring_cycles : nullptr};
   compute<T, kCl>(a, s, smem, L, ring, epoch_s, cbar);
   if (tid == 0) {
     if (prof) {

@@ -114,12 +114,13 @@ __device__ __forceinline__ uint64_t global_ns() {
 }
 
 // The GEMV input vector x {K} in shared memory. For 16-bit weights a lane's 16 bytes of a row
-// (8 values) meet 8 floats of x; stored naturally, those 32 bytes per lane would make every
-// 16-byte load of x a two-way bank conflict. So 16-bit models keep x split in halves: values
-// 8c..8c+3 at [4c, 4c + 4) and 8c+4..8c+7 at [K/2 + 4c, ...) (`half` = K/2; 0 for fp32, whose 4
-// values per 16 bytes are stored naturally). Both halves are then read at a 16-byte stride.
+// hold 8 values as 4 pairs (even element in the low half of each word, odd in the high half); the
+// GEMV multiplies the 4 low halves with 4 even x values and the 4 high halves with 4 odd ones, so
+// 16-bit models keep x split by parity: even elements k at [k / 2], odd ones at [K/2 + k / 2]
+// (`half` = K/2; 0 for fp32, whose 4 values per 16 bytes are stored naturally). A lane then reads
+// two float4 at a 16-byte stride (conflict-free) and converts each weight with one shift or mask.
 __device__ __forceinline__ int xs_index(int k, int half) {
-  return half ? ((k >> 2) & 1) * half + ((k >> 3) << 2) + (k & 3) : k;
+  return half ? (k & 1) * half + (k >> 1) : k;
 }
 template <typename T> __host__ __device__ constexpr int xs_half(int K) { return sizeof(T) == 2 ? K / 2 : 0; }
 
@@ -204,23 +205,35 @@ __device__ __forceinline__ float half_sum(float v) {  // over the 16 lanes of a 
   return v;
 }
 
-// 16 bytes of weights (8 bf16/fp16 or 4 fp32) dotted with x's values lo (and hi) (fp32).
-__device__ __forceinline__ float dot16(float, uint4 w, float4 a, float4) {
-  return (__uint_as_float(w.x) * a.x + __uint_as_float(w.z) * a.z) +
-         (__uint_as_float(w.y) * a.y + __uint_as_float(w.w) * a.w);
+// 16 bytes of weights (8 bf16/fp16 or 4 fp32) times x, added to a lane's two partial sums:
+// fp32 values 0-3 with xe (natural layout); 16-bit low halves with xe (even elements) and high
+// halves with xo (odd elements, xs_index). bf16 → fp32 is a shift or a mask (exact).
+__device__ __forceinline__ void fma16(float, uint4 w, float4 xe, float4, float& e, float& o) {
+  e = fmaf(__uint_as_float(w.x), xe.x, e);
+  o = fmaf(__uint_as_float(w.y), xe.y, o);
+  e = fmaf(__uint_as_float(w.z), xe.z, e);
+  o = fmaf(__uint_as_float(w.w), xe.w, o);
 }
-template <typename P, typename F2>
-__device__ __forceinline__ float dot16_pairs(uint4 w, float4 a, float4 b, F2 to2) {
-  P p[4];
-  memcpy(p, &w, 16);
-  const float2 f0 = to2(p[0]), f1 = to2(p[1]), f2 = to2(p[2]), f3 = to2(p[3]);
-  return (f0.x * a.x + f1.x * a.z + f2.x * b.x + f3.x * b.z) + (f0.y * a.y + f1.y * a.w + f2.y * b.y + f3.y * b.w);
+__device__ __forceinline__ void fma16(__nv_bfloat16, uint4 w, float4 xe, float4 xo, float& e, float& o) {
+  e = fmaf(__uint_as_float(w.x << 16), xe.x, e);
+  o = fmaf(__uint_as_float(w.x & 0xffff0000u), xo.x, o);
+  e = fmaf(__uint_as_float(w.y << 16), xe.y, e);
+  o = fmaf(__uint_as_float(w.y & 0xffff0000u), xo.y, o);
+  e = fmaf(__uint_as_float(w.z << 16), xe.z, e);
+  o = fmaf(__uint_as_float(w.z & 0xffff0000u), xo.z, o);
+  e = fmaf(__uint_as_float(w.w << 16), xe.w, e);
+  o = fmaf(__uint_as_float(w.w & 0xffff0000u), xo.w, o);
 }
-__device__ __forceinline__ float dot16(__nv_bfloat16, uint4 w, float4 lo, float4 hi) {
-  return dot16_pairs<__nv_bfloat162>(w, lo, hi, [](__nv_bfloat162 p) { return __bfloat1622float2(p); });
-}
-__device__ __forceinline__ float dot16(__half, uint4 w, float4 lo, float4 hi) {
-  return dot16_pairs<__half2>(w, lo, hi, [](__half2 p) { return __half22float2(p); });
+__device__ __forceinline__ void fma16(__half, uint4 w, float4 xe, float4 xo, float& e, float& o) {
+  auto f = [](uint32_t bits) { return __half2float(__ushort_as_half(static_cast<unsigned short>(bits))); };
+  e = fmaf(f(w.x), xe.x, e);
+  o = fmaf(f(w.x >> 16), xo.x, o);
+  e = fmaf(f(w.y), xe.y, e);
+  o = fmaf(f(w.y >> 16), xo.y, o);
+  e = fmaf(f(w.z), xe.z, e);
+  o = fmaf(f(w.z >> 16), xo.z, o);
+  e = fmaf(f(w.w), xe.w, e);
+  o = fmaf(f(w.w >> 16), xo.w, o);
 }
 
 // Sum over the compute threads (fixed order: the same bits on every run).
@@ -243,14 +256,19 @@ __device__ __forceinline__ bool better(float va, int ia, float vb, int ib) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 
 
-// The compute warps' view of the weight ring.
+// The compute warps' view of the weight ring. Tile i sits in slot i % n with parity (i / n) & 1;
+// the quotient comes from a multiply by magic = ceil(2^32 / n) (exact for i < 2^28), since a
+// division by the run-time n cost ~30 instructions per tile.
 struct Ring {
   const char* base;
   uint64_t *full, *empty;
   int slot, n;
+  uint32_t magic;
   unsigned long long* ring_cycles;  // block 0 thread 0 when profiling, else null
+  __host__ __device__ static uint32_t magic_for(int n) { return 0xffffffffu / uint32_t(n) + 1u; }
+  __device__ uint32_t lap(uint32_t i) const { return __umulhi(i, magic); }
   __device__ const char* wait(uint32_t i) const {
-    const uint32_t s = i % uint32_t(n), parity = (i / uint32_t(n)) & 1u;
+    const uint32_t q = lap(i), s = i - q * uint32_t(n), parity = q & 1u;
     const long long t0 = ring_cycles ? clock64() : 0;
     while (!mbar_try_wait(&full[s], parity)) {
     }
@@ -264,7 +282,7 @@ struct Ring {
   // producer refill a slot before that warp's wait for it.
   __device__ void release(uint32_t i, int lane) const {
     __syncwarp();
-    if (lane == 0) mbar_arrive(&empty[i % uint32_t(n)]);
+    if (lane == 0) mbar_arrive(&empty[i - lap(i) * uint32_t(n)]);
   }
   // A tile this warp does not read.
   __device__ void skip(uint32_t i, int lane) const {
@@ -273,25 +291,64 @@ struct Ring {
   }
 };
 
+// One lane's share of two rows (nv 16-byte chunks each, w0 and w1) dotted with x {K} (xs_index
+// layout, `half` = xs_half): chunks lane, lane + 32, ...; four at a time while all four exist
+// (warp-uniform when nv is a multiple of 32, as in every real model), then one at a time. Each
+// row keeps two partial sums (even / odd products) so that the FMA chains are half as long.
+constexpr int kGemvUnroll = 4;
+template <typename T>
+__device__ __forceinline__ void dot_rows(const uint4* w0, const uint4* w1, int nv, const float* xs, int half,
+                                         int lane, float& r0, float& r1) {
+  float e0 = 0.f, o0 = 0.f, e1 = 0.f, o1 = 0.f;
+  auto step = [&](uint4 a, uint4 b, int c) {
+    const float4 xe = *reinterpret_cast<const float4*>(xs + 4 * c);
+    float4 xo = xe;
+    if constexpr (sizeof(T) == 2) xo = *reinterpret_cast<const float4*>(xs + half + 4 * c);
+    fma16(T{}, a, xe, xo, e0, o0);
+    fma16(T{}, b, xe, xo, e1, o1);
+  };
+  int c = lane;
+  for (; c + 32 * (kGemvUnroll - 1) < nv; c += 32 * kGemvUnroll) {
+    uint4 a[kGemvUnroll], b[kGemvUnroll];
+#pragma unroll
+    for (int u = 0; u < kGemvUnroll; ++u) a[u] = w0[c + 32 * u], b[u] = w1[c + 32 * u];
+#pragma unroll
+    for (int u = 0; u < kGemvUnroll; ++u) step(a[u], b[u], c + 32 * u);
+  }
+  for (; c < nv; c += 32) step(w0[c], w1[c], c);
+  r0 = e0 + o0;
+  r1 = e1 + o1;
+}
+
+// Both rows' sums over the warp in 6 shuffles (not 10): lanes 0-15 carry row 0 and lanes 16-31
+// row 1 after the first exchange. Fixed order: the same bits on every run. Lane 0 gets both.
+__device__ __forceinline__ void warp_sum2(float& r0, float& r1, int lane) {
+  const bool up = lane & 16;
+  float v = up ? r1 : r0;
+  v += __shfl_xor_sync(0xffffffffu, up ? r0 : r1, 16);
+  v = half_sum(v);
+  r0 = v;
+  r1 = __shfl_sync(0xffffffffu, v, 16);
+}
+
 // Rows [0, rows) of a matrix that the producer streams through the ring in tiles of rpt rows
 // (K values each, contiguous), dotted with xs {K} (xs_index layout). Every warp owns whole rows,
 // two at a time (x read once for both), so no barrier is needed: a tile's rows go to wpt warps
 // (rows r0 and r0 + wpt; wpt the power of two >= rpt / 2), and the W / wpt groups of warps take
 // consecutive tiles (rpt 16: all warps on each tile, rows w and w + 8; rpt 4: warps 2g, 2g + 1
 // on tile g of each four; rpt 2: one tile per warp); a warp skips the group's other tiles
-// (Ring). Each lane keeps up to kGemvUnroll 16-byte loads per row in flight. done(r, v) runs on
-// lane 0 of the row's warp, in ascending r per warp. Advances t past the tiles.
+// (Ring). A warp with one row in a tile computes it twice (no branches in the inner loop).
+// done(r, v) runs on lane 0 of the row's warp, in ascending r per warp. Advances t past the tiles.
 static_assert((W & (W - 1)) == 0 && 2 * W >= kFusedTileRows, "one pair of rows per warp and tile");
-constexpr int kGemvUnroll = 4;
 template <typename T, typename F>
 __device__ __forceinline__ void gemv_rows(const Ring& ring, uint32_t& t, int rows, int rpt, int K,
                                           const float* xs, int tid, F&& done) {
   constexpr int VEC = 16 / sizeof(T);
   const int nv = K / VEC, lane = tid & 31, warp = tid >> 5, half = xs_half<T>(K);
-  int wpt = 1;
-  while (wpt < W && 2 * wpt < rpt) wpt *= 2;
-  const int tpg = W / wpt;  // tiles per group
-  const int sub = warp / wpt, r0 = warp % wpt;
+  int lw = 0;  // log2(wpt): shifts, not divisions
+  while ((1 << lw) < W && (2 << lw) < rpt) ++lw;
+  const int wpt = 1 << lw, tpg = W >> lw;  // warps per tile, tiles per group
+  const int sub = warp >> lw, r0 = warp & (wpt - 1);
   const int ntiles = (rows + rpt - 1) / rpt;
   for (int g = 0; g < ntiles; g += tpg) {
     const int ti = g + sub, ng = min(tpg, ntiles - g);
@@ -301,36 +358,12 @@ __device__ __forceinline__ void gemv_rows(const Ring& ring, uint32_t& t, int row
       const bool one = r0 < R, two = r0 + wpt < R;  // warp-uniform
       const uint4* w = reinterpret_cast<const uint4*>(ring.wait(t + uint32_t(sub)));
       float acc0 = 0.f, acc1 = 0.f;
-      if (one) {
-        const uint4* w0 = w + size_t(r0) * nv;
-        const uint4* w1 = w + size_t(two ? r0 + wpt : r0) * nv;
-        for (int c = lane; c < nv; c += 32 * kGemvUnroll) {
-          uint4 a[kGemvUnroll], b[kGemvUnroll];
-#pragma unroll
-          for (int u = 0; u < kGemvUnroll; ++u) {
-            const int cc = c + 32 * u;
-            if (cc < nv) {
-              a[u] = w0[cc];
-              if (two) b[u] = w1[cc];
-            }
-          }
-#pragma unroll
-          for (int u = 0; u < kGemvUnroll; ++u) {
-            const int cc = c + 32 * u;
-            if (cc < nv) {
-              const float4 lo = *reinterpret_cast<const float4*>(xs + 4 * cc);
-              const float4 hi = half ? *reinterpret_cast<const float4*>(xs + half + 4 * cc) : lo;
-              acc0 += dot16(T{}, a[u], lo, hi);
-              if (two) acc1 += dot16(T{}, b[u], lo, hi);
-            }
-          }
-        }
-      }
+      if (one)
+        dot_rows<T>(w + size_t(r0) * nv, w + size_t(two ? r0 + wpt : r0) * nv, nv, xs, half, lane, acc0, acc1);
       ring.release(t + uint32_t(sub), lane);
       for (int q = sub + 1; q < ng; ++q) ring.skip(t + uint32_t(q), lane);
       if (one) {
-        acc0 = warp_sum(acc0);
-        if (two) acc1 = warp_sum(acc1);
+        warp_sum2(acc0, acc1, lane);
         if (lane == 0) {
           done(ti * rpt + r0, acc0);
           if (two) done(ti * rpt + r0 + wpt, acc1);
