@@ -18,7 +18,6 @@
 
 #include "cuda/cuda_backend.hpp"
 #include "cuda/cuda_check.hpp"
-#include "cuda/gemm_table.hpp"
 #endif
 
 namespace mambascope::bench {
@@ -96,17 +95,6 @@ void bench_gpu(const Options& o, const std::string& name) {
     const double offm = L == 2048 ? off.prefill_2048_ms : off.prefill_8192_ms;
     emit({{"bench", "prefill"}, {"model", name}, {"backend", "cuda"}, {"L", L}, {"ms", ms},
           {"official_ms", offm}, {"speedup_vs_official", offm / ms}});
-    // MAMBASCOPE_BENCH_GEMM_AB: the projections through cublasGemmEx against the GEMM table
-    // (gemm_table.hpp), alternating, in the same process.
-    if (!std::getenv("MAMBASCOPE_BENCH_GEMM_AB")) continue;
-    for (int round = 0; round < 2; ++round)
-      for (bool table : {false, true}) {
-        cuda::set_gemm_table_enabled(table);
-        const double m = prefill_ms(*be, L, c.vocab_size, std::max(3, o.reps / 2), 1);
-        emit({{"bench", "prefill_gemm_ab"}, {"model", name}, {"L", L}, {"round", round},
-              {"gemm", table ? "table" : "cublasGemmEx"}, {"ms", m}});
-      }
-    cuda::set_gemm_table_enabled(true);
   }
   if (o.long_prefill && name == "2.8b") {
     const int64_t L = 131072;

@@ -226,24 +226,27 @@ LtAlgoConfig lt_algo_config(const cublasLtMatmulAlgo_t& algo) {
 }
 
 // Measured on the H200 (sm_90, CUDA 13.0's cuBLAS), `mambascope-bench --models 2.8b:ops`: the
-// configuration of the heuristic candidate that beat cublasGemmEx's choice at L = 8192 (µs in
-// the same run, each rebuilt from this configuration with the candidate's bits). Only from 8192
-// rows: at 2048 the same choices made the prefill 12% slower (x_proj's tile leaves most SMs idle
-// without a split of K).
+// configuration of the heuristic candidate that beat cublasGemmEx's choice in two runs, at 2048
+// rows (used for 2048..4095) and at 8192 (used from 8192 on: at 2048 those choices made the
+// prefill 12% slower, x_proj's tile leaving most SMs idle). µs, first run: table against
+// cublasGemmEx. Each candidate rebuilt from its configuration ran as fast as cuBLASLt's own
+// algorithm object, with its bits.
 const std::vector<GemmTableEntry>& builtin_gemm_table() {
+  constexpr int64_t k8k = 8192, k2k = 2048, k4k = 4095;
   static const std::vector<GemmTableEntry> t = {
-      // in_proj: 528 against 575 (176x128 tiles, 64-deep stages, 1x2x1 clusters)
-      {"2.8b in_proj", 90, DType::BF16, DType::BF16, 10240, 2560, 8192, kAnyRows,
-       {66, 201, 35, 1, 0, 0, 2, 0, 5}},
-      // x_proj: 37.5 against 42.5 (96x128)
-      {"2.8b x_proj", 90, DType::BF16, DType::BF16, 192, 5120, 8192, kAnyRows,
-       {66, 28, 35, 1, 0, 0, 0, 0, 3}},
-      // dt_proj: 42.7 against 51.8 (128x160)
-      {"2.8b dt_proj", 90, DType::BF16, DType::BF16, 5120, 160, 8192, kAnyRows,
-       {66, 29, 35, 1, 0, 0, 1, 0, 3}},
-      // out_proj into the fp32 residual (beta = 1): 291 against 319 (128x256)
-      {"2.8b out_proj", 90, DType::BF16, DType::F32, 2560, 5120, 8192, kAnyRows,
-       {66, 23, 35, 1, 0, 0, 4, 0, 3}},
+      // in_proj: 148 against 157 (128x160 tiles) / 528 against 575 (176x128, 1x2x1 clusters)
+      {"2.8b in_proj", 90, DType::BF16, DType::BF16, 10240, 2560, k2k, k4k, {66, 29, 35, 1, 0, 0, 1, 0, 3}},
+      {"2.8b in_proj", 90, DType::BF16, DType::BF16, 10240, 2560, k8k, kAnyRows, {66, 201, 35, 1, 0, 0, 2, 0, 5}},
+      // x_proj: 22.4 against 24.1 (64x64) / 37.5 against 42.5 (96x128)
+      {"2.8b x_proj", 90, DType::BF16, DType::BF16, 192, 5120, k2k, k4k, {66, 15, 35, 1, 0, 0, 3, 0, 8}},
+      {"2.8b x_proj", 90, DType::BF16, DType::BF16, 192, 5120, k8k, kAnyRows, {66, 28, 35, 1, 0, 0, 0, 0, 3}},
+      // dt_proj: 23.0 against 24.4 / 42.7 against 51.8 (128x160)
+      {"2.8b dt_proj", 90, DType::BF16, DType::BF16, 5120, 160, k2k, k4k, {66, 29, 35, 1, 0, 0, 1, 0, 3}},
+      {"2.8b dt_proj", 90, DType::BF16, DType::BF16, 5120, 160, k8k, kAnyRows, {66, 29, 35, 1, 0, 0, 1, 0, 3}},
+      // out_proj into the fp32 residual (beta = 1): 83.8 against 86.6 (128x160) / 291 against
+      // 319 (128x256)
+      {"2.8b out_proj", 90, DType::BF16, DType::F32, 2560, 5120, k2k, k4k, {66, 29, 35, 1, 0, 0, 1, 0, 3}},
+      {"2.8b out_proj", 90, DType::BF16, DType::F32, 2560, 5120, k8k, kAnyRows, {66, 23, 35, 1, 0, 0, 4, 0, 3}},
   };
   return t;
 }
