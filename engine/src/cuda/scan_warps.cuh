@@ -9,11 +9,30 @@
 
 namespace mambascope::cuda {
 
-// A scan lane's index among its channel's TPC lanes.
+// Where a scan lane sits. A warp's 16-byte shared loads return in 2 wavefronts instead of 4 when
+// lanes n and n ^ 1, or lanes n and n ^ 2, read the same address (the return path packs such
+// pairs). B and C are the same for every channel, (Δ, Δu) the same for a channel's lanes. With a
+// channel's TPC lanes adjacent, lanes n ^ 1 and n ^ 2 hold other states of the same channel, so
+// for TPC >= 4 the B/C loads took 4 wavefronts (H200 ncu, 4096 x 8192: 58% of the kernel's
+// shared wavefronts, L1 77% busy). There lane bit 0 picks one of a pair of channels and the bits
+// above it the lane's state group g (then the remaining channel bits): lanes n and n ^ 1 (two
+// channels, the same states) share B/C, lanes n and n ^ 2 (one channel) share (Δ, Δu). TPC = 2
+// already pairs lanes n and n ^ 2 on B/C and keeps adjacent lanes. kGStride: the lane distance
+// between a channel's consecutive state groups, the shuffle distance of its C·h sum.
 template <class V>
-__device__ __forceinline__ int lane_of_channel() {
-  return int(threadIdx.x) & (V::TPC - 1);
-}
+struct ScanLanes {
+  static constexpr bool kPaired = V::TPC >= 4;
+  static constexpr int kGStride = kPaired ? 2 : 1;
+  static constexpr int kLog2Tpc = V::TPC >= 16 ? 4 : V::TPC >= 8 ? 3 : V::TPC >= 4 ? 2 : V::TPC >= 2 ? 1 : 0;
+  // The lane's state group among its channel's TPC lanes.
+  static __device__ __forceinline__ int group(int lane) {
+    return kPaired ? (lane >> 1) & (V::TPC - 1) : lane & (V::TPC - 1);
+  }
+  // The lane's channel among the warp's CW.
+  static __device__ __forceinline__ int channel(int lane) {
+    return kPaired ? (lane & 1) | ((lane >> (kLog2Tpc + 1)) << 1) : lane >> kLog2Tpc;
+  }
+};
 
 // Operands of one register block of U steps of a scan lane.
 template <class V>
@@ -111,7 +130,8 @@ __device__ __forceinline__ void run_steps(const ScanOps<V>& cur, const ScanOps<V
 #pragma unroll
         for (int s = 0; s < S; ++s) sq = fmaf(h[s], h[s], sq);
 #pragma unroll
-        for (int o = V::TPC / 2; o > 0; o >>= 1) sq += __shfl_xor_sync(0xffffffffu, sq, o);
+        for (int o = V::TPC / 2; o > 0; o >>= 1)
+          sq += __shfl_xor_sync(0xffffffffu, sq, o * ScanLanes<V>::kGStride);
         if (probe->g == 0 && probe->valid && tj < probe->nt)
           probe->hnorm[int64_t(tj) * probe->d] = sqrtf(sq);
       }
@@ -134,7 +154,8 @@ __device__ __forceinline__ void run_steps(const ScanOps<V>& cur, const ScanOps<V
 template <class V>
 __device__ __forceinline__ void reduce_store(float (&y)[V::U], float* part, int t) {
   constexpr int U = V::U;
-  const int g = lane_of_channel<V>();
+  constexpr int kG = ScanLanes<V>::kGStride;
+  const int g = ScanLanes<V>::group(int(threadIdx.x) & 31);
 #pragma unroll
   for (int half = U / 2; half >= 1; half /= 2) {
     const bool up = (g & half) != 0;
@@ -142,11 +163,11 @@ __device__ __forceinline__ void reduce_store(float (&y)[V::U], float* part, int 
     for (int i = 0; i < half; ++i) {
       const float send = up ? y[i] : y[i + half];
       const float keep = up ? y[i + half] : y[i];
-      y[i] = keep + __shfl_xor_sync(0xffffffffu, send, half);
+      y[i] = keep + __shfl_xor_sync(0xffffffffu, send, half * kG);
     }
   }
 #pragma unroll
-  for (int o = U; o < V::TPC; o *= 2) y[0] += __shfl_xor_sync(0xffffffffu, y[0], o);
+  for (int o = U; o < V::TPC; o *= 2) y[0] += __shfl_xor_sync(0xffffffffu, y[0], o * kG);
   if (g < U) part[t + g] = y[0];
 }
 
@@ -160,7 +181,8 @@ __device__ __forceinline__ void scan_warps(const ScanParams& p, const ScanLaunch
   static_assert(TPC >= U, "the reduce-scatter of C·h needs a lane per step of a block");
   constexpr float kLog2e = 1.4426950408889634f;
   const int N = p.N, d = p.d, tt = k.tt, b = it.b;
-  const int g = lane % TPC, c = warp * V::CW + lane / TPC, gc = it.c0 + c;
+  const int g = ScanLanes<V>::group(lane), c = warp * V::CW + ScanLanes<V>::channel(lane);
+  const int gc = it.c0 + c;
   const bool cvalid = gc < d;
   // A chunk or span piece after a group's first starts from the state its predecessor
   // published (scan_chunks.cuh).
