@@ -2,12 +2,13 @@
 // the same greedy tokens, text, stops, snapshots and forks whether the fused step (no probes) or
 // the recorded per-layer step runs, and as the CPU and the host-sampling path (more alternatives
 // than the device reports); the probes match the CPU's; seeded sampling repeats; cancellation
-// stops within one token and leaves the session usable. The recorded path runs one step ahead
-// of the host: snapshots and stops undo that step, which must change nothing.
+// stops within one token and leaves the session usable. A session recording probes decodes one
+// step ahead of the host: snapshots and stops undo that step, which must change nothing.
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "cuda_test_util.hpp"
@@ -170,30 +171,32 @@ TEST(SessionOnGpu, SeededSamplingRepeatsAndCancellationStopsWithinOneToken) {
   expect_same_events(generate(c, more), generate(d, more));
 }
 
-TEST(SessionOnGpu, RecordedStepRunAheadIsUndoneForSnapshotsAndStops) {
-  SKIP_WITHOUT_GPU();
-  auto model = fixture_model();
-  std::shared_ptr<Backend> gpu = make_cuda_backend(model->checkpoint());
-  GenerateRequest r = seeded(24, 1.3f, 5);
-  r.sampling.repetition_window = 16;
-  // Snapshots every token (each one undoes the step run ahead and runs it again, from the same
-  // sampler counters and repetition ring) against none during the generation. The sampled
+namespace {
+
+// Snapshots at every token, a fork from one and a cancel change nothing: with probes each of them
+// undoes the step run ahead of the host; without, the same holds for the plain step.
+void expect_run_ahead_changes_nothing(const std::shared_ptr<Model>& model, const std::shared_ptr<Backend>& gpu,
+                                      const ProbePolicy& policy, const GenerateRequest& r) {
+  // Snapshots every token (with probes each one undoes the step run ahead and runs it again,
+  // from the same sampler counters and repetition ring) against none during the generation. The sampled
   // tokens must be the same; the values agree to rounding (a snapshot interval of 1 also runs
   // the prompt token by token rather than as one scan).
-  Session every(model, gpu, recording(), 1), none(model, gpu, recording(), 1000);
+  Session every(model, gpu, policy, 1), none(model, gpu, policy, 1000);
   GenerateResult re, rn;
   const auto ee = generate(every, r, &re), en = generate(none, r, &rn);
   expect_same_events(ee, en);
   EXPECT_EQ(every.tokens(), none.tokens());
   EXPECT_LT(rel_error(every.last_logits(), none.last_logits()), 1e-5);
-  EXPECT_EQ(every.probes().tokens().size(), every.tokens().size());
-  expect_probes_match(every.probes(), none.probes(), 1e-5);
+  if (policy.enabled) {
+    EXPECT_EQ(every.probes().tokens().size(), every.tokens().size());
+    expect_probes_match(every.probes(), none.probes(), 1e-5);
+  }
   // The snapshot of every generated token resumes exactly: a fork from the middle goes on as the
   // session did.
   const int64_t mid = int64_t(r.prompt_ids.size()) + 10;
   auto f = every.fork(mid);
   ASSERT_EQ(f->tokens().size(), size_t(mid));
-  Session ref(model, gpu, recording(), 1000);
+  Session ref(model, gpu, policy, 1000);
   ref.append(std::vector<int32_t>(every.tokens().begin(), every.tokens().begin() + mid));
   EXPECT_LT(rel_error(f->last_logits(), ref.last_logits()), 1e-4);
   GenerateRequest more = greedy(6);
@@ -203,17 +206,37 @@ TEST(SessionOnGpu, RecordedStepRunAheadIsUndoneForSnapshotsAndStops) {
   // Cancelled after 5 tokens with a step already run ahead: the state is the history's, so the
   // session goes on as a fresh one fed the same tokens.
   std::atomic<bool> stop{false};
-  Session c(model, gpu, recording(), 1000);
+  Session c(model, gpu, policy, 1000);
   GenerateResult rc;
   const auto ec = generate(c, r, &rc, &stop, &stop, 5);
   EXPECT_EQ(rc.reason, StopReason::Cancelled);
   ASSERT_EQ(ec.size(), 5u);
   for (size_t i = 0; i < ec.size(); ++i) EXPECT_EQ(ec[i].id, en[i].id);
-  EXPECT_EQ(c.probes().tokens().size(), c.tokens().size());
-  Session d(model, gpu, recording(), 1000);
+  if (policy.enabled) EXPECT_EQ(c.probes().tokens().size(), c.tokens().size());
+  Session d(model, gpu, policy, 1000);
   d.append(std::vector<int32_t>(c.tokens().begin(), c.tokens().end()));
   EXPECT_LT(rel_error(c.last_logits(), d.last_logits()), 1e-4);
   expect_same_events(generate(c, more), generate(d, more));
+}
+
+}  // namespace
+
+TEST(SessionOnGpu, SnapshotsAndStopsChangeNothingWithOrWithoutRunAhead) {
+  SKIP_WITHOUT_GPU();
+  auto model = fixture_model();
+  std::shared_ptr<Backend> gpu = make_cuda_backend(model->checkpoint());
+  GenerateRequest sampled = seeded(24, 1.3f, 5);
+  sampled.sampling.repetition_window = 16;
+  // Greedy with a penalty: the fused step samples inside the kernel, with the ring.
+  GenerateRequest penalised = greedy(24);
+  penalised.sampling.repetition_penalty = 1.3f;
+  penalised.sampling.repetition_window = 16;
+  for (const bool rec : {true, false})
+    for (const GenerateRequest* r : {&sampled, &penalised}) {
+      SCOPED_TRACE(std::string(rec ? "recording probes, " : "no probes, ") +
+                   (r == &sampled ? "sampled" : "greedy with a penalty"));
+      expect_run_ahead_changes_nothing(model, gpu, rec ? recording() : ProbePolicy{}, *r);
+    }
 }
 
 }  // namespace mambascope::test
