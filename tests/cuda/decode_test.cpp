@@ -1,5 +1,6 @@
-// The GPU decode step and GPU sampling. The fused step (one kernel per token) against the CPU
-// backend and against the per-layer kernels (logits and final state, every dtype, three shapes),
+// The GPU decode step and GPU sampling. fused_plan's geometry for the real shapes; the fused step
+// (one kernel per token) against the CPU backend and against the per-layer kernels (logits and
+// final state, every dtype, three shapes),
 // its CUDA graph following the state object, greedy generation against the CPU Sampler on its
 // own logits (with and without the repetition penalty, whose window includes the prompt). The sampler kernel on crafted logits against the CPU
 // Sampler's semantics: greedy ties, the alternatives, the top-p cut with ties at the boundary,
@@ -22,6 +23,7 @@
 #if MAMBASCOPE_HAVE_CUDA
 #include "cuda/cuda_backend.hpp"
 #include "cuda/decode.hpp"
+#include "cuda/decode_fused.hpp"
 
 namespace mambascope::test {
 namespace {
@@ -167,6 +169,26 @@ INSTANTIATE_TEST_SUITE_P(Grids, FusedGeometry,
                                            Geometry{DType::BF16, kWide, 21, 1, 9}, Geometry{DType::F32, kWide, 21, 0, 3},
                                            Geometry{DType::BF16, kMedium, 10, 0, 0, 4}, Geometry{DType::F32, kTiny, 1000, 0, 0, 8},
                                            Geometry{DType::BF16, kWide, 1000, 0, 0, 8}, Geometry{DType::F16, kMedium, 1000, 0, 0, 2}));
+
+// fused_plan's geometry for the real shapes (bf16): clusters of 16 below 64 MB of in_proj +
+// out_proj per layer (130m, 1.4b), none above (2.8b); with clusters, G is whole clusters and one
+// cluster fewer would give a block more in_proj tiles (the fewest blocks for that tile count).
+TEST(FusedPlan, ClustersForSmallLayersWithTheFewestBlocksPerTileCount) {
+  SKIP_WITHOUT_GPU();
+  if (!device_is_hopper()) GTEST_SKIP() << "the fused step needs sm_90";
+  struct Shape { int dm, D, R, cluster; };
+  for (const Shape& sh : {Shape{768, 1536, 48, 16}, Shape{2048, 4096, 128, 16}, Shape{2560, 5120, 160, 1}}) {
+    cuda::FusedArgs a;
+    a.n_layer = 2, a.dm = sh.dm, a.D = sh.D, a.N = 16, a.R = sh.R, a.xr = sh.R + 32, a.k = 4, a.V = 50280;
+    ASSERT_EQ(cuda::fused_plan(a, DType::BF16, 0), "") << sh.dm;
+    EXPECT_EQ(a.cluster, sh.cluster) << sh.dm;
+    if (a.cluster == 1) continue;
+    EXPECT_EQ(a.G % a.cluster, 0) << sh.dm;
+    const int rpt = std::min(cuda::kFusedTileRows, a.slot_bytes / (2 * a.dm));
+    auto tiles = [&](int G) { return (2 * cuda::fused_ncmax(a.D, G) + rpt - 1) / rpt; };
+    if (a.G > a.cluster) EXPECT_GT(tiles(a.G - a.cluster), tiles(a.G)) << sh.dm;
+  }
+}
 
 // The graph is captured for one state object; alternating states must re-capture, not reuse.
 TEST(FusedStepGraph, FollowsTheStateObject) {

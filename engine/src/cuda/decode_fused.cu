@@ -341,7 +341,7 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
   load_and_norm<T>(a, Words(a, a.n_layer).R, a.n_layer == 0, resid, xs, red, ring, t, e, tid, lane,
                    a.n_layer, wacc);
   if (prof) clk[kProfWaitF] += wait_acc;
-  float lv[kFusedMaxAlt];  // a row owner's top 8 and online softmax over its rows (ascending ids)
+  float lv[kFusedMaxAlt];  // a row owner's (lane 0 or 16) top 8 and online softmax over its rows (ascending ids)
   int li[kFusedMaxAlt];
 #pragma unroll
   for (int j = 0; j < kFusedMaxAlt; ++j) lv[j] = -INFINITY, li[j] = 0x7fffffff;
@@ -367,15 +367,17 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
   });
   mark(kProfF);
   if (a.sample) {
-    // Row owners (lane 0 of each warp) publish their lists; warp 0 merges them into this
-    // block's top 8 and (max, sum), which go out as exchange words.
+    // Row owners (lanes 0 and 16 of each warp: gemv_rows) publish their lists; warp 0 merges
+    // them into this block's top 8 and (max, sum), which go out as exchange words.
     float* cv = reinterpret_cast<float*>(smem + L.cand);  // [owner][8 values, 8 ids, max, sum]
-    constexpr int CW = kFusedFinalWords, NO = W;
-    if (lane == 0) {
+    constexpr int CW = kFusedFinalWords, NO = 2 * W;
+    static_assert(NO <= W + kFusedTileRows && NO <= 32, "owner lists fit the cand area and one warp");
+    if ((lane & 15) == 0) {
+      float* o = cv + (2 * warp + (lane >> 4)) * CW;
 #pragma unroll
-      for (int j = 0; j < kFusedMaxAlt; ++j) cv[warp * CW + j] = lv[j], cv[warp * CW + kFusedMaxAlt + j] = __int_as_float(li[j]);
-      cv[warp * CW + 2 * kFusedMaxAlt] = wm;
-      cv[warp * CW + 2 * kFusedMaxAlt + 1] = wz;
+      for (int j = 0; j < kFusedMaxAlt; ++j) o[j] = lv[j], o[kFusedMaxAlt + j] = __int_as_float(li[j]);
+      o[2 * kFusedMaxAlt] = wm;
+      o[2 * kFusedMaxAlt + 1] = wz;
     }
     consumer_sync();
     uint64_t* fin = a.ll + int64_t(a.n_layer + 1) * fused_ll_layer_words(a);
@@ -529,6 +531,20 @@ struct FusedLaunch {
   }
 };
 
+// With clusters (small layers, latency-bound): the fewest blocks, in whole clusters, that leave
+// each block as few in_proj tiles as a.G blocks do. Fewer blocks make every exchange wait for
+// fewer writers and fold fewer partials; more channels per block cost nothing while the tile
+// count stays. H200, same run: 130m 96 blocks (16 channels, 2 tiles each) 4002 tok/s against
+// 3933 at 112 (13-14 channels, also 2 tiles) and 3340 at 80 (3 tiles).
+int fewest_cluster_blocks(const FusedArgs& a, int es) {
+  if (a.cluster <= 1) return a.G;
+  const int rpt = std::min(kFusedTileRows, a.slot_bytes / (a.dm * es));
+  auto tiles = [&](int G) { return (2 * fused_ncmax(a.D, G) + rpt - 1) / rpt; };
+  for (int g = a.cluster; g < a.G; g += a.cluster)
+    if (tiles(g) <= tiles(a.G)) return g;
+  return a.G;
+}
+
 // The geometry for `cluster` blocks per cluster (1: none); "" or why it cannot run.
 std::string plan_geometry(FusedArgs& a, DType dt, const cudaDeviceProp& prop, const FusedRequest& req, int cluster) {
   const int es = int(dtype_size(dt));
@@ -558,8 +574,10 @@ std::string plan_geometry(FusedArgs& a, DType dt, const cudaDeviceProp& prop, co
   }
   const int budget = int(prop.sharedMemPerBlockOptin) - int(attr.sharedSizeBytes);
   // Ring slots for this G, then what runs at once: blocks per SM, or whole clusters; fewer
-  // clusters than G needs shrink G (and the slots are fitted again).
-  for (int round = 0; round < 2; ++round) {
+  // clusters than G needs shrink G, and so does fewest_cluster_blocks (the slots are fitted
+  // again after each).
+  bool trimmed = false;
+  for (int round = 0; round < 3; ++round) {
     if (fused_ncmax(a.D, a.G) > CT)
       return "d_inner / blocks exceeds " + std::to_string(CT) + " channels per block (" + std::to_string(a.G) +
              " blocks)";
@@ -584,7 +602,12 @@ std::string plan_geometry(FusedArgs& a, DType dt, const cudaDeviceProp& prop, co
       return std::string("the fused decode kernel is not usable here: ") + cudaGetErrorString(err);
     }
     if (fit < 1) return "the fused decode kernel does not fit on an SM";
-    if (a.cluster == 1 || fit * a.cluster >= a.G) return "";
+    if (a.cluster == 1 || fit * a.cluster >= a.G) {
+      const int g = req.blocks > 0 || trimmed ? a.G : fewest_cluster_blocks(a, es);
+      if (g == a.G) return "";
+      a.G = g, trimmed = true;  // fewer blocks: fit the slots again
+      continue;
+    }
     a.G = fit * a.cluster;  // the clusters that are resident at once
   }
   return "the fused decode kernel's clusters cannot all be resident";
@@ -592,10 +615,12 @@ std::string plan_geometry(FusedArgs& a, DType dt, const cudaDeviceProp& prop, co
 
 }  // namespace
 
-// Clusters by shape (H200, 2026-12-01, same run against none): 16 blocks per cluster made the
-// 130m shape (7 MB of in_proj + out_proj per layer) 6.5% faster (3039 against 2853 tok/s: no
-// X exchange); 1.4b (50 MB) lost 5% with 8, 2.8b (79 MB) 5-9% with 4, 8 or 16 (fewer blocks
-// stream the weights; the cluster's own wait). The threshold between 7 and 50 MB is not measured.
+// Clusters by shape (H200, same run against none): 16 blocks per cluster made the 130m shape
+// (7 MB of in_proj + out_proj per layer) 6.5% faster (session 4: 3039 against 2853 tok/s: no X
+// exchange). With session 5's faster tile GEMV the exchanges weigh more: 1.4b (50 MB) gained 6%
+// with 16 (849 against 799 tok/s; it had lost 5% with 8 before), lost 13% with 2; 2.8b (79 MB)
+// lost 5-9% with 4, 8 or 16 in session 4 and 11% with 2 in session 5.
+constexpr double kFusedClusterLayerBytes = 64e6;  // clusters of 16 below this
 std::string fused_plan(FusedArgs& a, DType dt, int device, const FusedRequest& req) {
   cudaDeviceProp prop{};
   MS_CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
@@ -603,7 +628,7 @@ std::string fused_plan(FusedArgs& a, DType dt, int device, const FusedRequest& r
   if (!prop.cooperativeLaunch) return "the device cannot launch cooperative kernels";
   const double layer_bytes = 3.0 * a.dm * a.D * double(dtype_size(dt));
   const bool chosen = req.cluster <= 0 && req.blocks <= 0;
-  const int cluster = req.cluster > 0 ? req.cluster : (chosen && layer_bytes < 16e6 ? 16 : 1);
+  const int cluster = req.cluster > 0 ? req.cluster : (chosen && layer_bytes < kFusedClusterLayerBytes ? 16 : 1);
   std::string why = plan_geometry(a, dt, prop, req, cluster);
   if (!why.empty() && chosen && cluster > 1) why = plan_geometry(a, dt, prop, req, 1);
   return why;

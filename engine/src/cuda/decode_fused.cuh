@@ -320,15 +320,14 @@ __device__ __forceinline__ void dot_rows(const uint4* w0, const uint4* w1, int n
   r1 = e1 + o1;
 }
 
-// Both rows' sums over the warp in 6 shuffles (not 10): lanes 0-15 carry row 0 and lanes 16-31
-// row 1 after the first exchange. Fixed order: the same bits on every run. Lane 0 gets both.
-__device__ __forceinline__ void warp_sum2(float& r0, float& r1, int lane) {
+// Both rows' sums over the warp in 5 shuffles (not 10): lanes 0-15 carry row 0 and lanes 16-31
+// row 1 after the first exchange. Fixed order: the same bits on every run. Returns row 0's sum
+// on lane 0 and row 1's on lane 16.
+__device__ __forceinline__ float warp_sum2(float r0, float r1, int lane) {
   const bool up = lane & 16;
   float v = up ? r1 : r0;
   v += __shfl_xor_sync(0xffffffffu, up ? r0 : r1, 16);
-  v = half_sum(v);
-  r0 = v;
-  r1 = __shfl_sync(0xffffffffu, v, 16);
+  return half_sum(v);
 }
 
 // Rows [0, rows) of a matrix that the producer streams through the ring in tiles of rpt rows
@@ -338,7 +337,9 @@ __device__ __forceinline__ void warp_sum2(float& r0, float& r1, int lane) {
 // consecutive tiles (rpt 16: all warps on each tile, rows w and w + 8; rpt 4: warps 2g, 2g + 1
 // on tile g of each four; rpt 2: one tile per warp); a warp skips the group's other tiles
 // (Ring). A warp with one row in a tile computes it twice (no branches in the inner loop).
-// done(r, v) runs on lane 0 of the row's warp, in ascending r per warp. Advances t past the tiles.
+// done(r, v) runs on lane 0 for a warp's first row of a tile and on lane 16 for its second, both
+// at once (callers that keep state per row owner, the lm_head's top 8, have two owners per warp);
+// each lane sees ascending r. Advances t past the tiles.
 static_assert((W & (W - 1)) == 0 && 2 * W >= kFusedTileRows, "one pair of rows per warp and tile");
 template <typename T, typename F>
 __device__ __forceinline__ void gemv_rows(const Ring& ring, uint32_t& t, int rows, int rpt, int K,
@@ -363,11 +364,8 @@ __device__ __forceinline__ void gemv_rows(const Ring& ring, uint32_t& t, int row
       ring.release(t + uint32_t(sub), lane);
       for (int q = sub + 1; q < ng; ++q) ring.skip(t + uint32_t(q), lane);
       if (one) {
-        warp_sum2(acc0, acc1, lane);
-        if (lane == 0) {
-          done(ti * rpt + r0, acc0);
-          if (two) done(ti * rpt + r0 + wpt, acc1);
-        }
+        const float v = warp_sum2(acc0, acc1, lane);
+        if (lane == 0 || (two && lane == 16)) done(ti * rpt + r0 + (lane >> 4) * wpt, v);
       }
     }
     t += uint32_t(ng);

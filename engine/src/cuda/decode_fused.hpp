@@ -1,5 +1,6 @@
 // The fused decode step (decode_fused.cu): one persistent kernel per token, one block per SM
-// (small models: in clusters of 16 blocks, G = the clusters resident at once × 16).
+// (layers under 64 MB, 130m and 1.4b: clusters of 16 blocks, G at most the clusters resident
+// at once × 16, fewer where that leaves each block as few in_proj tiles: fused_plan).
 // Each block owns a slice of every matrix (in_proj rows of its channels, out_proj and lm_head
 // rows); a producer warp streams the block's slices, layer after layer, into a ring of shared
 // memory slots with bulk copies (sm_90 `cp.async.bulk`), regardless of where the compute warps
