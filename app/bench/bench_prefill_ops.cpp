@@ -1,8 +1,9 @@
 // `mambascope-bench --models 2.8b:ops`: one prefill layer's ops at L = 8192 timed alone, the
-// projections under the GEMM table (gemm_table.hpp) and under cublasGemmEx, every cuBLASLt
-// heuristic candidate with its full configuration (what a table entry is made from), the scan
-// with the model's operand layout and with contiguous ones, and the 64 layers in a row with
-// distinct weights (what the prefill's GPU time should be).
+// projections (at 2048 and 8192 rows) under the GEMM table (gemm_table.hpp) and under
+// cublasGemmEx, every cuBLASLt heuristic candidate with its full configuration (what a table
+// entry is made from), the scan with the model's operand layout and with contiguous ones, the
+// layers in a row with one weight set or their own, and the model's prefill under each GEMM
+// choice in turns (the sustained prefill runs at the power cap, so its clocks drift).
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -213,39 +214,6 @@ void bench_prefill_ops(const Options& o, const std::string& name) {
     best[key] = {GemmTableEntry{name + " " + op, sm, a.dt, a.ydt, a.out_f, a.in_f, a.n,
                                 a.n == L ? int64_t(1) << 40 : 2 * a.n - 1, cfg}, ms};
   };
-  // Around the heuristic's candidates: each one's tile and stages with every cluster shape,
-  // custom option and CTA swizzle that cuBLASLt accepts (split-K stays 1), timed briefly, the
-  // fastest three again; the best joins `best` where it beats it.
-  auto sweep = [&](const std::string& op, const LinearArgs& args, double gemm_ex_ms,
-                   const std::vector<LtAlgoConfig>& cands, double flop) {
-    std::vector<std::pair<double, LtAlgoConfig>> tried;
-    std::vector<std::pair<int, int>> bases;
-    for (const LtAlgoConfig& c0 : cands) {
-      if (c0.splitk != 1 || std::find(bases.begin(), bases.end(), std::pair{c0.tile, c0.stages}) != bases.end())
-        continue;
-      bases.push_back({c0.tile, c0.stages});
-      for (int cluster : {2, 3, 4, 5, 6, 8})
-        for (int custom = 0; custom < 8; ++custom)
-          for (int swizzle = 0; swizzle < 2; ++swizzle) {
-            LtAlgoConfig cfg = c0;
-            cfg.cluster_shape = cluster;
-            cfg.custom = custom;
-            cfg.swizzle = swizzle;
-            if (!linear_lt(cfg, args, s)) continue;
-            tried.push_back({event_ms(s, [&] { linear_lt(cfg, args, s); }, 5, 1), cfg});
-          }
-    }
-    std::sort(tried.begin(), tried.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-    tried.resize(std::min<size_t>(tried.size(), 3));
-    for (auto& t : tried) t.first = event_ms(s, [&] { linear_lt(t.second, args, s); }, 15, 2);
-    std::sort(tried.begin(), tried.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-    for (size_t i = 0; i < tried.size(); ++i) {
-      const LtAlgoConfig& k = tried[i].second;
-      report(op, args.n, tried[i].first, flop,
-             {{"gemm", "lt_sweep"}, {"rank", i}, {"config", to_string(k)}, {"cfg", cfg_json(k)}});
-    }
-    if (!tried.empty()) consider(op, args, tried[0].second, tried[0].first, gemm_ex_ms);
-  };
   for (int64_t rows : {int64_t(2048), L}) {
     for (const Gemm& g : gemms) {
       const double flop = 2.0 * double(rows) * double(g.in_f) * double(g.out_f);
@@ -276,7 +244,6 @@ void bench_prefill_ops(const Options& o, const std::string& name) {
         // A candidate for the table: 2% or more under cublasGemmEx.
         consider(g.op, args, cfg, ms, gemm_ex_ms);
       }
-      sweep(g.op, args, gemm_ex_ms, cands, flop);
     }
   }
   // The layer's ops in order, then the model's layers in a row (one weight set for all, or one
@@ -312,7 +279,7 @@ void bench_prefill_ops(const Options& o, const std::string& name) {
   b.release();
   // The model's prefill (wall time of one forward from a fresh state, as `--models` measures
   // it) under each GEMM choice: cublasGemmEx, the built-in table, the table without its
-  // out_proj entry, and a table of the best configurations measured above. The choices take
+  // out_proj entries, and a table of the best candidates measured above. The choices take
   // turns forward by forward, so that the clocks' drift under sustained load (several % between
   // runs of the same code) falls on all of them alike; the median of each.
   std::vector<GemmTableEntry> measured, no_out;

@@ -225,28 +225,28 @@ LtAlgoConfig lt_algo_config(const cublasLtMatmulAlgo_t& algo) {
   return c;
 }
 
-// Measured on the H200 (sm_90, CUDA 13.0's cuBLAS), `mambascope-bench --models 2.8b:ops`: the
-// configuration of the heuristic candidate that beat cublasGemmEx's choice in two runs, at 2048
-// rows (used for 2048..4095) and at 8192 (used from 8192 on: at 2048 those choices made the
-// prefill 12% slower, x_proj's tile leaving most SMs idle). µs, first run: table against
-// cublasGemmEx. Each candidate rebuilt from its configuration ran as fast as cuBLASLt's own
-// algorithm object, with its bits.
+// Measured on the H200 (sm_90, CUDA 13.0's cuBLAS) with `mambascope-bench --models 2.8b:ops` in
+// three device runs: configurations of cuBLASLt heuristic candidates that beat cublasGemmEx's
+// choice in every run, at 2048 rows (used for 2048..4095) and at 8192 (used from 8192 on; at 2048
+// the 8192 choices made the prefill 12% slower). µs, third run, table against cublasGemmEx.
+// At 8192, x_proj's best candidate is the kernel cublasGemmEx runs already, and out_proj's ran
+// as fast as cublasGemmEx's under ncu (287 µs both) and within the noise in the prefill: no
+// entries. Each candidate rebuilt from its configuration ran as fast as cuBLASLt's own algorithm
+// object, with its bits.
 const std::vector<GemmTableEntry>& builtin_gemm_table() {
   constexpr int64_t k8k = 8192, k2k = 2048, k4k = 4095;
   static const std::vector<GemmTableEntry> t = {
-      // in_proj: 148 against 157 (128x160 tiles) / 528 against 575 (176x128, 1x2x1 clusters)
+      // in_proj: 144 against 153 (128x160 tiles) / 537 against 567 (176x128, 1x2x1 clusters;
+      // in the prefill under ncu 520 against 549)
       {"2.8b in_proj", 90, DType::BF16, DType::BF16, 10240, 2560, k2k, k4k, {66, 29, 35, 1, 0, 0, 1, 0, 3}},
       {"2.8b in_proj", 90, DType::BF16, DType::BF16, 10240, 2560, k8k, kAnyRows, {66, 201, 35, 1, 0, 0, 2, 0, 5}},
-      // x_proj: 22.4 against 24.1 (64x64) / 37.5 against 42.5 (96x128)
+      // x_proj: 22.1 against 23.8 (64x64)
       {"2.8b x_proj", 90, DType::BF16, DType::BF16, 192, 5120, k2k, k4k, {66, 15, 35, 1, 0, 0, 3, 0, 8}},
-      {"2.8b x_proj", 90, DType::BF16, DType::BF16, 192, 5120, k8k, kAnyRows, {66, 28, 35, 1, 0, 0, 0, 0, 3}},
-      // dt_proj: 23.0 against 24.4 / 42.7 against 51.8 (128x160)
+      // dt_proj: 22.7 against 24.6 / 41.8 against 48.3 (128x160)
       {"2.8b dt_proj", 90, DType::BF16, DType::BF16, 5120, 160, k2k, k4k, {66, 29, 35, 1, 0, 0, 1, 0, 3}},
       {"2.8b dt_proj", 90, DType::BF16, DType::BF16, 5120, 160, k8k, kAnyRows, {66, 29, 35, 1, 0, 0, 1, 0, 3}},
-      // out_proj into the fp32 residual (beta = 1): 83.8 against 86.6 (128x160) / 291 against
-      // 319 (128x256)
+      // out_proj into the fp32 residual (beta = 1): 85.1 against 87.1 (128x160)
       {"2.8b out_proj", 90, DType::BF16, DType::F32, 2560, 5120, k2k, k4k, {66, 29, 35, 1, 0, 0, 1, 0, 3}},
-      {"2.8b out_proj", 90, DType::BF16, DType::F32, 2560, 5120, k8k, kAnyRows, {66, 23, 35, 1, 0, 0, 4, 0, 3}},
   };
   return t;
 }
