@@ -20,7 +20,8 @@
 namespace mambascope::cuda {
 
 // One cuBLASLt algorithm configuration (cublasLtMatmulAlgoConfigAttributes_t). -1 leaves an
-// attribute at what cublasLtMatmulAlgoInit sets (the library's own rule, not a timing).
+// attribute at what cublasLtMatmulAlgoInit sets; on the H200 the check rejected algorithm 66
+// with the stages and cluster shape left so: table entries give every attribute.
 struct LtAlgoConfig {
   int algo = -1;           // CUBLASLT_ALGO_CONFIG_ID
   int tile = -1;           // cublasLtMatmulTile_t
