@@ -170,14 +170,16 @@ INSTANTIATE_TEST_SUITE_P(Grids, FusedGeometry,
                                            Geometry{DType::BF16, kMedium, 10, 0, 0, 4}, Geometry{DType::F32, kTiny, 1000, 0, 0, 8},
                                            Geometry{DType::BF16, kWide, 1000, 0, 0, 8}, Geometry{DType::F16, kMedium, 1000, 0, 0, 2}));
 
-// fused_plan's geometry for the real shapes (bf16): clusters of 16 below 64 MB of in_proj +
-// out_proj per layer (130m, 1.4b), none above (2.8b); with clusters, G is whole clusters and one
-// cluster fewer would give a block more in_proj tiles (the fewest blocks for that tile count).
+// fused_plan's geometry for the real shapes (bf16): clusters of 16 below 100 MB of in_proj +
+// out_proj per layer (130m, 1.4b, 2.8b), none above (a 7b-class layer, 200 MB); with clusters, G
+// is whole clusters and one cluster fewer would give a block more in_proj tiles (the fewest
+// blocks for that tile count).
 TEST(FusedPlan, ClustersForSmallLayersWithTheFewestBlocksPerTileCount) {
   SKIP_WITHOUT_GPU();
   if (!device_is_hopper()) GTEST_SKIP() << "the fused step needs sm_90";
   struct Shape { int dm, D, R, cluster; };
-  for (const Shape& sh : {Shape{768, 1536, 48, 16}, Shape{2048, 4096, 128, 16}, Shape{2560, 5120, 160, 1}}) {
+  for (const Shape& sh : {Shape{768, 1536, 48, 16}, Shape{2048, 4096, 128, 16}, Shape{2560, 5120, 160, 16},
+                          Shape{4096, 8192, 256, 1}}) {
     cuda::FusedArgs a;
     a.n_layer = 2, a.dm = sh.dm, a.D = sh.D, a.N = 16, a.R = sh.R, a.xr = sh.R + 32, a.k = 4, a.V = 50280;
     ASSERT_EQ(cuda::fused_plan(a, DType::BF16, 0), "") << sh.dm;

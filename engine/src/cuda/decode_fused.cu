@@ -617,10 +617,11 @@ std::string plan_geometry(FusedArgs& a, DType dt, const cudaDeviceProp& prop, co
 
 // Clusters by shape (H200, same run against none): 16 blocks per cluster made the 130m shape
 // (7 MB of in_proj + out_proj per layer) 6.5% faster (session 4: 3039 against 2853 tok/s: no X
-// exchange). With session 5's faster tile GEMV the exchanges weigh more: 1.4b (50 MB) gained 6%
-// with 16 (849 against 799 tok/s; it had lost 5% with 8 before), lost 13% with 2; 2.8b (79 MB)
-// lost 5-9% with 4, 8 or 16 in session 4 and 11% with 2 in session 5.
-constexpr double kFusedClusterLayerBytes = 64e6;  // clusters of 16 below this
+// exchange). With session 5's faster tile GEMV the exchanges weigh more: 1.4b (50 MB) gained
+// 5.5% with 16 (839 against 796 tok/s; it had lost 5% with 8 before), lost 13% with 2; 2.8b
+// (79 MB) gained 6.5% with 16 (476 against 447; 452 with 8, 397 with 2; it had lost 5-9% with 4,
+// 8 or 16 in session 4). Larger layers (7b-class, 200 MB) are not measured: none there.
+constexpr double kFusedClusterLayerBytes = 100e6;  // clusters of 16 below this
 std::string fused_plan(FusedArgs& a, DType dt, int device, const FusedRequest& req) {
   cudaDeviceProp prop{};
   MS_CUDA_CHECK(cudaGetDeviceProperties(&prop, device));

@@ -1,5 +1,5 @@
 // The fused decode step (decode_fused.cu): one persistent kernel per token, one block per SM
-// (layers under 64 MB, 130m and 1.4b: clusters of 16 blocks, G at most the clusters resident
+// (layers under 100 MB, 130m to 2.8b: clusters of 16 blocks, G at most the clusters resident
 // at once × 16, fewer where that leaves each block as few in_proj tiles: fused_plan).
 // Each block owns a slice of every matrix (in_proj rows of its channels, out_proj and lm_head
 // rows); a producer warp streams the block's slices, layer after layer, into a ring of shared
