@@ -1,22 +1,28 @@
 // Recurrent decoding that records (the explorer's path, cuda_decode_extras.cpp): the captured
 // step records only the policy's layers (h only where kept), follows the state object it runs
-// on and the policy it records with, and matches the CPU token by token.
+// on and the policy it records with, and matches the CPU token by token; where the fused step
+// runs (sm_90) it records, and what it records is the per-layer kernels'.
 #include <gtest/gtest.h>
 
+#include <utility>
 #include <vector>
 
 #include "cuda_test_util.hpp"
+
+#if MAMBASCOPE_HAVE_CUDA
+#include "cuda/cuda_backend.hpp"
+#endif
 
 namespace mambascope::test {
 
 namespace {
 
-const Checkpoint& four_layer_model() {
+const Checkpoint& four_layer_model(DType dt = DType::F32) {
   ModelConfig c;
   c.d_model = 64; c.n_layer = 4; c.vocab_size = 300; c.d_state = 16; c.d_conv = 4;
   c.expand = 2; c.d_inner = 136;
   c.dt_rank = 4; c.use_bias = false; c.use_conv_bias = true; c.tie_embeddings = true;
-  return random_checkpoint("cuda_recurrent_probes", c, DType::F32, 7);
+  return random_checkpoint(dt == DType::F32 ? "cuda_recurrent_probes" : "cuda_recurrent_probes_bf16", c, dt, 7);
 }
 
 ProbePolicy policy(std::vector<int> layers, std::vector<int> h_layers) {
@@ -84,5 +90,45 @@ TEST(RecurrentProbes, ChosenLayersFollowTheStateAndThePolicyAndMatchTheCpu) {
   EXPECT_LT(rel_error(so_g, so_c), kTol);
   expect_probes_match(g3, c3, kTol);
 }
+
+#if MAMBASCOPE_HAVE_CUDA
+TEST(RecurrentProbes, TheFusedStepRecordsWhatThePerLayerKernelsRecord) {
+  SKIP_WITHOUT_GPU();
+  for (const DType dt : {DType::F32, DType::BF16}) {
+    SCOPED_TRACE(dt == DType::F32 ? "fp32" : "bf16");
+    const Checkpoint& ck = four_layer_model(dt);
+    auto fused = make_cuda_backend(ck), kernels = make_cuda_backend(ck);
+    if (cuda::decode_path(*fused) != "fused") GTEST_SKIP() << cuda::decode_path(*fused);
+    cuda::use_fused_decode(*kernels, false);
+    const auto ids = random_tokens(20, 300, 9);
+    const ProbePolicy p = policy({0, 2, 3}, {0, 3});
+    ProbeRecorder rf(p), rk(p);
+    std::vector<float> so_f, so_k, res_f, res_k;
+    auto run = [&](Backend& be, ProbeRecorder& rec, std::vector<float>& so, std::vector<float>& res) {
+      auto st = be.new_state();
+      ForwardOptions o;
+      o.mode = ScanMode::Recurrent;
+      o.all_logits = true;
+      o.probes = &rec;
+      o.ssm_outputs = &so;
+      o.residuals = &res;
+      std::vector<float> logits;
+      be.forward(ids, *st, o, logits);
+      return std::make_pair(logits, st->to_host().ssm);
+    };
+    const auto [lf, hf] = run(*fused, rf, so_f, res_f);
+    const auto [lk, hk] = run(*kernels, rk, so_k, res_k);
+    // The same arithmetic in another order (the fused step's x_proj sums are per block).
+    const double tol = dt == DType::F32 ? 1e-5 : 2e-3;
+    EXPECT_LT(rel_error(lf, lk), tol);
+    EXPECT_LT(rel_error(hf, hk), tol);
+    EXPECT_LT(rel_error(so_f, so_k), tol);
+    EXPECT_LT(rel_error(res_f, res_k), tol);
+    expect_probes_match(rf, rk, tol);
+    ASSERT_EQ(rf.tokens().size(), ids.size());
+    EXPECT_EQ(rf.tokens().front().layers[0].h.size(), 136u * 16u);
+  }
+}
+#endif
 
 }  // namespace mambascope::test

@@ -207,7 +207,12 @@ class CudaBackend final : public Backend {
     const void* rollback = nullptr;               // where a sampled step saves them
     bool sampled = false;  // ends with the sampling kernel (args) instead of the logits' copy
     SampleArgs args;
+    // The fused step records for this graph's plan: {slot, h_slot} per layer on the device.
+    DeviceMemory plan_slots;
   };
+  // The fused step samples greedy tokens itself (fused_can_sample): sets `a` up for `sampling`
+  // and returns true, or returns false (sample() runs after the step).
+  static bool fused_sampling(FusedArgs& a, const SampleArgs* sampling);
   // SampleArgs compared field by field (a memcmp would also compare the padding).
   static bool same_sampling(const SampleArgs& a, const SampleArgs& b);
 
@@ -226,9 +231,11 @@ class CudaBackend final : public Backend {
   // them and the logits to the host. Sampled (generate() with probes), it first saves what it
   // will replace in d_rollback_, so that a step run ahead of the host can be undone, and its
   // slots go to the host on the copy stream, outside the graph, under the next step.
+  // plan_slots (ExtrasGraph::plan_slots, or null): the fused step records, where it runs and no
+  // Δ override applies at `position`; else the per-layer kernels do.
   void enqueue_extras_step(CudaState& st, const ExtrasPlan& plan,
                            std::span<const DeltaOverride> overrides, int64_t position,
-                           const SampleArgs* sampling, int buf);
+                           const SampleArgs* sampling, int buf, const int* plan_slots = nullptr);
   void reserve_extras(const ExtrasPlan& plan, int buffers);
   cudaGraphExec_t extras_graph(ExtrasGraph& g, CudaState& st, const ExtrasPlan& plan,
                                const SampleArgs* sampling, int buf);

@@ -138,6 +138,19 @@ void CudaBackend::sync_step() {
   throw_cuda_error(std::string(cudaGetErrorString(e)) + where, "cudaStreamSynchronize", __FILE__, __LINE__);
 }
 
+bool CudaBackend::fused_sampling(FusedArgs& a, const SampleArgs* sampling) {
+  if (!sampling || !fused_can_sample(*sampling)) return false;
+  a.sample = true;
+  a.n_alt = sampling->n_alt;
+  a.rep_penalty = sampling->repetition_penalty;
+  a.window = sampling->window;
+  a.ring = sampling->ring;
+  a.counters = sampling->counters;
+  a.out = sampling->out;
+  a.host = sampling->host;
+  return true;
+}
+
 void CudaBackend::capture(Graph& g, CudaState& st, const SampleArgs* sampling) {
   if (g.exec) cudaGraphExecDestroy(g.exec);
   g.exec = nullptr;
@@ -150,16 +163,7 @@ void CudaBackend::capture(Graph& g, CudaState& st, const SampleArgs* sampling) {
     bool sampled = false;
     if (fused) {
       FusedArgs a = fused_args(st);
-      if (sampling && fused_can_sample(*sampling)) {
-        a.sample = sampled = true;
-        a.n_alt = sampling->n_alt;
-        a.rep_penalty = sampling->repetition_penalty;
-        a.window = sampling->window;
-        a.ring = sampling->ring;
-        a.counters = sampling->counters;
-        a.out = sampling->out;
-        a.host = sampling->host;
-      }
+      sampled = fused_sampling(a, sampling);
       launch_fused(a, w_.dtype, stream_);
     } else {
       enqueue_step(st);
@@ -292,7 +296,8 @@ std::string CudaBackend::decode_path() {
 void CudaBackend::use_fused(bool on) {
   MS_CUDA_CHECK(cudaSetDevice(device_));
   decode_runtime().enabled = on;
-  for (Graph* g : {&logits_graph_, &sample_graph_}) g->key = nullptr;  // capture again
+  sample_graph_.key = nullptr;  // capture again, the recorded steps too (they record in the fused step)
+  forget_step_graphs();
 }
 
 std::vector<DecodePhase> CudaBackend::profile_fused(CudaState& st, int32_t feed, int n) {

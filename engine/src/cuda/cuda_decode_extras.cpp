@@ -40,20 +40,38 @@ bool CudaBackend::same_sampling(const SampleArgs& a, const SampleArgs& b) {
 }
 
 // One step with extras, enqueued: (sampled: the state and logits saved for an undo) the layers
-// (recording into the plan's slots), the gate, the slots' copy to h_extra_[buf], then the
-// logits' copy (host sampling) or the sampling kernel.
+// (recording into the plan's slots: the fused step where it can, else the per-layer kernels),
+// the gate, the slots' copy to h_extra_[buf], then the logits' copy (host sampling) or the
+// sampling kernel.
 void CudaBackend::enqueue_extras_step(CudaState& st, const ExtrasPlan& plan,
                                       std::span<const DeltaOverride> overrides, int64_t position,
-                                      const SampleArgs* sampling, int buf) {
+                                      const SampleArgs* sampling, int buf, const int* plan_slots) {
   if (sampling)
     for (const RollbackPart& r : rollback_parts(st, *sampling))
       MS_CUDA_CHECK(cudaMemcpyAsync(static_cast<char*>(d_rollback_.get()) + r.at, r.live, r.bytes,
                                     cudaMemcpyDeviceToDevice, stream_));
-  enqueue_step(st, &plan, overrides, position, d_extra_[buf].f32());
+  const bool intervened = std::any_of(overrides.begin(), overrides.end(),
+                                      [&](const DeltaOverride& o) { return o.position == position; });
+  bool sampled = false;  // inside the fused step
+  if (plan_slots && !intervened && fused_for(st)) {
+    FusedArgs a = fused_args(st);
+    sampled = fused_sampling(a, sampling);
+    FusedProbes& p = a.probes;
+    p.base = d_extra_[buf].f32();
+    p.slot = plan_slots;
+    p.h_slot = plan_slots + cfg_.n_layer;
+    p.small_floats = plan.small_floats;
+    p.h_base = int64_t(plan.n_small) * plan.small_floats;
+    p.ypre_at = int(plan.ypre_at);
+    p.resid_at = int(plan.resid_at);
+    launch_fused(a, w_.dtype, stream_);
+  } else {
+    enqueue_step(st, &plan, overrides, position, d_extra_[buf].f32());
+  }
   // The slots hold z: the probes show the gate SiLU(z).
   gate_in_place(d_extra_[buf].f32(), plan.n_small, plan.small_floats, 2 * cfg_.d_inner, cfg_.d_inner, stream_);
   if (sampling) {
-    sample(*sampling, stream_);
+    if (!sampled) sample(*sampling, stream_);
     return;
   }
   const size_t floats = plan.floats(cfg_.d_inner * cfg_.d_state);
@@ -82,10 +100,16 @@ cudaGraphExec_t CudaBackend::extras_graph(ExtrasGraph& g, CudaState& st, const E
   if (same) return g.exec;
   if (g.exec) cudaGraphExecDestroy(g.exec);
   g = ExtrasGraph{};
+  // The plan's slots per layer, for the fused step (uploaded before the capture: the graph's
+  // kernel reads them where they are).
+  std::vector<int> slots(plan.slot);
+  slots.insert(slots.end(), plan.h_slot.begin(), plan.h_slot.end());
+  g.plan_slots.reserve(sizeof(int) * slots.size());
+  MS_CUDA_CHECK(cudaMemcpy(g.plan_slots.get(), slots.data(), sizeof(int) * slots.size(), cudaMemcpyHostToDevice));
   cudaGraph_t graph = nullptr;
   MS_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
   try {
-    enqueue_extras_step(st, plan, {}, 0, sampling, buf);
+    enqueue_extras_step(st, plan, {}, 0, sampling, buf, static_cast<const int*>(g.plan_slots.get()));
   } catch (...) {
     cudaStreamEndCapture(stream_, &graph);
     if (graph) cudaGraphDestroy(graph);

@@ -149,7 +149,10 @@ __device__ __forceinline__ void cluster_partials(int C, int xr, int np, FusedTra
 }
 
 // kCl: the kernel for thread-block clusters (a.cluster > 1); the other one has no cluster code.
-template <typename T, bool kCl>
+// kPr: the kernel that also records the explorer's probes (FusedProbes) for the layers that have
+// a slot: z and u in A, x_proj's outputs (block 0), Δ, ‖h‖, y before the gate and h in B, the
+// residual in C; the plain kernel has none of that code.
+template <typename T, bool kCl, bool kPr>
 __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const FusedSmem& L, const Ring& ring,
                         uint32_t e, uint64_t* cbar) {
   const int tid = int(threadIdx.x), warp = tid >> 5, lane = tid & 31, b = int(blockIdx.x);
@@ -186,6 +189,12 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
     const float* in_bias = a.layers[l].in_bias;
     const float* out_bias = a.layers[l].out_bias;
     float* conv = a.conv_state + (size_t(l) * a.D + s.c0) * km1;
+    float *pe = nullptr, *ph = nullptr;  // this layer's probe slots (kPr), or null
+    if constexpr (kPr) {
+      const FusedProbes& P = a.probes;
+      if (P.slot[l] >= 0) pe = P.base + int64_t(P.slot[l]) * P.small_floats;
+      if (P.h_slot[l] >= 0) ph = P.base + P.h_base + int64_t(P.h_slot[l]) * a.D * a.N;
+    }
     // ---- A: norm + in_proj + conv + SiLU + x_proj partial sums -------------------------------
     float cs[kFusedMaxConv];  // this thread's channel's conv window, loaded under the wait
 #pragma unroll
@@ -217,6 +226,9 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
           if (j < km1) st[j] = j + 1 < km1 ? cs[j + 1 < kFusedMaxConv ? j + 1 : j] : xv;
         xch[tid] = silu(sum);
         zs[tid] = acc[s.nc + tid] + (in_bias ? in_bias[a.D + s.c0 + tid] : 0.f);
+        if constexpr (kPr) {
+          if (pe) pe[2 * a.D + s.c0 + tid] = zs[tid], pe[3 * a.D + s.c0 + tid] = xch[tid];
+        }
       }
       consumer_sync();
       for (int cc = 0; cc < n; ++cc) {
@@ -279,6 +291,10 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
       }
       consumer_sync();
     }
+    if constexpr (kPr) {
+      if (pe && b == 0)
+        for (int j = tid; j < a.xr; j += CT) pe[4 * a.D + j] = xd[j];
+    }
     for (int c = 0; c < s.nc; c += s.cptB) {
       const float* h = reinterpret_cast<const float*>(ring.wait(t));
       const char* recs = ring.wait(t + 1);
@@ -296,19 +312,32 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
         dt = half_sum(dt);
         const float delta = softplus(dt + reinterpret_cast<const float*>(rec)[0]);
         const float u = on ? xch[c + cc] : 0.f;
-        float yp = 0.f;
+        float yp = 0.f, sq = 0.f;
         if (on) {
           float* hg = a.ssm_state + (size_t(l) * a.D + s.c0 + c + cc) * a.N;
           for (int q = l16; q < a.N; q += 16) {
             const float hv = fmaf(__expf(delta * A[q]), h[size_t(cc) * a.N + q], delta * xd[a.R + q] * u);
             hg[q] = hv;
             yp = fmaf(xd[a.R + a.N + q], hv, yp);
+            if constexpr (kPr) {
+              sq = fmaf(hv, hv, sq);
+              if (ph) ph[size_t(s.c0 + c + cc) * a.N + q] = hv;
+            }
           }
         }
         yp = half_sum(yp);
+        if constexpr (kPr) sq = half_sum(sq);
         if (on && l16 == 0) {
           const float y = fmaf(reinterpret_cast<const float*>(rec)[1], u, yp);
           st_word(w.Y + s.c0 + c + cc, y * silu(zs[c + cc]), e);
+          if constexpr (kPr) {
+            if (pe) {
+              const int cg = s.c0 + c + cc;
+              pe[cg] = delta;
+              pe[a.D + cg] = sqrtf(sq);
+              if (a.probes.ypre_at >= 0) pe[a.probes.ypre_at + cg] = y;
+            }
+          }
         }
       }
       ring.release(t, lane);
@@ -321,7 +350,11 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
     consumer_sync();
     gemv_rows<T>(ring, t, s.mc, s.rpt_out, a.D, xs, tid, [&](int r, float v) {
       const int m = s.m0 + r;
-      st_word(next.R + m, resid[m] + v + (out_bias ? out_bias[m] : 0.f), e);
+      const float nr = resid[m] + v + (out_bias ? out_bias[m] : 0.f);
+      st_word(next.R + m, nr, e);
+      if constexpr (kPr) {
+        if (pe && a.probes.resid_at >= 0) pe[a.probes.resid_at + m] = nr;
+      }
     });
     mark(kProfC);
   }
@@ -441,7 +474,7 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
 
 #endif  // __CUDA_ARCH__ >= 900
 
-template <typename T, bool kCl>
+template <typename T, bool kCl, bool kPr>
 __global__ void __launch_bounds__(kFusedThreads, 1) fused_step_kernel(const FusedArgs a) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   extern __shared__ __align__(128) char smem[];
@@ -476,7 +509,7 @@ __global__ void __launch_bounds__(kFusedThreads, 1) fused_step_kernel(const Fuse
   const bool prof = a.prof && blockIdx.x == 0 && tid == 0;
   const Ring ring{smem + L.ring, full, empty, a.slot_bytes, a.n_slots, Ring::magic_for(a.n_slots),
                   prof ? &ring_cycles : nullptr};
-  compute<T, kCl>(a, s, smem, L, ring, epoch_s, cbar);
+  compute<T, kCl, kPr>(a, s, smem, L, ring, epoch_s, cbar);
   if (tid == 0) {
     if (prof) {
       a.prof[kProfRing] += ring_cycles;
@@ -498,11 +531,12 @@ __global__ void __launch_bounds__(kFusedThreads, 1) fused_step_kernel(const Fuse
 }  // namespace
 
 namespace {
-// f(the step kernel for this dtype, with or without clusters).
-template <typename F> void with_kernel(DType dt, bool cluster, F&& f) {
+// f(the step kernel for this dtype, with or without clusters, plain or recording probes).
+template <typename F> void with_kernel(DType dt, bool cluster, bool probes, F&& f) {
   dispatch_dtype(dt, [&](auto tag) {
-    if (cluster) f(fused_step_kernel<decltype(tag), true>);
-    else f(fused_step_kernel<decltype(tag), false>);
+    using T = decltype(tag);
+    if (cluster) probes ? f(fused_step_kernel<T, true, true>) : f(fused_step_kernel<T, true, false>);
+    else probes ? f(fused_step_kernel<T, false, true>) : f(fused_step_kernel<T, false, false>);
   });
 }
 
@@ -564,10 +598,15 @@ std::string plan_geometry(FusedArgs& a, DType dt, const cudaDeviceProp& prop, co
   int base = std::max({a.dm * es, a.D * es, recA, recB, 4 * a.N, 4 * a.dm});
   base = fused_round16(base);
   a.slot_bytes = base * std::max(1, std::min(kFusedTileRows, 24576 / base));
+  // The plain and the recording kernel share the geometry: it must suit both.
   cudaFuncAttributes attr{};
   cudaError_t err = cudaSuccess;
-  with_kernel(dt, a.cluster > 1, [&](auto k) { err = cudaFuncGetAttributes(&attr, k); });
-  if (err == cudaSuccess && attr.binaryVersion < 90) err = cudaErrorInvalidDeviceFunction;
+  for (const bool pr : {false, true}) {
+    cudaFuncAttributes k_attr{};
+    if (err == cudaSuccess) with_kernel(dt, a.cluster > 1, pr, [&](auto k) { err = cudaFuncGetAttributes(&k_attr, k); });
+    if (err == cudaSuccess && (!pr || k_attr.sharedSizeBytes > attr.sharedSizeBytes)) attr = k_attr;
+    if (err == cudaSuccess && k_attr.binaryVersion < 90) err = cudaErrorInvalidDeviceFunction;
+  }
   if (err != cudaSuccess) {
     cudaGetLastError();
     return std::string("the fused decode kernel is not built for this GPU: ") + cudaGetErrorString(err);
@@ -585,18 +624,23 @@ std::string plan_geometry(FusedArgs& a, DType dt, const cudaDeviceProp& prop, co
     }
     if (a.n_slots < 3) return "the model's rows do not fit three shared-memory slots";
     const int smem = fused_smem(a).total;
-    int fit = 0;
-    with_kernel(dt, a.cluster > 1, [&](auto k) {
-      err = cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
-      if (err == cudaSuccess && a.cluster > 8) err = cudaFuncSetAttribute(k, cudaFuncAttributeNonPortableClusterSizeAllowed, 1);
-      if (err != cudaSuccess) return;
-      if (a.cluster == 1) {
-        err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&fit, k, kFusedThreads, smem);
-      } else {
-        const FusedLaunch launch(a, nullptr);
-        err = cudaOccupancyMaxActiveClusters(&fit, k, &launch.cfg);
-      }
-    });
+    int fit = 1 << 30;  // the smaller of the two kernels'
+    for (const bool pr : {false, true}) {
+      if (err != cudaSuccess) break;
+      with_kernel(dt, a.cluster > 1, pr, [&](auto k) {
+        int k_fit = 0;
+        err = cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+        if (err == cudaSuccess && a.cluster > 8) err = cudaFuncSetAttribute(k, cudaFuncAttributeNonPortableClusterSizeAllowed, 1);
+        if (err != cudaSuccess) return;
+        if (a.cluster == 1) {
+          err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&k_fit, k, kFusedThreads, smem);
+        } else {
+          const FusedLaunch launch(a, nullptr);
+          err = cudaOccupancyMaxActiveClusters(&k_fit, k, &launch.cfg);
+        }
+        fit = std::min(fit, k_fit);
+      });
+    }
     if (err != cudaSuccess) {
       cudaGetLastError();
       return std::string("the fused decode kernel is not usable here: ") + cudaGetErrorString(err);
@@ -637,7 +681,8 @@ std::string fused_plan(FusedArgs& a, DType dt, int device, const FusedRequest& r
 
 void launch_fused(const FusedArgs& a, DType dt, cudaStream_t stream) {
   const FusedLaunch launch(a, stream);
-  with_kernel(dt, a.cluster > 1, [&](auto k) { MS_CUDA_CHECK(cudaLaunchKernelEx(&launch.cfg, k, a)); });
+  with_kernel(dt, a.cluster > 1, a.probes.base != nullptr,
+              [&](auto k) { MS_CUDA_CHECK(cudaLaunchKernelEx(&launch.cfg, k, a)); });
 }
 
 }  // namespace mambascope::cuda

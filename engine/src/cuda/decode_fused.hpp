@@ -73,6 +73,19 @@ enum FusedProf {
   kProfC, kProfWaitF, kProfF, kProfMerge, kProfRing, kProfStep, kProfNs, kProfSteps, kProfSlots
 };
 
+// What the step records for the explorer (the recorded step, cuda_decode_extras.cpp), in the
+// layout of its ExtrasPlan: per layer a small slot {delta, hnorm, z, x (d_inner each), xdbl
+// (xr)[, ypre (d_inner)][, resid (d_model)]} and, for the h layers, an h slot {d_inner, N}. The
+// recording kernel is a separate instantiation, so the plain step's code is untouched.
+struct FusedProbes {
+  float* base = nullptr;         // the slots; null: nothing recorded
+  const int* slot = nullptr;     // {n_layer}: the layer's small slot, or -1
+  const int* h_slot = nullptr;   // {n_layer}: the layer's h slot, or -1
+  int64_t small_floats = 0;      // one small slot
+  int64_t h_base = 0;            // floats before the first h slot
+  int ypre_at = -1, resid_at = -1;  // offsets in a small slot, or -1
+};
+
 struct FusedArgs {
   int n_layer = 0, dm = 0, D = 0, N = 0, R = 0, xr = 0, k = 0, V = 0;
   float eps = 0.f;
@@ -108,6 +121,7 @@ struct FusedArgs {
   SampleOut* host = nullptr;
   unsigned long long* prof = nullptr;  // {kProfSlots} or null
   FusedTrap* trap = nullptr;
+  FusedProbes probes;                  // base null: the plain step
 };
 
 // Exchange words per layer and in total.
