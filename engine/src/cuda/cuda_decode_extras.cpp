@@ -100,6 +100,9 @@ cudaGraphExec_t CudaBackend::extras_graph(ExtrasGraph& g, CudaState& st, const E
   if (same) return g.exec;
   if (g.exec) cudaGraphExecDestroy(g.exec);
   g = ExtrasGraph{};
+  // The fused step's runtime is built on first use with synchronous copies, which a capture
+  // does not allow: build it before.
+  (void)decode_runtime();
   // The plan's slots per layer, for the fused step (uploaded before the capture: the graph's
   // kernel reads them where they are).
   std::vector<int> slots(plan.slot);
