@@ -7,6 +7,7 @@
 // host and the host turns them into probe frames; the step run ahead is undone if the host then
 // stops. A step with a Δ intervention at its position runs the same work uncaptured.
 #include <algorithm>
+#include <string>
 #include <vector>
 
 #include "cuda/cuda_backend_impl.hpp"
@@ -109,10 +110,24 @@ cudaGraphExec_t CudaBackend::extras_graph(ExtrasGraph& g, CudaState& st, const E
   slots.insert(slots.end(), plan.h_slot.begin(), plan.h_slot.end());
   g.plan_slots.reserve(sizeof(int) * slots.size());
   MS_CUDA_CHECK(cudaMemcpy(g.plan_slots.get(), slots.data(), sizeof(int) * slots.size(), cudaMemcpyHostToDevice));
+  const bool fused = fused_for(st);
+  // A driver that cannot capture the cooperative launch: the per-layer kernels from now on (as
+  // capture() does for the plain step), and this graph captured again with them.
+  auto without_fused = [&](const std::string& why) {
+    cudaGetLastError();
+    g.exec = nullptr;
+    decode_runtime().why_not = "the fused step could not be captured: " + why;
+    return extras_graph(g, st, plan, sampling, buf);
+  };
   cudaGraph_t graph = nullptr;
   MS_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
   try {
     enqueue_extras_step(st, plan, {}, 0, sampling, buf, static_cast<const int*>(g.plan_slots.get()));
+  } catch (const Error& err) {
+    cudaStreamEndCapture(stream_, &graph);
+    if (graph) cudaGraphDestroy(graph);
+    if (!fused) throw;
+    return without_fused(err.what());
   } catch (...) {
     cudaStreamEndCapture(stream_, &graph);
     if (graph) cudaGraphDestroy(graph);
@@ -121,6 +136,7 @@ cudaGraphExec_t CudaBackend::extras_graph(ExtrasGraph& g, CudaState& st, const E
   cudaError_t e = cudaStreamEndCapture(stream_, &graph);
   if (e == cudaSuccess) e = cudaGraphInstantiate(&g.exec, graph, 0);
   if (graph) cudaGraphDestroy(graph);
+  if (e != cudaSuccess && fused) return without_fused(cudaGetErrorString(e));
   MS_CUDA_CHECK(e);
   g.key = &st;
   g.plan = plan;
