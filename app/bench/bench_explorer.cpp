@@ -11,6 +11,10 @@
 #include "mambascope/probes.hpp"
 #include "mambascope/session.hpp"
 
+#if MAMBASCOPE_HAVE_CUDA
+#include "cuda/cuda_backend.hpp"
+#endif
+
 namespace mambascope::bench {
 
 void bench_explorer(const Options& o) {
@@ -37,17 +41,29 @@ void bench_explorer(const Options& o) {
       r.prompt_ids.clear();
       r.max_new_tokens = n;
       std::vector<double> rates;
+      const cuda::RecordedDecodeStats s0 = cuda::recorded_decode_stats(*be);
       for (int rep = 0; rep < 3; ++rep) {
         const GenerateResult res = session.generate(r, {});
         if (res.reason == StopReason::Error) throw std::runtime_error(res.error);
         rates.push_back(res.new_tokens / res.decode_seconds);
       }
       const double tps = median(rates);
-      emit({{"bench", "explorer_decode"}, {"model", name}, {"backend", "cuda"},
-            {"probes", probes ? "every layer, h of layer 0" : "off"}, {"tokens", n},
-            {"tok_per_s", tps}, {"us_per_token", 1e6 / tps},
-            {"path", probes ? "Session: recorded per-layer step + device sampling, one graph per token"
-                            : "Session: fused step + device sampling after the first token"}});
+      nlohmann::json j = {{"bench", "explorer_decode"}, {"model", name}, {"backend", "cuda"},
+                          {"probes", probes ? "every layer, h of layer 0" : "off"}, {"tokens", n},
+                          {"tok_per_s", tps}, {"us_per_token", 1e6 / tps},
+                          {"path", probes ? "Session: recorded step (" + cuda::decode_path(*be) +
+                                                ") + device sampling, one graph per token, one step ahead"
+                                          : "Session: " + cuda::decode_path(*be) +
+                                                " step + device sampling after the first token"}};
+      // The host's share of a recorded token: waiting for its slots, turning them into frames,
+      // and the Session's own work (on_token).
+      const cuda::RecordedDecodeStats s1 = cuda::recorded_decode_stats(*be);
+      if (const int64_t k = s1.steps - s0.steps; k > 0) {
+        j["host_wait_us"] = 1e6 * (s1.wait_s - s0.wait_s) / double(k);
+        j["host_record_us"] = 1e6 * (s1.record_s - s0.record_s) / double(k);
+        j["host_session_us"] = 1e6 * (s1.caller_s - s0.caller_s) / double(k);
+      }
+      emit(j);
     }
   }
 #else

@@ -24,7 +24,10 @@ LayerProbe& ProbeRecorder::slot(int64_t position, int layer) {
   static thread_local LayerProbe discarded;  // a token already dropped by the ring bound
   if (tokens_.empty() || position > tokens_.back().position) {
     tokens_.push_back(TokenProbe{position, {}});
-    while (policy_.max_tokens > 0 && int64_t(tokens_.size()) > policy_.max_tokens) tokens_.pop_front();
+    while (policy_.max_tokens > 0 && int64_t(tokens_.size()) > policy_.max_tokens) {
+      drop(std::move(tokens_.front()));
+      tokens_.pop_front();
+    }
   }
   if (position < tokens_.front().position) {
     discarded = LayerProbe{};
@@ -33,9 +36,32 @@ LayerProbe& ProbeRecorder::slot(int64_t position, int layer) {
   TokenProbe& tok = tokens_[size_t(position - tokens_.front().position)];
   for (auto& p : tok.layers)
     if (p.layer == layer) return p;
-  tok.layers.push_back(LayerProbe{});
-  tok.layers.back().layer = layer;
-  return tok.layers.back();
+  // A spare frame of the same layer has buffers of the right sizes (h only where it is kept).
+  auto it = std::find_if(spare_.begin(), spare_.end(), [&](const LayerProbe& p) { return p.layer == layer; });
+  if (it == spare_.end() && !spare_.empty()) it = spare_.end() - 1;
+  if (it != spare_.end()) {
+    tok.layers.push_back(std::move(*it));
+    if (it != spare_.end() - 1) *it = std::move(spare_.back());
+    spare_.pop_back();
+  } else {
+    tok.layers.push_back(LayerProbe{});
+  }
+  LayerProbe& p = tok.layers.back();
+  p.layer = layer;
+  return p;
+}
+
+void ProbeRecorder::drop(TokenProbe&& t) {
+  spare_ = std::move(t.layers);
+  for (LayerProbe& p : spare_) {
+    for (std::vector<float>* v : {&p.delta, &p.B, &p.C, &p.gate, &p.h_norm, &p.h}) v->clear();
+    p.write_strength = p.read_norm = 0;
+  }
+}
+
+void ProbeRecorder::clear() {
+  if (!tokens_.empty()) drop(std::move(tokens_.back()));
+  tokens_.clear();
 }
 
 const TokenProbe* ProbeRecorder::at(int64_t position) const {
@@ -45,7 +71,10 @@ const TokenProbe* ProbeRecorder::at(int64_t position) const {
 }
 
 void ProbeRecorder::truncate(int64_t first_dropped_position) {
-  while (!tokens_.empty() && tokens_.back().position >= first_dropped_position) tokens_.pop_back();
+  while (!tokens_.empty() && tokens_.back().position >= first_dropped_position) {
+    drop(std::move(tokens_.back()));
+    tokens_.pop_back();
+  }
 }
 
 }  // namespace mambascope

@@ -19,7 +19,7 @@ struct ProbePolicy {
   bool records_h(int layer) const;
 };
 
-struct LayerProbe {
+struct LayerProbe {  // (a new field must also be reset in ProbeRecorder::drop)
   int layer = -1;
   std::vector<float> delta;   // Δ {d_inner} (after softplus)
   std::vector<float> B;       // {d_state} (LTI: mean over channels)
@@ -45,15 +45,22 @@ class ProbeRecorder {
   bool enabled() const { return policy_.enabled; }
 
   // Backends call this once per (token, recorded layer). Tokens must arrive in position order.
+  // The frame comes back empty (every vector cleared), ready to be filled.
   LayerProbe& slot(int64_t position, int layer);
   const std::deque<TokenProbe>& tokens() const { return tokens_; }
   const TokenProbe* at(int64_t position) const;  // null if not (or no longer) held
   void truncate(int64_t first_dropped_position);  // forget positions >= this (after a fork)
-  void clear() { tokens_.clear(); }
+  void clear();
 
  private:
+  void drop(TokenProbe&& t);  // keeps its frames' buffers for the next token
+
   ProbePolicy policy_;
   std::deque<TokenProbe> tokens_;
+  // The frames of the last dropped token, cleared but with their buffers: a long generation
+  // drops one token per new one, whose frames then reuse these instead of fresh memory (a
+  // 2.8b token's frames are ~4 MB; fresh pages cost more than the copies that fill them).
+  std::vector<LayerProbe> spare_;
 };
 
 }  // namespace mambascope

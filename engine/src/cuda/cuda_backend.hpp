@@ -35,6 +35,16 @@ std::string decode_path(Backend& backend);
 // benchmark. The environment variable MAMBASCOPE_DECODE=kernels starts a backend with it off.
 void use_fused_decode(Backend& backend, bool on);
 
+// Where the host's time went in the decodes that recorded probes (a Session with probes on the
+// GPU: the step one ahead of the host), summed since the backend was made: per step, the wait for
+// its slots to land, turning them into the ProbeRecorder's frames, and the caller's on_token.
+// A host that takes longer per token than the GPU's step sets the pace.
+struct RecordedDecodeStats {
+  int64_t steps = 0;
+  double wait_s = 0, record_s = 0, caller_s = 0;
+};
+RecordedDecodeStats recorded_decode_stats(Backend& backend);
+
 // Bounds the ring of staging slots through which prefill's probes come back (pinned host memory
 // and as much device memory): at most max(bytes, 2 recorded layers' worth) each; default 256 MiB.
 // A smaller ring makes the host convert older layers sooner; the results are the same.

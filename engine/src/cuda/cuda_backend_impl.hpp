@@ -176,6 +176,7 @@ class CudaBackend final : public Backend {
                         std::vector<float>& last_logits) override;
   // The fused decode step (cuda_decode_driver.cpp).
   std::string decode_path();
+  RecordedDecodeStats recorded_stats() const { return recorded_stats_; }
   void use_fused(bool on);
   std::vector<DecodePhase> profile_fused(CudaState& st, int32_t feed, int n);
   void set_probe_staging_bytes(size_t bytes) { probe_ring_.budget_bytes = bytes; }
@@ -312,6 +313,7 @@ class CudaBackend final : public Backend {
   DeviceMemory d_rollback_;
   std::vector<RollbackPart> rollback_;  // of the generate() call in progress
   bool ahead_ = false;  // a step is in flight beyond the token the host is looking at
+  RecordedDecodeStats recorded_stats_;  // generate_recorded's host time
   std::unique_ptr<DecodeRuntime> decode_rt_;
   // prefill activations, grown on demand
   DeviceMemory a_ids_, a_resid_, a_hidden_, a_xz_, a_x_, a_xdbl_, a_dt_, a_y_, a_logits_,

@@ -375,6 +375,7 @@ CudaBackend& cuda_of(Backend& backend) {
 
 std::string decode_path(Backend& backend) { return cuda_of(backend).decode_path(); }
 void use_fused_decode(Backend& backend, bool on) { cuda_of(backend).use_fused(on); }
+RecordedDecodeStats recorded_decode_stats(Backend& backend) { return cuda_of(backend).recorded_stats(); }
 std::vector<DecodePhase> profile_decode(Backend& backend, BackendState& state, int32_t feed, int n) {
   auto* s = dynamic_cast<CudaState*>(&state);
   if (!s) throw Error("profile_decode needs one of the CUDA backend's states");

@@ -1,5 +1,6 @@
 // Recurrent steps that record probes, SSM outputs or residuals: the explorer's decode path. The
-// per-layer kernels write each recorded layer's values into compact device slots (only the
+// fused step (where it runs, else the per-layer kernels) writes each recorded layer's values
+// into compact device slots (only the
 // layers the capture policy records, h only where it keeps h); the step, those slots' one copy to
 // pinned memory and the logits' copy are captured once into a CUDA graph and replayed per token.
 // forward() waits for each token's copy. generate() runs one step ahead of the host, with two
@@ -7,6 +8,7 @@
 // host and the host turns them into probe frames; the step run ahead is undone if the host then
 // stops. A step with a Δ intervention at its position runs the same work uncaptured.
 #include <algorithm>
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -14,6 +16,10 @@
 #include "cuda/probe_gate.hpp"
 
 namespace mambascope::cuda {
+namespace {
+using Clock = std::chrono::steady_clock;
+double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+}  // namespace
 
 CudaBackend::ExtrasPlan CudaBackend::extras_plan(const ForwardOptions& opts) const {
   const int64_t di = cfg_.d_inner, dm = cfg_.d_model, xr = cfg_.x_proj_rows();
@@ -225,13 +231,22 @@ void CudaBackend::generate_recorded(CudaState& st, int n, const SampleArgs& args
         launch(k + 1);
         ahead_ = true;
       }
+      const auto t0 = Clock::now();
       const cudaError_t e = cudaEventSynchronize(slots_landed_[k & 1]);  // after step k itself
       if (e != cudaSuccess) sync_step();  // throws, with the fused step's trap if there is one
       MS_CUDA_CHECK(e);
+      const auto t1 = Clock::now();
       unpack_extras(plan, rec, 1, 0, st.position(), k & 1);
       st.advance(1);
       read_token(*ahead_out_[k & 1].host<SampleOut>(), args.n_alt, tok);
-      if (!on_token(tok)) break;
+      const auto t2 = Clock::now();
+      const bool go_on = on_token(tok);
+      RecordedDecodeStats& rs = recorded_stats_;
+      rs.steps += 1;
+      rs.wait_s += seconds(t1 - t0);
+      rs.record_s += seconds(t2 - t1);
+      rs.caller_s += seconds(Clock::now() - t2);
+      if (!go_on) break;
       if (!ahead_) launched = k + 1;  // fetch_logits undid step k + 1
     }
     undo_ahead();

@@ -1,0 +1,108 @@
+// ProbeRecorder: the ring bound on tokens, and frames that reuse a dropped token's buffers yet
+// come back empty (no value of an older token may show through in a newer one).
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "mambascope/probes.hpp"
+
+namespace mambascope {
+namespace {
+
+ProbePolicy ring_of(int64_t tokens) {
+  ProbePolicy p;
+  p.enabled = true;
+  p.capture_h = true;
+  p.max_tokens = tokens;
+  return p;
+}
+
+// Fills a frame with values that name their token and layer.
+void fill(LayerProbe& p, int64_t position, int layer, bool with_h) {
+  const float tag = float(position * 100 + layer);
+  p.delta.assign(8, tag);
+  p.gate.assign(8, tag + 0.25f);
+  p.h_norm.assign(8, tag + 0.5f);
+  p.B.assign(4, tag + 0.75f);
+  p.C.assign(4, -tag);
+  if (with_h) p.h.assign(32, tag);
+  p.write_strength = tag;
+  p.read_norm = tag;
+}
+
+TEST(ProbeRecorder, TheRingKeepsTheLastTokensWithTheirOwnValues) {
+  ProbeRecorder rec(ring_of(3));
+  for (int64_t t = 0; t < 7; ++t)
+    for (int l : {0, 2, 5}) fill(rec.slot(t, l), t, l, l == 0);
+  ASSERT_EQ(rec.tokens().size(), 3u);
+  for (int64_t t = 4; t < 7; ++t) {
+    const TokenProbe* tok = rec.at(t);
+    ASSERT_NE(tok, nullptr) << t;
+    ASSERT_EQ(tok->layers.size(), 3u);
+    for (int l : {0, 2, 5}) {
+      const LayerProbe* p = tok->layer(l);
+      ASSERT_NE(p, nullptr);
+      const float tag = float(t * 100 + l);
+      EXPECT_EQ(p->delta, std::vector<float>(8, tag));
+      EXPECT_EQ(p->C, std::vector<float>(4, -tag));
+      EXPECT_EQ(p->h.size(), l == 0 ? 32u : 0u);
+      EXPECT_EQ(p->write_strength, tag);
+    }
+  }
+  EXPECT_EQ(rec.at(3), nullptr);
+}
+
+TEST(ProbeRecorder, AFrameMadeFromADroppedTokensBuffersComesBackEmpty) {
+  ProbeRecorder rec(ring_of(1));
+  fill(rec.slot(0, 0), 0, 0, true);
+  fill(rec.slot(0, 1), 0, 1, false);
+  // Token 1 drops token 0; its layer 1 frame records nothing but Δ; layer 7 is new to the ring.
+  LayerProbe& a = rec.slot(1, 1);
+  EXPECT_EQ(a.layer, 1);
+  EXPECT_TRUE(a.delta.empty() && a.gate.empty() && a.h_norm.empty() && a.B.empty() && a.C.empty() && a.h.empty());
+  EXPECT_EQ(a.write_strength, 0.f);
+  EXPECT_EQ(a.read_norm, 0.f);
+  EXPECT_GE(a.delta.capacity(), 8u);  // the dropped token's buffer, not fresh memory
+  a.delta.assign(8, 1.f);
+  LayerProbe& b = rec.slot(1, 7);
+  EXPECT_EQ(b.layer, 7);
+  EXPECT_TRUE(b.delta.empty() && b.h.empty());
+  EXPECT_EQ(b.write_strength, 0.f);
+  LayerProbe& c = rec.slot(1, 9);  // no spare left: a new frame
+  EXPECT_EQ(c.layer, 9);
+  EXPECT_TRUE(c.delta.empty());
+  const TokenProbe* tok = rec.at(1);
+  ASSERT_NE(tok, nullptr);
+  ASSERT_EQ(tok->layers.size(), 3u);
+  EXPECT_EQ(tok->layer(1)->delta, std::vector<float>(8, 1.f));
+  EXPECT_EQ(rec.at(0), nullptr);
+}
+
+TEST(ProbeRecorder, TruncatedAndClearedTokensLeaveNoValuesBehind) {
+  ProbeRecorder rec(ring_of(16));
+  for (int64_t t = 0; t < 4; ++t) fill(rec.slot(t, 0), t, 0, true);
+  rec.truncate(2);  // a fork back to position 2
+  ASSERT_EQ(rec.tokens().size(), 2u);
+  LayerProbe& again = rec.slot(2, 0);
+  EXPECT_TRUE(again.delta.empty() && again.h.empty());
+  fill(again, 2, 0, false);
+  EXPECT_EQ(rec.at(2)->layer(0)->delta, std::vector<float>(8, 200.f));
+  rec.clear();
+  EXPECT_TRUE(rec.tokens().empty());
+  LayerProbe& fresh = rec.slot(10, 0);
+  EXPECT_TRUE(fresh.delta.empty() && fresh.h.empty() && fresh.B.empty());
+  EXPECT_EQ(rec.tokens().front().position, 10);
+}
+
+TEST(ProbeRecorder, APositionBeforeTheRingIsNotStored) {
+  ProbeRecorder rec(ring_of(2));
+  for (int64_t t = 5; t < 8; ++t) fill(rec.slot(t, 0), t, 0, false);
+  LayerProbe& old = rec.slot(5, 0);  // dropped already
+  fill(old, 5, 0, false);
+  EXPECT_EQ(rec.at(5), nullptr);
+  EXPECT_EQ(rec.tokens().size(), 2u);
+  EXPECT_EQ(rec.at(6)->layer(0)->delta, std::vector<float>(8, 600.f));
+}
+
+}  // namespace
+}  // namespace mambascope
