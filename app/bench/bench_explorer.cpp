@@ -25,11 +25,12 @@ void bench_explorer(const Options& o) {
     std::shared_ptr<const Model> model = Model::load(dir);  // tokenizer: assets/ (none beside it)
     std::shared_ptr<Backend> be = make_cuda_backend(model->checkpoint());
     for (bool probes : {false, true}) {
-      ProbePolicy pol;  // the app's (ui/core/engineworker.cpp)
+      ProbePolicy pol;  // the app's (ui/core/engineworker.cpp: a 256 MiB ring)
       pol.enabled = probes;
       pol.capture_h = true;
       pol.h_layers = {0};
-      pol.max_tokens = 1024;
+      const ModelConfig& c = model->config();
+      pol.max_tokens = probe_ring_tokens(c.n_layer, c.d_inner, c.d_state, 1, 256.0 * 1024 * 1024);
       Session session(model, be, pol);
       GenerateRequest r;
       for (int i = 0; i < 16; ++i) r.prompt_ids.push_back(int32_t((i * 7919) % 50000));

@@ -14,6 +14,14 @@ bool ProbePolicy::records_h(int layer) const {
   return h_layers.empty() || std::find(h_layers.begin(), h_layers.end(), layer) != h_layers.end();
 }
 
+int64_t probe_ring_tokens(int64_t n_layer, int64_t d_inner, int64_t d_state, int64_t n_h_layers,
+                          double budget_bytes) {
+  // Δ, the gate and ‖h‖ per channel, B and C per layer; h per kept layer (fp32).
+  const double per_token = 4.0 * (double(n_layer) * (3.0 * double(d_inner) + 2.0 * double(d_state)) +
+                                  double(n_h_layers) * double(d_inner) * double(d_state));
+  return std::clamp<int64_t>(int64_t(budget_bytes / std::max(per_token, 1.0)), 256, 65536);
+}
+
 const LayerProbe* TokenProbe::layer(int l) const {
   for (const auto& p : layers)
     if (p.layer == l) return &p;

@@ -104,5 +104,15 @@ TEST(ProbeRecorder, APositionBeforeTheRingIsNotStored) {
   EXPECT_EQ(rec.at(6)->layer(0)->delta, std::vector<float>(8, 600.f));
 }
 
+TEST(ProbeRecorder, TheAppsRingHoldsAFixedBudgetOfFrames) {
+  constexpr double kMiB = 1024.0 * 1024.0;
+  // 130m: 24 layers × (3 × 1536 + 2 × 16) floats + h of one layer (1536 × 16): 531 KiB a token.
+  EXPECT_EQ(probe_ring_tokens(24, 1536, 16, 1, 256 * kMiB), 493);
+  EXPECT_EQ(probe_ring_tokens(48, 4096, 16, 1, 256 * kMiB), 256);                     // 1.4b: the floor
+  EXPECT_EQ(probe_ring_tokens(64, 5120, 16, 1, 256 * kMiB), 256);                     // 2.8b: the floor
+  EXPECT_EQ(probe_ring_tokens(2, 64, 4, 1, 256 * kMiB), 65536);                       // tiny: the ceiling
+  EXPECT_EQ(probe_ring_tokens(24, 1536, 16, 1, 512 * kMiB), 987);
+}
+
 }  // namespace
 }  // namespace mambascope

@@ -215,9 +215,7 @@ void EngineWorker::applyProbePolicy(ms::Session& session) const {
   policy.capture_h = true;
   policy.h_layers = {m_hLayer};
   // Bound the engine's own ring; the GUI keeps its copies under its own budget.
-  const double perToken = 4.0 * (double(m_info.nLayer) * (3.0 * m_info.dInner + 2.0 * m_info.dState) +
-                                 double(m_info.dInner) * m_info.dState);
-  policy.max_tokens = std::clamp<int64_t>(int64_t(kEngineProbeBudget / std::max(perToken, 1.0)), 256, 65536);
+  policy.max_tokens = ms::probe_ring_tokens(m_info.nLayer, m_info.dInner, m_info.dState, 1, kEngineProbeBudget);
   session.probes() = ms::ProbeRecorder(policy);
 }
 

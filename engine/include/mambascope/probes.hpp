@@ -19,6 +19,11 @@ struct ProbePolicy {
   bool records_h(int layer) const;
 };
 
+// How many tokens of frames (every layer; h of n_h_layers layers) fit in budget_bytes, within
+// [256, 65536]: the bound the app puts on the engine's ring (and the benchmark with it).
+int64_t probe_ring_tokens(int64_t n_layer, int64_t d_inner, int64_t d_state, int64_t n_h_layers,
+                          double budget_bytes);
+
 struct LayerProbe {  // (a new field must also be reset in ProbeRecorder::drop)
   int layer = -1;
   std::vector<float> delta;   // Δ {d_inner} (after softplus)
