@@ -2,11 +2,13 @@
 // gate_silu) over dtypes, every states-per-thread variant and tile length, and awkward shapes:
 // L = 1, odd L, L not a multiple of the tile, long L, d_state 4..64 (odd too), d_inner not a
 // multiple of the block or odd, batch > 1, strided B/C, y written over u, Δ overrides, probe
-// outputs, LTI (constant B, C), chunks of L and balanced spans.
+// outputs, LTI (constant B, C), chunks of L and balanced spans, y rows of any stride and alignment.
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <string>
+#include <utility>
 #include <tuple>
 
 #include "cpu/cpu_ops.hpp"
@@ -345,6 +347,47 @@ TEST(Scan, OutputMayOverwriteTheInput) {
   selective_scan(g.p, nullptr);
   MS_CUDA_CHECK(cudaDeviceSynchronize());
   EXPECT_LT(rel_error(g.output(c), r.y), out_tol(DType::BF16));
+}
+
+// The prep warps of the two-blocks-per-SM variants (8 states per lane here) store two channels'
+// outputs at once where y's rows allow it (even stride and base): every other y layout takes the
+// per-channel stores. Rows with a gap past d (the gap must stay untouched), an odd base, an odd
+// stride; d = 66 leaves one channel pair in the last block of 64 channels. Also the automatic
+// variant.
+TEST(Scan, OutputRowsOfAnyStrideAndAlignment) {
+  SKIP_WITHOUT_GPU();
+  const Shape s{2, 300, 66, 16};
+  for (DType dt : {DType::BF16, DType::F16, DType::F32}) {
+    const ScanCase c = make_case(s, dt, 19);
+    const Reference r = reference(c);
+    const std::pair<int, int> layouts[] = {{0, 68}, {1, 68}, {1, 67}, {0, 67}};  // (offset, ldy)
+    for (int spt : {8, 0})
+      for (auto [offset, ldy] : layouts) {
+        DeviceCase g(c);
+        DeviceBuffer y(size_t(offset + s.batch * s.L * ldy), dt);
+        y.poison();
+        g.p.y = static_cast<char*>(y.get()) + offset * dtype_size(dt);
+        g.p.ldy = ldy;
+        g.p.bsy = s.L * ldy;
+        g.p.states_per_thread = spt;
+        selective_scan(g.p, nullptr);
+        MS_CUDA_CHECK(cudaDeviceSynchronize());
+        const std::vector<float> all = y.download();
+        std::vector<float> out;
+        int untouched = 0;
+        for (int64_t row = 0; row < s.batch * s.L; ++row)
+          for (int col = 0; col < ldy; ++col) {
+            const float v = all[offset + row * ldy + col];
+            if (col < s.d) out.push_back(v);
+            else untouched += std::isnan(v);
+          }
+        const std::string where = std::string(dtype_name(dt)) + " states " + std::to_string(spt) +
+                                  " offset " + std::to_string(offset) + " ldy " + std::to_string(ldy);
+        EXPECT_LT(rel_error(out, r.y), out_tol(dt)) << where;
+        EXPECT_EQ(untouched, s.batch * s.L * (ldy - s.d)) << where;
+        if (offset) EXPECT_TRUE(std::isnan(all[0])) << where;
+      }
+  }
 }
 
 TEST(Scan, DeltaOverridesReplaceDeltaAtTheirTokens) {

@@ -3,7 +3,9 @@
 // per (token, channel) or per (token, state) work, 1/16 of the scan's per-(token, channel, state)
 // work, so it runs on other warps and fills the scan warps' issue gaps. Full tiles take
 // straight-line paths without bounds checks; the last tile, odd shapes, interventions and probes
-// take checked ones.
+// take checked ones. In the two-blocks-per-SM variants of 4 and 8 states per lane a prep thread
+// owns two adjacent channels (PrepLanes): their u, dt and z are one 32-bit shared load and their
+// outputs one 32-bit store, and one address step serves both.
 #pragma once
 
 namespace mambascope::cuda {
@@ -21,26 +23,62 @@ __device__ __forceinline__ float4 load4_f32(const __half* p) {
   const float2 b = __half22float2(*reinterpret_cast<const __half2*>(&v.y));
   return make_float4(a.x, a.y, b.x, b.y);
 }
+// Two consecutive elements (4- or 8-byte aligned) as fp32, and two fp32 stored as two elements.
+__device__ __forceinline__ float2 load2_f32(const float* p) { return *reinterpret_cast<const float2*>(p); }
+__device__ __forceinline__ float2 load2_f32(const __nv_bfloat16* p) {
+  const unsigned v = *reinterpret_cast<const unsigned*>(p);
+  return make_float2(__uint_as_float(v << 16), __uint_as_float(v & 0xffff0000u));
+}
+__device__ __forceinline__ float2 load2_f32(const __half* p) {
+  return __half22float2(*reinterpret_cast<const __half2*>(p));
+}
+__device__ __forceinline__ void store2(float* p, float a, float b) {
+  *reinterpret_cast<float2*>(p) = make_float2(a, b);
+}
+__device__ __forceinline__ void store2(__nv_bfloat16* p, float a, float b) {
+  *reinterpret_cast<__nv_bfloat162*>(p) = __floats2bfloat162_rn(a, b);  // one F2FP pack
+}
+__device__ __forceinline__ void store2(__half* p, float a, float b) {
+  *reinterpret_cast<__half2*>(p) = __floats2half2_rn(a, b);
+}
+// K = 1 or 2 consecutive elements as fp32 / stored from fp32 (a prep thread's channels).
+template <int K, typename T>
+__device__ __forceinline__ void load_n(const T* p, float (&v)[K]) {
+  if constexpr (K == 2) {
+    const float2 a = load2_f32(p);
+    v[0] = a.x, v[1] = a.y;
+  } else {
+    v[0] = to_f32(*p);
+  }
+}
+template <int K, typename T>
+__device__ __forceinline__ void store_n(T* p, const float (&v)[K]) {
+  if constexpr (K == 2) store2(p, v[0], v[1]);
+  else *p = from_f32<T>(v[0]);
+}
 
-// softplus (torch's, threshold 20) without branches: two MUFU ops and selects, so that a prep
-// thread's steps overlap (the compiler turns the C++ ternaries into branches around lg2). Same
-// formulas as cuda_types.cuh's softplus: e = 2^(x·log2 e); e·(1 − e·(1/2 − e/3)) where e < 1e-2,
-// else log2(1 + e)·ln 2; x itself above 20.
+// softplus (torch's, threshold 20) without branches, as max(x, 0) + log1p(e), e = 2^(−|x|·log2 e)
+// in (0, 1]: e cannot overflow, so no threshold select is needed (above 20 the log1p term is
+// under half an ulp of x and the sum rounds to x, torch's result there). log1p(e) by its series
+// e·(1 − e·(1/2 − e/3)) where e < 1e-2 (|x| > ln 100: 1 + e would lose digits and lg2.approx is
+// not accurate near 1), else log2(1 + e)·ln 2; max(x, 0) is folded into the last FMA of each.
+// Two MUFU ops, 11 instructions (the compiler would turn C++ ternaries into branches around lg2,
+// so that a prep thread's steps no longer overlap).
 __device__ __forceinline__ float softplus_select(float x) {
   float r;
-  asm("{\n\t.reg .f32 e, s, l;\n\t.reg .pred p, q;\n\t"
-      "mul.ftz.f32 e, %1, 0f3FB8AA3B;\n\t"
+  asm("{\n\t.reg .f32 a, e, m, s, l;\n\t.reg .pred p;\n\t"
+      "abs.ftz.f32 a, %1;\n\t"
+      "mul.ftz.f32 e, a, 0fBFB8AA3B;\n\t"
       "ex2.approx.ftz.f32 e, e;\n\t"
+      "max.ftz.f32 m, %1, 0f00000000;\n\t"
+      "setp.gt.ftz.f32 p, a, 0f40935D8E;\n\t"
       "fma.rn.ftz.f32 s, e, 0f3EAAAAAB, 0fBF000000;\n\t"
       "fma.rn.ftz.f32 s, e, s, 0f3F800000;\n\t"
-      "mul.ftz.f32 s, e, s;\n\t"
+      "fma.rn.ftz.f32 s, e, s, m;\n\t"
       "add.ftz.f32 l, e, 0f3F800000;\n\t"
       "lg2.approx.ftz.f32 l, l;\n\t"
-      "mul.ftz.f32 l, l, 0f3F317218;\n\t"
-      "setp.lt.ftz.f32 p, e, 0f3C23D70A;\n\t"
-      "selp.f32 l, s, l, p;\n\t"
-      "setp.gt.ftz.f32 q, %1, 0f41A00000;\n\t"
-      "selp.f32 %0, %1, l, q;\n\t}"
+      "fma.rn.ftz.f32 l, l, 0f3F317218, m;\n\t"
+      "selp.f32 %0, s, l, p;\n\t}"
       : "=f"(r)
       : "f"(x));
   return r;
@@ -197,32 +235,46 @@ __device__ __forceinline__ void prep_bc(const ScanSmem& lay, const unsigned char
   }
 }
 
-// A prep thread's fixed view of the problem: items are (channel, four steps); a thread keeps
-// its channel and walks step quads.
+// Where prep threads sit: a thread owns CPT adjacent channels c, .., c + CPT - 1 (c = CPT·(pt mod
+// CB/CPT)) and walks the step quads tq0, tq0 + kStep, ... (kStep threads per channel group).
+// Two channels per thread cut the fast paths' instructions per (token, channel) from ~18 to ~16
+// (Δ) and ~16 to ~11 (finish), but paid only where two blocks share an SM (H200, session 6:
+// 8 × 1536 × 2048 and 8 × 4096 × 8192 3-6% faster); with one block per SM (the wide 4-state
+// variant, and 2 states per lane at 1536 × 2048) the same change was 1-12% slower, so those,
+// and the variants not measured, keep one channel per thread.
+template <class V>
+struct PrepLanes {
+  static constexpr int CB = kScanWarps * V::CW;  // channels per block
+  static constexpr int CPT = V::kMinBlocks == 2 && (V::S == 4 || V::S == 8) ? 2 : 1;
+  static constexpr int kGroups = CB / CPT;                 // channel groups per block
+  static constexpr int kStep = V::kPrepThreads / kGroups;  // threads per group: the quad stride
+};
+
+// A prep thread's fixed view of one of its two channels: items are (channel, four steps).
 template <typename T>
 struct PrepCtx {
   T* gy;        // this batch's y
   const T* gz;  // this batch's z, or null (no gate)
-  int b, c, gc, tq0, d;
+  int b, gc, tq0, d;
   bool cvalid;
   float bias, Dc, dconst;  // Δ bias, D, and Δ of constant-Δ (LTI) layers
 };
 
-// Checked Δ prep for every other case (last tile, channels past d, constant or plain Δ,
-// interventions, the Δ probe): kept out of line so that the hot path stays small in the
-// instruction cache.
+// Checked Δ prep of one channel for every other case (last tile, channels past d, constant or
+// plain Δ, interventions, the Δ probe): kept out of line so that the hot path stays small in
+// the instruction cache. Padded steps and channels get Δ = 0 (h passes unchanged).
 template <typename T, class V>
 __device__ __noinline__ void prep_du_checked(const ScanParams& p, const PrepCtx<T>& x,
                                              const T* ru, const T* rdt, float* du, int64_t t0,
                                              int nt, int tt) {
-  constexpr int CB = kScanWarps * V::CW, kStep = V::kPrepThreads / CB;
+  constexpr int CB = PrepLanes<V>::CB, kStep = PrepLanes<V>::kStep;
   const bool have_dt = p.dt_const == nullptr;
   for (int tq = x.tq0; tq < tt / 4; tq += kStep) {
     float dl[4], dx[4];
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
       const int t = 4 * tq + j;
-      dl[j] = dx[j] = 0.f;  // padded steps and channels: h passes unchanged
+      dl[j] = dx[j] = 0.f;
       if (x.cvalid && t < nt) {
         float delta = x.dconst;
         if (have_dt) {
@@ -241,12 +293,13 @@ __device__ __noinline__ void prep_du_checked(const ScanParams& p, const PrepCtx<
   }
 }
 
-// Checked output finish (last tile, no gate, the y-before-gate probe), out of line.
+// Checked output finish of one valid channel (last tile, no gate, the y-before-gate probe, a
+// pair straddling d or a y that 32-bit stores cannot take), out of line.
 template <typename T, class V>
 __device__ __noinline__ void finish_checked(const ScanParams& p, const PrepCtx<T>& x,
                                             const T* ru, const T* rz, const float* pq0,
                                             int64_t t0, int nt) {
-  constexpr int CB = kScanWarps * V::CW, kStep = V::kPrepThreads / CB;
+  constexpr int CB = PrepLanes<V>::CB, kStep = PrepLanes<V>::kStep;
   T* ty = x.gy + t0 * p.ldy + x.gc;
   float* typre = p.ypre_out ? p.ypre_out + (int64_t(x.b) * p.L + t0) * x.d + x.gc : nullptr;
   for (int tq = x.tq0; 4 * tq < nt; tq += kStep) {
@@ -266,15 +319,16 @@ __device__ __noinline__ void finish_checked(const ScanParams& p, const PrepCtx<T
 
 // The prep warps: copies two tiles ahead, operands one tile ahead, outputs one tile behind.
 // Stages are runtime values here (one copy of the code); full tiles of the usual layer (Δ with
-// softplus, a gate, no probes) take the inline fast paths.
+// softplus, a gate, no probes) take the inline fast paths, CPT channels at a time.
 template <typename T, class V>
 __device__ __forceinline__ void prep_warps(const ScanParams& p, const ScanLaunch& k,
                                            const ScanSmem& lay, unsigned char* smem, int pt,
                                            const ScanItem& it, int64_t ntiles) {
-  constexpr int CB = kScanWarps * V::CW;    // channels per block
-  constexpr int kStep = V::kPrepThreads / CB;  // threads per channel: a thread's step-quad stride
-  // Step quads in flight per prep thread: more where registers allow (one block per SM).
-  constexpr int kQuads = V::kMinBlocks == 1 ? 4 : 2;
+  using Lanes = PrepLanes<V>;
+  constexpr int CB = Lanes::CB, CPT = Lanes::CPT, kStep = Lanes::kStep;
+  // Step quads of a channel group in flight per prep thread: more where registers allow (one
+  // block per SM).
+  constexpr int kQuads = (V::kMinBlocks == 1 ? 4 : 2) / CPT;
   const int d = p.d, tt = k.tt, rsd = lay.rsd, b = it.b, c0 = it.c0;
   // Pointers start at the block's first token (it.tb > 0 only for chunks of L, which take no
   // probes or interventions: those index by the whole call's token).
@@ -284,27 +338,36 @@ __device__ __forceinline__ void prep_warps(const ScanParams& p, const ScanLaunch
   const T* gz = p.z ? static_cast<const T*>(p.z) + b * p.bsz + tb * p.ldz : nullptr;
   const T* gB = p.B_const ? nullptr : static_cast<const T*>(p.B) + b * p.bsb + tb * p.ldb;
   const T* gC = p.B_const ? nullptr : static_cast<const T*>(p.C) + b * p.bsc + tb * p.ldc;
-  PrepCtx<T> x{};
-  x.gy = static_cast<T*>(p.y) + b * p.bsy + tb * p.ldy;
-  x.gz = gz;
-  x.b = b;
-  x.c = pt % CB;
-  x.gc = c0 + x.c;
-  x.tq0 = pt / CB;
-  x.d = d;
-  x.cvalid = x.gc < d;
-  x.bias = x.cvalid && p.dt_bias ? p.dt_bias[x.gc] : 0.f;
-  x.Dc = x.cvalid && p.D ? p.D[x.gc] : 0.f;
-  const float xk = (x.cvalid && p.dt_const ? p.dt_const[x.gc] : 0.f) + x.bias;  // constant Δ
-  x.dconst = p.dt_softplus ? softplus(xk) : xk;
-  const int c = x.c, tq0 = x.tq0;
-  const float bias = x.bias, Dc = x.Dc;
-  // The usual layer takes the fast paths on full tiles.
-  const bool fast_prep = x.cvalid && gdt && p.dt_softplus && !p.n_overrides && !p.delta_out;
-  const bool fast_finish = x.cvalid && gz && !p.ypre_out;
-  // The channel's row of C·h sums in an output stage.
-  const int prow = c * lay.rsp;
-  const int64_t ldy = p.ldy;
+  // The thread's first channel and first step quad.
+  const int c = CPT * (pt % Lanes::kGroups), tq0 = pt / Lanes::kGroups;
+  T* gy = static_cast<T*>(p.y) + b * p.bsy + tb * p.ldy;
+  PrepCtx<T> x[CPT];
+  float bias[CPT], Dc[CPT];
+#pragma unroll
+  for (int i = 0; i < CPT; ++i) {
+    x[i].gy = gy;
+    x[i].gz = gz;
+    x[i].b = b;
+    x[i].gc = c0 + c + i;
+    x[i].tq0 = tq0;
+    x[i].d = d;
+    x[i].cvalid = x[i].gc < d;
+    x[i].bias = bias[i] = x[i].cvalid && p.dt_bias ? p.dt_bias[x[i].gc] : 0.f;
+    x[i].Dc = Dc[i] = x[i].cvalid && p.D ? p.D[x[i].gc] : 0.f;
+    const float xk = (x[i].cvalid && p.dt_const ? p.dt_const[x[i].gc] : 0.f) + bias[i];  // constant Δ
+    x[i].dconst = p.dt_softplus ? softplus(xk) : xk;
+  }
+  const bool all_valid = x[CPT - 1].cvalid;
+  // The usual layer takes the fast paths on full tiles where all the thread's channels are
+  // real; the finish also needs y rows that take CPT-element stores (even strides, aligned base)
+  // and a row stride that fits 32 bits (a row step is then one IMAD.WIDE).
+  const bool fast_prep = all_valid && gdt && p.dt_softplus && !p.n_overrides && !p.delta_out;
+  const bool y_rows = CPT == 1 || (reinterpret_cast<uintptr_t>(p.y) % (CPT * sizeof(T)) == 0 &&
+                                   p.ldy % CPT == 0 && p.bsy % CPT == 0);
+  const bool fast_finish = all_valid && gz && !p.ypre_out && y_rows && p.ldy <= 0x7fffffff;
+  // The channels' rows of C·h sums in an output stage.
+  const int prow = c * lay.rsp, rsp = lay.rsp;
+  const int ldy = int(p.ldy);  // (fast finish only)
   T* zst = reinterpret_cast<T*>(smem + lay.z0);  // z of the tile being finished
 
   auto raw_stage = [&](int64_t tile) { return smem + lay.raw0 + int(tile % 3) * lay.raw_stage; };
@@ -332,30 +395,42 @@ __device__ __forceinline__ void prep_warps(const ScanParams& p, const ScanLaunch
     unsigned char* prep = smem + lay.prep0 + st * lay.prep_stage;
     const T* ru = reinterpret_cast<const T*>(raw + lay.raw_u) + c;
     const T* rdt = reinterpret_cast<const T*>(raw + lay.raw_dt) + c;
-    float* du = reinterpret_cast<float*>(prep + lay.du) + c * rsd;
+    float* du = reinterpret_cast<float*>(prep + lay.du) + c * rsd;  // rows c .. c + CPT - 1
     const int nt = tile_len(tile);
     if (fast_prep && nt == tt) {
 #pragma unroll kQuads
       for (int tq = tq0; tq < tt / 4; tq += kStep) {
-        float dl[4], dx[4];
+        float dl[CPT][4], dx[CPT][4];
 #pragma unroll
         for (int j = 0; j < 4; ++j) {
           const int t = 4 * tq + j;
-          dl[j] = softplus_select(to_f32(rdt[t * CB]) + bias);
-          dx[j] = dl[j] * to_f32(ru[t * CB]);
+          float dv[CPT], uv[CPT];
+          load_n<CPT>(rdt + t * CB, dv);
+          load_n<CPT>(ru + t * CB, uv);
+#pragma unroll
+          for (int i = 0; i < CPT; ++i) {
+            dl[i][j] = softplus_select(dv[i] + bias[i]);
+            dx[i][j] = dl[i][j] * uv[i];
+          }
         }
-        *reinterpret_cast<float4*>(du + 8 * tq) = make_float4(dl[0], dx[0], dl[1], dx[1]);
-        *reinterpret_cast<float4*>(du + 8 * tq + 4) = make_float4(dl[2], dx[2], dl[3], dx[3]);
+#pragma unroll
+        for (int i = 0; i < CPT; ++i) {
+          float* dq = du + i * rsd + 8 * tq;
+          *reinterpret_cast<float4*>(dq) = make_float4(dl[i][0], dx[i][0], dl[i][1], dx[i][1]);
+          *reinterpret_cast<float4*>(dq + 4) = make_float4(dl[i][2], dx[i][2], dl[i][3], dx[i][3]);
+        }
       }
     } else {
-      prep_du_checked<T, V>(p, x, ru, rdt, du, tile * tt, nt, tt);
+#pragma unroll
+      for (int i = 0; i < CPT; ++i)
+        prep_du_checked<T, V>(p, x[i], ru + i, rdt + i, du + i * rsd, tile * tt, nt, tt);
     }
     if (gB) prep_bc<T, V>(lay, raw, prep, pt, p.N, nt, tt);
   };
 
   // C·h + D·u, · SiLU(z), stored.
   auto finish = [&](int64_t tile, int st) {
-    if (!x.cvalid) return;
+    if (!x[0].cvalid) return;
     const unsigned char* raw = raw_stage(tile);
     const T* ru = reinterpret_cast<const T*>(raw + lay.raw_u) + c;
     const T* rz = zst + c;
@@ -363,20 +438,30 @@ __device__ __forceinline__ void prep_warps(const ScanParams& p, const ScanLaunch
     const int64_t t0 = tile * tt;
     const int nt = tile_len(tile);
     if (!(fast_finish && nt == tt)) {
-      finish_checked<T, V>(p, x, ru, rz, pq0, t0, nt);
+#pragma unroll
+      for (int i = 0; i < CPT; ++i)
+        if (x[i].cvalid) finish_checked<T, V>(p, x[i], ru + i, rz + i, pq0 + i * rsp, t0, nt);
       return;
     }
-    T* ty = x.gy + t0 * ldy + x.gc;
+    T* ty = gy + t0 * p.ldy + x[0].gc;
 #pragma unroll kQuads
     for (int tq = tq0; tq < tt / 4; tq += kStep) {
-      const float4 acc = lds4(pq0 + 4 * tq);
-      const float y4[4] = {acc.x, acc.y, acc.z, acc.w};
-      T* yq = ty + (4 * tq) * ldy;
+      float acc[CPT][4];
+#pragma unroll
+      for (int i = 0; i < CPT; ++i) {
+        const float4 a = lds4(pq0 + i * rsp + 4 * tq);
+        acc[i][0] = a.x, acc[i][1] = a.y, acc[i][2] = a.z, acc[i][3] = a.w;
+      }
+      T* yq = ty + int64_t(4 * tq) * ldy;
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
         const int t = 4 * tq + j;
-        const float yv = fmaf(Dc, to_f32(ru[t * CB]), y4[j]) * gate_silu<T>(to_f32(rz[t * CB]));
-        *yq = from_f32<T>(yv);
+        float uv[CPT], zv[CPT], yv[CPT];
+        load_n<CPT>(ru + t * CB, uv);
+        load_n<CPT>(rz + t * CB, zv);
+#pragma unroll
+        for (int i = 0; i < CPT; ++i) yv[i] = fmaf(Dc[i], uv[i], acc[i][j]) * gate_silu<T>(zv[i]);
+        store_n<CPT>(yq, yv);
         yq += ldy;
       }
     }
