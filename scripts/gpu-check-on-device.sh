@@ -4,8 +4,9 @@
 #
 #   scripts/gpu-check-on-device.sh pack BUILD_DIR [OUT_DIR]   (here) bundles, into OUT_DIR
 #       (default .carry/gpu): bin.txz = cuda_tests, engine_tests, mambascope-bench and
-#       mambascope-cli, stripped (xz: the four share their kernels, ~14 MB against ~24 as gzip, so
-#       that the working tree + both archives stay under the 64 MiB carry limit); libs.tgz = the Debian libraries they load that the device lacks
+#       mambascope-cli, stripped (xz -9e: its 64 MiB window spans all four binaries, which share
+#       their kernels: ~6 MB against ~20 at xz -6 and more as gzip, so that the working tree + both
+#       archives stay under the 64 MiB carry limit); libs.tgz = the Debian libraries they load that the device lacks
 #       (OpenBLAS, FFTW, SentencePiece and their runtime dependencies). BUILD_DIR is a CUDA build,
 #       e.g. `cmake -S . -B build-cuda -G Ninja -DCMAKE_BUILD_TYPE=Release
 #       -DCMAKE_CUDA_ARCHITECTURES=90 -DMAMBASCOPE_UI=OFF`.
@@ -34,7 +35,7 @@ pack() {
       *) cp -L "$f" "$stage/lib/" ;;
     esac
   done
-  tar -C "$stage/bin" -cf - . | xz -T2 -6 > "$out/bin.txz" || exit 1
+  tar -C "$stage/bin" -cf - . | xz -T2 -9e > "$out/bin.txz" || exit 1
   rm -f "$out/bin.tgz"
   tar -C "$stage/lib" -czf "$out/libs.tgz" .
   rm -rf "$stage"

@@ -288,53 +288,64 @@ void ProbeRing::pop() {
 }
 
 // Fills the recorder from one layer's captured tensors, like the CPU backend does.
-void CudaBackend::record_probes(ProbeRecorder& rec, int layer, int64_t position, int64_t L,
-                                const LayerCaptureView& cap) const {
+CudaBackend::FrozenMeans CudaBackend::frozen_means(int layer) const {
+  FrozenMeans m;
+  if (!frozen_) return m;
   const int64_t di = cfg_.d_inner, N = cfg_.d_state;
-  std::vector<float> Bm(size_t(N), 0.f), Cm(size_t(N), 0.f), Bsq(size_t(di), 0.f);
   // A frozen layer (an LTI model, or Δ, B, C frozen for this call) has per-channel B, C: the
   // probe shows their means; the write strength needs Σ_n B[c,n]²; Δ is the frozen Δ.
-  const FrozenSsm* fz = frozen_ ? &frozen_->host() : nullptr;
+  m.fz = &frozen_->host();
+  m.B.assign(size_t(N), 0.f);
+  m.C.assign(size_t(N), 0.f);
+  m.Bsq.assign(size_t(di), 0.f);
+  const float* Bl = m.fz->B.data() + layer * di * N;
+  const float* Cl = m.fz->C.data() + layer * di * N;
+  for (int64_t c = 0; c < di; ++c)
+    for (int64_t n = 0; n < N; ++n) {
+      m.B[n] += Bl[c * N + n] / float(di);
+      m.C[n] += Cl[c * N + n] / float(di);
+      m.Bsq[c] += Bl[c * N + n] * Bl[c * N + n];
+    }
+  return m;
+}
+
+void CudaBackend::fill_probe(LayerProbe& p, int layer, int64_t i, const LayerCaptureView& cap,
+                             const FrozenMeans& fm) const {
+  const int64_t di = cfg_.d_inner, N = cfg_.d_state;
+  const FrozenSsm* fz = fm.fz;
+  if (fz) p.delta.assign(fz->delta.begin() + layer * di, fz->delta.begin() + (layer + 1) * di);
+  else p.delta.assign(cap.delta + i * di, cap.delta + (i + 1) * di);
+  p.h_norm.assign(cap.hnorm + i * di, cap.hnorm + (i + 1) * di);
+  if (cap.gate) {
+    p.gate.assign(cap.gate + i * di, cap.gate + (i + 1) * di);
+  } else {
+    p.gate.resize(size_t(di));
+    for (int64_t c = 0; c < di; ++c) p.gate[c] = silu_h(cap.z[i * di + c]);
+  }
   if (fz) {
-    const float* Bl = fz->B.data() + layer * di * N;
-    const float* Cl = fz->C.data() + layer * di * N;
-    for (int64_t c = 0; c < di; ++c)
-      for (int64_t n = 0; n < N; ++n) {
-        Bm[n] += Bl[c * N + n] / float(di);
-        Cm[n] += Cl[c * N + n] / float(di);
-        Bsq[c] += Bl[c * N + n] * Bl[c * N + n];
-      }
+    p.B = fm.B;
+    p.C = fm.C;
+  } else {
+    p.B.assign(cap.B + i * N, cap.B + (i + 1) * N);
+    p.C.assign(cap.C + i * N, cap.C + (i + 1) * N);
   }
-  const int64_t keep = L - cap.first;
-  for (int64_t i = 0; i < keep; ++i) {
-    LayerProbe& p = rec.slot(position + cap.first + i, layer);
-    if (fz) p.delta.assign(fz->delta.begin() + layer * di, fz->delta.begin() + (layer + 1) * di);
-    else p.delta.assign(cap.delta + i * di, cap.delta + (i + 1) * di);
-    p.h_norm.assign(cap.hnorm + i * di, cap.hnorm + (i + 1) * di);
-    if (cap.gate) {
-      p.gate.assign(cap.gate + i * di, cap.gate + (i + 1) * di);
-    } else {
-      p.gate.resize(size_t(di));
-      for (int64_t c = 0; c < di; ++c) p.gate[c] = silu_h(cap.z[i * di + c]);
-    }
-    if (fz) {
-      p.B = Bm;
-      p.C = Cm;
-    } else {
-      p.B.assign(cap.B + i * N, cap.B + (i + 1) * N);
-      p.C.assign(cap.C + i * N, cap.C + (i + 1) * N);
-    }
-    double b2 = 0, c2 = 0, w2 = 0;
-    for (int64_t n = 0; n < N; ++n) b2 += double(p.B[n]) * p.B[n], c2 += double(p.C[n]) * p.C[n];
-    for (int64_t c = 0; c < di; ++c) {
-      const double du = double(p.delta[c]) * cap.u[i * di + c];
-      w2 += du * du * (fz ? double(Bsq[c]) : b2);
-    }
-    p.write_strength = float(std::sqrt(w2));
-    p.read_norm = float(std::sqrt(c2));
-    if (cap.h) p.h.assign(cap.h + i * di * N, cap.h + (i + 1) * di * N);
-    else p.h.clear();
+  double b2 = 0, c2 = 0, w2 = 0;
+  for (int64_t n = 0; n < N; ++n) b2 += double(p.B[n]) * p.B[n], c2 += double(p.C[n]) * p.C[n];
+  for (int64_t c = 0; c < di; ++c) {
+    const double du = double(p.delta[c]) * cap.u[i * di + c];
+    w2 += du * du * (fz ? double(fm.Bsq[c]) : b2);
   }
+  p.write_strength = float(std::sqrt(w2));
+  p.read_norm = float(std::sqrt(c2));
+  if (cap.h) p.h.assign(cap.h + i * di * N, cap.h + (i + 1) * di * N);
+  else p.h.clear();
+}
+
+void CudaBackend::record_probes(ProbeRecorder& rec, int layer, int64_t position, int64_t L,
+                                const LayerCaptureView& cap) const {
+  const FrozenMeans fm = frozen_means(layer);
+  for (int64_t i = 0; i < L - cap.first; ++i)
+    fill_probe(rec.slot(position + cap.first + i, layer), layer, i, cap, fm);
 }
 
 void set_probe_staging_bytes(Backend& backend, size_t bytes) {

@@ -282,6 +282,13 @@ class CudaBackend final : public Backend {
   void sync_step();                     // waits for the stream; names a stuck fused step
   void record_probes(ProbeRecorder& rec, int layer, int64_t position, int64_t L,
                      const LayerCaptureView& cap) const;
+  // One frame: token i of `cap` (layer `layer`); frozen_means(layer) where frozen_ is set.
+  struct FrozenMeans {
+    const FrozenSsm* fz = nullptr;
+    std::vector<float> B, C, Bsq;  // {d_state}, {d_state}, {d_inner}
+  };
+  FrozenMeans frozen_means(int layer) const;
+  void fill_probe(LayerProbe& p, int layer, int64_t i, const LayerCaptureView& cap, const FrozenMeans& fm) const;
   // Turns landed probe slots into recorder frames, oldest first, waiting for the first
   // `wait_for` of them (0: only those already landed; SIZE_MAX: all, at the call's end).
   void drain_probes(ProbeRecorder& rec, int64_t position, int64_t L, const ProbeSlotLayout& lay,
