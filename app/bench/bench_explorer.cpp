@@ -2,6 +2,7 @@
 // probes (the CLI's generate and chat) and with the app's probe policy (every layer, h of one
 // layer); on the GPU the steps after the first sample on the device either way. The tokens/s are the Session's own decode timing, on a
 // random bf16 checkpoint with the GPT-NeoX tokenizer from assets/, beside `--models`' rates.
+#include <cstdlib>
 #include <stdexcept>
 #include <vector>
 
@@ -12,6 +13,7 @@
 #include "mambascope/session.hpp"
 
 #if MAMBASCOPE_HAVE_CUDA
+#include "cpu/parallel_for.hpp"
 #include "cuda/cuda_backend.hpp"
 #endif
 
@@ -20,6 +22,9 @@ namespace mambascope::bench {
 void bench_explorer(const Options& o) {
 #if MAMBASCOPE_HAVE_CUDA
   const int n = std::min(o.decode_tokens, 256);
+  // The host's worker threads, which fill the probe frames (MAMBASCOPE_BENCH_THREADS=<n>: a
+  // measurement of how that scales; default all cores, as in the app).
+  if (const char* t = std::getenv("MAMBASCOPE_BENCH_THREADS")) cpu::set_num_threads(std::atoi(t));
   for (const std::string& name : o.models) {
     const auto dir = checkpoint_for(o, name)->dir();
     std::shared_ptr<const Model> model = Model::load(dir);  // tokenizer: assets/ (none beside it)
@@ -41,28 +46,45 @@ void bench_explorer(const Options& o) {
       session.generate(r, {});
       r.prompt_ids.clear();
       r.max_new_tokens = n;
-      std::vector<double> rates;
-      const cuda::RecordedDecodeStats s0 = cuda::recorded_decode_stats(*be);
-      for (int rep = 0; rep < 3; ++rep) {
-        const GenerateResult res = session.generate(r, {});
-        if (res.reason == StopReason::Error) throw std::runtime_error(res.error);
-        rates.push_back(res.new_tokens / res.decode_seconds);
-      }
-      const double tps = median(rates);
+      // Three sessions' worth of n tokens, timed by the session; with probes, the host's share
+      // of a recorded token too (waiting for its slots, turning them into frames, the Session's
+      // own work). Measured twice: while the recorder's ring fills (every frame fresh memory, as
+      // at the start of the app's session) and once it is full (frames reuse dropped ones).
+      auto measure = [&](nlohmann::json& j, const char* suffix) {
+        std::vector<double> rates;
+        const cuda::RecordedDecodeStats s0 = cuda::recorded_decode_stats(*be);
+        for (int rep = 0; rep < 3; ++rep) {
+          const GenerateResult res = session.generate(r, {});
+          if (res.reason == StopReason::Error) throw std::runtime_error(res.error);
+          rates.push_back(res.new_tokens / res.decode_seconds);
+        }
+        const std::string sf = suffix;
+        const double tps = median(rates);
+        j["tok_per_s" + sf] = tps;
+        j["us_per_token" + sf] = 1e6 / tps;
+        const cuda::RecordedDecodeStats s1 = cuda::recorded_decode_stats(*be);
+        if (const int64_t k = s1.steps - s0.steps; k > 0) {
+          j["host_wait_us" + sf] = 1e6 * (s1.wait_s - s0.wait_s) / double(k);
+          j["host_record_us" + sf] = 1e6 * (s1.record_s - s0.record_s) / double(k);
+          j["host_session_us" + sf] = 1e6 * (s1.caller_s - s0.caller_s) / double(k);
+        }
+      };
       nlohmann::json j = {{"bench", "explorer_decode"}, {"model", name}, {"backend", "cuda"},
                           {"probes", probes ? "every layer, h of layer 0" : "off"}, {"tokens", n},
-                          {"tok_per_s", tps}, {"us_per_token", 1e6 / tps},
+                          {"probe_ring_tokens", pol.max_tokens},
                           {"path", probes ? "Session: recorded step (" + cuda::decode_path(*be) +
                                                 ") + device sampling, one graph per token, one step ahead"
                                           : "Session: " + cuda::decode_path(*be) +
                                                 " step + device sampling after the first token"}};
-      // The host's share of a recorded token: waiting for its slots, turning them into frames,
-      // and the Session's own work (on_token).
-      const cuda::RecordedDecodeStats s1 = cuda::recorded_decode_stats(*be);
-      if (const int64_t k = s1.steps - s0.steps; k > 0) {
-        j["host_wait_us"] = 1e6 * (s1.wait_s - s0.wait_s) / double(k);
-        j["host_record_us"] = 1e6 * (s1.record_s - s0.record_s) / double(k);
-        j["host_session_us"] = 1e6 * (s1.caller_s - s0.caller_s) / double(k);
+      measure(j, "");
+      if (probes) {
+        const int64_t held = int64_t(session.probes().tokens().size());
+        if (held < pol.max_tokens) {  // fill the ring
+          GenerateRequest fill = r;
+          fill.max_new_tokens = int(pol.max_tokens - held + 1);
+          session.generate(fill, {});
+        }
+        measure(j, "_ring_full");
       }
       emit(j);
     }

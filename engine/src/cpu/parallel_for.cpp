@@ -24,8 +24,7 @@ class Pool {
   void resize(int n) {
     stop();
     stopping_ = false;
-    // New workers must not mistake the last finished job for a new one.
-    for (int i = 1; i < n; ++i) workers_.emplace_back([this, i, g = generation_] { loop(i, g); });
+    for (int i = 1; i < n; ++i) workers_.emplace_back([this] { loop(); });
   }
 
   void run(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
@@ -40,41 +39,62 @@ class Pool {
       fn_ = &fn;
       n_ = n;
       parts_ = parts;
+      next_part_ = 1;  // part 0 is the caller's
       pending_ = parts - 1;
       error_ = nullptr;
-      ++generation_;
     }
-    cv_.notify_all();
+    // Wake only as many workers as there are parts: a worker claims whichever part is next, so
+    // any of them will do, and the rest sleep on (waking every worker for a small job had them
+    // queue on the mutex: H200 host, 16 threads, a job of 8 parts cost ~170 µs more than 4).
+    for (int i = 1; i < parts; ++i) cv_.notify_one();
     std::exception_ptr mine;
     try {
-      chunk(0);
+      chunk(fn, n, parts, 0);
     } catch (...) {
       mine = std::current_exception();
     }
     std::unique_lock g(m_);
+    // Parts no worker has claimed yet (still waking) are the caller's.
+    while (next_part_ < parts_) {
+      const int part = next_part_++;
+      g.unlock();
+      try {
+        chunk(fn, n, parts, part);
+      } catch (...) {
+        if (!mine) mine = std::current_exception();
+      }
+      g.lock();
+      --pending_;
+    }
     done_cv_.wait(g, [&] { return pending_ == 0; });
     fn_ = nullptr;
+    parts_ = next_part_ = 0;
     if (mine) std::rethrow_exception(mine);
     if (error_) std::rethrow_exception(error_);
   }
 
  private:
-  void chunk(int part) {
-    int64_t begin = n_ * part / parts_, end = n_ * (part + 1) / parts_;
-    if (begin < end) (*fn_)(begin, end);
+  static void chunk(const std::function<void(int64_t, int64_t)>& fn, int64_t n, int parts, int part) {
+    int64_t begin = n * part / parts, end = n * (part + 1) / parts;
+    if (begin < end) fn(begin, end);
   }
 
-  void loop(int index, uint64_t seen) {
+  // A worker sleeps until a job has an unclaimed part, claims it under the lock (the job stays
+  // alive until every claimed part is done: the caller waits for pending_ == 0), runs it, and
+  // looks for another.
+  void loop() {
+    std::unique_lock g(m_);
     for (;;) {
-      std::unique_lock g(m_);
-      cv_.wait(g, [&] { return stopping_ || generation_ != seen; });
+      cv_.wait(g, [&] { return stopping_ || next_part_ < parts_; });
       if (stopping_) return;
-      seen = generation_;
-      if (index >= parts_) continue;
+      const int part = next_part_++;
+      const auto* fn = fn_;
+      const int64_t n = n_;
+      const int parts = parts_;
       g.unlock();
       std::exception_ptr err;
       try {
-        chunk(index);
+        chunk(*fn, n, parts, part);
       } catch (...) {
         err = std::current_exception();
       }
@@ -99,8 +119,7 @@ class Pool {
   std::vector<std::thread> workers_;
   const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
   int64_t n_ = 0;
-  int parts_ = 0, pending_ = 0;
-  uint64_t generation_ = 0;
+  int parts_ = 0, next_part_ = 0, pending_ = 0;
   bool stopping_ = false;
   std::exception_ptr error_;
 };

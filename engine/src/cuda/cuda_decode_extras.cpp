@@ -323,10 +323,13 @@ void CudaBackend::unpack_extras(const ExtrasPlan& plan, const ForwardOptions& op
   std::vector<FrozenMeans> means(frames.size());
   if (frozen_)
     for (size_t k = 0; k < frames.size(); ++k) means[k] = frozen_means(frames[k].first);
-  // Tasks of >= ~64 KB of frames each: a small model's token stays on this thread (waking the
-  // pool costs tens of µs).
-  const int64_t grain = std::max<int64_t>(1, 65536 / (12 * di + 8 * N));
-  cpu::parallel_for(int64_t(frames.size()), grain, [&](int64_t k0, int64_t k1) {
+  // Tasks of >= ~64 KB of frames each (a small model's token stays on this thread: waking the
+  // pool costs tens of µs), and at most 4 (H200 host, mambascope-bench --explorer: 130m while the
+  // ring fills 337 µs a token with 8 tasks on 16 threads, 169 with 4 on 4; 2.8b's step hides
+  // either).
+  const int64_t nf = int64_t(frames.size());
+  const int64_t grain = std::max<int64_t>({1, 65536 / (12 * di + 8 * N), (nf + 3) / 4});
+  cpu::parallel_for(nf, grain, [&](int64_t k0, int64_t k1) {
     for (int64_t k = k0; k < k1; ++k)
       fill_probe(*dst[size_t(k)], frames[size_t(k)].first, 0, frames[size_t(k)].second, means[size_t(k)]);
   });
