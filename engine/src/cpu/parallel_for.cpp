@@ -4,7 +4,6 @@
 #include <cblas.h>
 
 #include <algorithm>
-#include <atomic>
 #include <condition_variable>
 #include <exception>
 #include <mutex>

@@ -1,8 +1,8 @@
 // Recurrent steps that record probes, SSM outputs or residuals: the explorer's decode path. The
 // fused step (where it runs, else the per-layer kernels) writes each recorded layer's values
-// into compact device slots (only the
-// layers the capture policy records, h only where it keeps h); the step, those slots' one copy to
-// pinned memory and the logits' copy are captured once into a CUDA graph and replayed per token.
+// into compact device slots (only the layers the capture policy records, h only where it keeps
+// h); the step, those slots' one copy to pinned memory and the logits' copy are captured once
+// into a CUDA graph and replayed per token.
 // forward() waits for each token's copy. generate() runs one step ahead of the host, with two
 // sets of slots: while the GPU computes token t + 1, a copy stream brings token t's slots to the
 // host and the host turns them into probe frames; the step run ahead is undone if the host then
