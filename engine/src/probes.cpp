@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include "frame_reserve.hpp"
+
 namespace mambascope {
 
 bool ProbePolicy::records_layer(int layer) const {
@@ -28,14 +30,43 @@ const LayerProbe* TokenProbe::layer(int l) const {
   return nullptr;
 }
 
+ProbeRecorder::ProbeRecorder(ProbePolicy policy) : policy_(std::move(policy)) {}
+ProbeRecorder::~ProbeRecorder() = default;
+ProbeRecorder::ProbeRecorder(const ProbeRecorder& other) : policy_(other.policy_), tokens_(other.tokens_) {}
+ProbeRecorder& ProbeRecorder::operator=(const ProbeRecorder& other) {
+  if (this != &other) {
+    reserve_.reset();
+    spare_.clear();
+    policy_ = other.policy_;
+    tokens_ = other.tokens_;
+  }
+  return *this;
+}
+ProbeRecorder::ProbeRecorder(ProbeRecorder&&) noexcept = default;
+ProbeRecorder& ProbeRecorder::operator=(ProbeRecorder&&) noexcept = default;
+
+void ProbeRecorder::plan_reserve(const TokenProbe& last) {
+  // Tokens that will still need fresh frames: the new one and those until the ring is full.
+  const int64_t need = policy_.max_tokens - int64_t(tokens_.size());
+  if (policy_.max_tokens <= 0 || need <= 0 || last.layers.empty()) return;
+  if (reserve_ && !reserve_->exhausted() && reserve_->shape().matches(last)) return;
+  FrameShape shape = FrameShape::of(last);
+  // Ahead by at most ~32 MiB of frames (130m with the app's policy: 60 tokens; 2.8b: 8).
+  const int64_t ahead = std::clamp<int64_t>(int64_t((32u << 20) / std::max<size_t>(shape.bytes(), 1)), 2, 64);
+  reserve_.reset();  // joins the old thread before a new one starts
+  reserve_ = std::make_unique<FrameReserve>(std::move(shape), need, ahead);
+}
+
 LayerProbe& ProbeRecorder::slot(int64_t position, int layer) {
   static thread_local LayerProbe discarded;  // a token already dropped by the ring bound
   if (tokens_.empty() || position > tokens_.back().position) {
+    if (!tokens_.empty()) plan_reserve(tokens_.back());
     tokens_.push_back(TokenProbe{position, {}});
     while (policy_.max_tokens > 0 && int64_t(tokens_.size()) > policy_.max_tokens) {
       drop(std::move(tokens_.front()));
       tokens_.pop_front();
     }
+    if (spare_.empty() && reserve_) reserve_->take(spare_);
   }
   if (position < tokens_.front().position) {
     discarded = LayerProbe{};

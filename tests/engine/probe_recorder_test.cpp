@@ -2,8 +2,11 @@
 // come back empty (no value of an older token may show through in a newer one).
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <thread>
 #include <vector>
 
+#include "frame_reserve.hpp"
 #include "mambascope/probes.hpp"
 
 namespace mambascope {
@@ -112,6 +115,105 @@ TEST(ProbeRecorder, TheAppsRingHoldsAFixedBudgetOfFrames) {
   EXPECT_EQ(probe_ring_tokens(64, 5120, 16, 1, 256 * kMiB), 256);                     // 2.8b: the floor
   EXPECT_EQ(probe_ring_tokens(2, 64, 4, 1, 256 * kMiB), 65536);                       // tiny: the ceiling
   EXPECT_EQ(probe_ring_tokens(24, 1536, 16, 1, 512 * kMiB), 987);
+}
+
+// The reserve makes exactly the tokens it was asked for, in the shape it was given, each frame
+// empty with its buffers allocated (the recording thread then copies into them).
+TEST(FrameReserve, MakesTheAskedTokensInTheGivenShapeThenStops) {
+  TokenProbe shape_of;
+  for (int l : {0, 3}) {
+    LayerProbe& p = shape_of.layers.emplace_back();
+    fill(p, 0, l, l == 3);
+    p.layer = l;
+  }
+  const FrameShape shape = FrameShape::of(shape_of);
+  EXPECT_TRUE(shape.matches(shape_of));
+  EXPECT_EQ(shape.bytes(), sizeof(float) * (2 * (3 * 8 + 2 * 4) + 32));
+  FrameReserve reserve(shape, 5, 2);
+  int taken = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (taken < 5 && std::chrono::steady_clock::now() < deadline) {
+    std::vector<LayerProbe> frames;
+    if (!reserve.take(frames)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      continue;
+    }
+    ++taken;
+    ASSERT_EQ(frames.size(), 2u);
+    for (size_t i = 0; i < 2; ++i) {
+      const LayerProbe& p = frames[i];
+      EXPECT_EQ(p.layer, i == 0 ? 0 : 3);
+      EXPECT_TRUE(p.delta.empty() && p.gate.empty() && p.h_norm.empty() && p.B.empty() && p.C.empty() && p.h.empty());
+      EXPECT_GE(p.delta.capacity(), 8u);
+      EXPECT_GE(p.C.capacity(), 4u);
+      EXPECT_GE(p.h.capacity(), i == 0 ? 0u : 32u);
+    }
+  }
+  EXPECT_EQ(taken, 5);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  std::vector<LayerProbe> more;
+  EXPECT_FALSE(reserve.take(more));  // five, no more
+  EXPECT_TRUE(reserve.exhausted());
+  TokenProbe other = shape_of;
+  other.layers[1].h.clear();
+  EXPECT_FALSE(shape.matches(other));
+}
+
+TEST(FrameReserve, StopsWhileTokensAreLeftToMake) {
+  TokenProbe t;
+  fill(t.layers.emplace_back(), 0, 0, true);
+  t.layers.back().layer = 0;
+  // Destroyed at once and after the first token: both join the thread (a hang here is a failure).
+  { FrameReserve r(FrameShape::of(t), 1000, 4); }
+  FrameReserve r(FrameShape::of(t), 1000, 1);
+  std::vector<LayerProbe> f;
+  while (!r.take(f)) std::this_thread::yield();
+  EXPECT_EQ(f.size(), 1u);
+  EXPECT_FALSE(r.exhausted());
+}
+
+// Recording in decode order past the ring bound, with the reserve making frames ahead: every
+// token keeps its own values, also in a copy taken halfway (a forked session) and after a
+// truncation, and a frame never shows an older token's values.
+TEST(ProbeRecorder, DecodeOrderWithFramesMadeAheadKeepsEveryTokensValues) {
+  ProbeRecorder rec(ring_of(40));
+  auto record = [](ProbeRecorder& r, int64_t t) {
+    for (int l : {0, 1, 2}) {
+      LayerProbe& p = r.slot(t, l);
+      EXPECT_TRUE(p.delta.empty() && p.h.empty() && p.C.empty()) << t << " " << l;
+      EXPECT_EQ(p.layer, l);
+      fill(p, t, l, l == 1);
+    }
+  };
+  auto check = [](const ProbeRecorder& r, int64_t first, int64_t last) {
+    for (int64_t t = first; t <= last; ++t) {
+      const TokenProbe* tok = r.at(t);
+      ASSERT_NE(tok, nullptr) << t;
+      ASSERT_EQ(tok->layers.size(), 3u);
+      for (int l : {0, 1, 2}) {
+        const float tag = float(t * 100 + l);
+        EXPECT_EQ(tok->layer(l)->delta, std::vector<float>(8, tag)) << t;
+        EXPECT_EQ(tok->layer(l)->h.size(), l == 1 ? 32u : 0u);
+      }
+    }
+  };
+  for (int64_t t = 0; t < 30; ++t) {
+    record(rec, t);
+    if (t % 7 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));  // let the reserve run ahead
+  }
+  ProbeRecorder fork = rec;
+  for (int64_t t = 30; t < 100; ++t) record(rec, t);
+  check(rec, 60, 99);
+  EXPECT_EQ(rec.at(59), nullptr);
+  check(fork, 0, 29);
+  for (int64_t t = 30; t < 45; ++t) record(fork, t);
+  check(fork, 5, 44);
+  rec.truncate(90);
+  for (int64_t t = 90; t < 120; ++t) record(rec, t);
+  check(rec, 80, 119);
+  ProbeRecorder moved = std::move(rec);
+  record(moved, 120);
+  check(moved, 81, 120);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <vector>
 
 namespace mambascope {
@@ -42,10 +43,18 @@ struct TokenProbe {
   const LayerProbe* layer(int l) const;
 };
 
+class FrameReserve;
+
 // Filled by a backend during forward(); read by the session, the CLI and the UI.
 class ProbeRecorder {
  public:
-  explicit ProbeRecorder(ProbePolicy policy = {}) : policy_(std::move(policy)) {}
+  explicit ProbeRecorder(ProbePolicy policy = {});
+  ~ProbeRecorder();
+  // A copy holds the same tokens (a forked session's history); it makes its own reserve.
+  ProbeRecorder(const ProbeRecorder& other);
+  ProbeRecorder& operator=(const ProbeRecorder& other);
+  ProbeRecorder(ProbeRecorder&&) noexcept;
+  ProbeRecorder& operator=(ProbeRecorder&&) noexcept;
   const ProbePolicy& policy() const { return policy_; }
   bool enabled() const { return policy_.enabled; }
 
@@ -59,6 +68,7 @@ class ProbeRecorder {
 
  private:
   void drop(TokenProbe&& t);  // keeps its frames' buffers for the next token
+  void plan_reserve(const TokenProbe& last);  // before a new token: frames ahead of its shape
 
   ProbePolicy policy_;
   std::deque<TokenProbe> tokens_;
@@ -66,6 +76,9 @@ class ProbeRecorder {
   // drops one token per new one, whose frames then reuse these instead of fresh memory (a
   // 2.8b token's frames are ~4 MB; fresh pages cost more than the copies that fill them).
   std::vector<LayerProbe> spare_;
+  // Until the ring is full: the next tokens' frames, made on a thread of their own in the shape
+  // of the last token (frame_reserve.hpp: first touching fresh memory cost ~10x the copies).
+  std::unique_ptr<FrameReserve> reserve_;
 };
 
 }  // namespace mambascope
