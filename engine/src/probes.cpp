@@ -60,6 +60,8 @@ void ProbeRecorder::plan_reserve(const TokenProbe& last) {
 LayerProbe& ProbeRecorder::slot(int64_t position, int layer) {
   static thread_local LayerProbe discarded;  // a token already dropped by the ring bound
   if (tokens_.empty() || position > tokens_.back().position) {
+    // Positions index the ring contiguously: after a gap the held tokens cannot stay.
+    if (!tokens_.empty() && position > tokens_.back().position + 1) clear();
     if (!tokens_.empty()) plan_reserve(tokens_.back());
     tokens_.push_back(TokenProbe{position, {}});
     while (policy_.max_tokens > 0 && int64_t(tokens_.size()) > policy_.max_tokens) {

@@ -107,6 +107,18 @@ TEST(ProbeRecorder, APositionBeforeTheRingIsNotStored) {
   EXPECT_EQ(rec.at(6)->layer(0)->delta, std::vector<float>(8, 600.f));
 }
 
+TEST(ProbeRecorder, APositionPastAGapStartsTheRingAgain) {
+  ProbeRecorder rec(ring_of(8));
+  for (int64_t t = 0; t < 4; ++t) fill(rec.slot(t, 0), t, 0, false);
+  rec.truncate(2);
+  fill(rec.slot(6, 0), 6, 0, false);  // positions 2-5 never came: the ring holds only 6 now
+  ASSERT_EQ(rec.tokens().size(), 1u);
+  EXPECT_EQ(rec.at(1), nullptr);
+  EXPECT_EQ(rec.at(6)->layer(0)->delta, std::vector<float>(8, 600.f));
+  fill(rec.slot(7, 0), 7, 0, false);
+  EXPECT_EQ(rec.at(7)->layer(0)->delta, std::vector<float>(8, 700.f));
+}
+
 TEST(ProbeRecorder, TheAppsRingHoldsAFixedBudgetOfFrames) {
   constexpr double kMiB = 1024.0 * 1024.0;
   // 130m: 24 layers × (3 × 1536 + 2 × 16) floats + h of one layer (1536 × 16): 531 KiB a token.
