@@ -281,18 +281,24 @@ TEST(Scan, SpansNeedFourStatesPerLane) {
 }
 
 // Enough channel groups for more than one wave of blocks: 4 states per lane then run the
-// variant compiled for two blocks per SM (the small shapes above take the wide-register one).
+// variant compiled for two blocks per SM (the small shapes above take the wide-register one),
+// also with fp32 storage and an odd d_state (the raw stage that holds one lane's C·h partials
+// is then larger than its dt, B and C).
 TEST(Scan, FourStatesOverSeveralWavesMatchTheRecurrence) {
   SKIP_WITHOUT_GPU();
-  const ScanCase c = make_case({2, 100, 4224, 16}, DType::BF16, 17);
-  const Reference r = reference(c);
-  DeviceCase g(c);
-  g.p.states_per_thread = 4;
-  g.p.tile_len = 64;
-  selective_scan(g.p, nullptr);
-  MS_CUDA_CHECK(cudaDeviceSynchronize());
-  EXPECT_LT(rel_error(g.output(c), r.y), out_tol(DType::BF16));
-  EXPECT_LT(rel_error(g.h.download(), r.h), kStateTol);
+  for (const auto& [dt, n, tile] : {std::make_tuple(DType::BF16, 16, 64), std::make_tuple(DType::F32, 5, 32)}) {
+    const ScanCase c = make_case({2, 100, 4224, n}, dt, 17);
+    const Reference r = reference(c);
+    DeviceCase g(c);
+    g.p.states_per_thread = 4;
+    g.p.tile_len = tile;
+    g.p.l_chunks = 1;  // neither chunks nor spans (which run the wide variant)
+    g.p.spans = 1;
+    selective_scan(g.p, nullptr);
+    MS_CUDA_CHECK(cudaDeviceSynchronize());
+    EXPECT_LT(rel_error(g.output(c), r.y), out_tol(dt)) << dtype_name(dt) << " N " << n;
+    EXPECT_LT(rel_error(g.h.download(), r.h), kStateTol) << dtype_name(dt) << " N " << n;
+  }
 }
 
 TEST(Scan, ChunksOfLRefuseProbes) {

@@ -14,7 +14,9 @@
 //     one ex2 (A is folded with log2 e once), two FMULs and two FFMAs, plus its share of 16-byte
 //     shared loads; per register block of U steps, the channel's lanes add up their C·h with a
 //     reduce-scatter of shuffles and each stores one whole sum (small output stages, so that
-//     128-token tiles, or two blocks per SM at 64, fit in shared memory).
+//     128-token tiles, or two blocks per SM at 64, fit in shared memory); with two lanes per
+//     channel each lane stores its own partial sums instead (V::kParts), into the tile's
+//     consumed (Δ, Δu) row, and the prep warps' finish adds the two.
 //   Named barriers ("prep stage full", "tile done", per stage) hand tiles between the roles.
 // - Code size matters as much as instruction count: the per-tile path of both roles must stay
 //   in the instruction cache, so stages are runtime values and the rare paths (last tile,
@@ -46,6 +48,13 @@ constexpr int kScanWarps = 4;  // one per SM sub-partition (prep warps: per vari
 // compiled for MinBlocks resident blocks per SM (the register budget: 128 per thread at 2).
 template <int S_, int TPC_, bool General_, int MinBlocks_ = General_ ? 1 : 2>
 struct ScanVariant {
+  // C·h per (token, channel) as the scan lanes store it (scan_warps.cuh): 1 = whole sums (the
+  // lanes' reduce-scatter), 2 = each of two lanes' partial sums, added by the prep warps'
+  // finish. Partials pay only with two lanes per channel (8 states per lane: 8 × 4096 × 8192
+  // 4% faster on the H200, session 7); with 4 or 8 lanes per channel (2 or 4 partials) the
+  // finish's extra loads and adds cost more than the scan's shuffles save (the batch-1 anchors
+  // 1-9% slower, 8 × 1536 × 2048 3-17%): there the prep warps, not the scan loop, set the pace.
+  static constexpr int kParts = !General_ && TPC_ == 2 ? 2 : 1;
   static constexpr int S = S_, TPC = TPC_, NP = S_ * TPC_, CW = 32 / TPC_;
   static constexpr bool kGeneral = General_;
   // B and C in shared memory as one row per state ({NP, TT}) when a lane reads fewer than four
@@ -97,8 +106,8 @@ struct ScanItem {
 
 // Shared-memory layout, computed identically on host and device: three raw stages (u, dt, B,
 // C), one z stage (z is needed only by the finishing pass, a tile behind: it is copied while
-// the prep warps work on the next tile), two prep stages, two output stages. Offsets in bytes,
-// row strides in floats.
+// the prep warps work on the next tile), two prep stages, two output stages (none with
+// partials, which go to the (Δ, Δu) rows). Offsets in bytes, row strides in floats.
 struct ScanSmem {
   int raw_u, raw_dt, raw_B, raw_C, raw_stage;
   int du, bc_B, bc_C, prep_stage;
@@ -110,7 +119,7 @@ struct ScanSmem {
 };
 __host__ __device__ inline int align16(int x) { return (x + 15) & ~15; }
 __host__ __device__ inline ScanSmem scan_smem(const ScanLaunch& k, int N, int elem, int np,
-                                              bool state_rows) {
+                                              bool state_rows, int parts) {
   ScanSmem s{};
   const int tt = k.tt, cb = k.cb;
   s.raw_u = 0;                                       // T {tt, cb}
@@ -131,7 +140,7 @@ __host__ __device__ inline ScanSmem scan_smem(const ScanLaunch& k, int N, int el
   // rsp = 4 (mod 32): a scan warp's stores (U consecutive steps of each of its channels) and a
   // prep quarter warp's 16-byte reads (8 channels) hit distinct banks.
   s.rsp = 32 * ((tt + 31) / 32) + 4;
-  s.part_stage = cb * s.rsp * 4;                     // float {cb, rsp}
+  s.part_stage = parts == 1 ? cb * s.rsp * 4 : 0;    // float {cb, rsp}
   s.raw0 = 0;
   s.z0 = 3 * s.raw_stage;                            // T {tt, cb}: one stage of z
   s.prep0 = s.z0 + align16(tt * cb * elem);
@@ -185,7 +194,7 @@ template <typename T, class V>
 __global__ void __launch_bounds__(V::kThreads, V::kMinBlocks)
     selective_scan_kernel(const __grid_constant__ ScanParams p, const ScanLaunch k) {
   extern __shared__ __align__(16) unsigned char smem[];
-  const ScanSmem lay = scan_smem(k, p.N, int(sizeof(T)), V::NP, V::kStateRows);
+  const ScanSmem lay = scan_smem(k, p.N, int(sizeof(T)), V::NP, V::kStateRows, V::kParts);
   const int warp = int(threadIdx.x) >> 5, lane = int(threadIdx.x) & 31;
   auto run = [&](const ScanItem& it) {
     const int64_t ntiles = (it.len + k.tt - 1) / k.tt;
@@ -230,7 +239,7 @@ struct ScanKernelOps {
 
 template <typename T, class V>
 int scan_smem_bytes(const ScanParams& p, const ScanLaunch& k) {
-  return scan_smem(k, p.N, int(sizeof(T)), V::NP, V::kStateRows).total;
+  return scan_smem(k, p.N, int(sizeof(T)), V::NP, V::kStateRows, V::kParts).total;
 }
 
 // The kernel's dynamic shared-memory limit is a driver call: raised once per device to the
@@ -251,6 +260,13 @@ template <typename T, class V>
 int scan_blocks_per_sm(const ScanParams& p, const ScanLaunch& k) {
   const int smem = scan_smem_bytes<T, V>(p, k);
   auto kernel = selective_scan_kernel<T, V>;
+  // The opt-in limit covers the kernel's static shared memory too (the span cursor): a dynamic
+  // size within 32 bytes of the limit does not fit (the driver would refuse the attribute).
+  cudaFuncAttributes fa{};
+  MS_CUDA_CHECK(cudaFuncGetAttributes(&fa, kernel));
+  int optin = 0;
+  MS_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, k.dev));
+  if (smem + int(fa.sharedSizeBytes) > optin) return 0;
   raise_smem_limit<T, V>(k.dev, smem);
   int n = 0;
   MS_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, V::kThreads, smem));

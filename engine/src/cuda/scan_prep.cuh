@@ -293,17 +293,35 @@ __device__ __noinline__ void prep_du_checked(const ScanParams& p, const PrepCtx<
   }
 }
 
+// C·h of steps 4tq .. 4tq + 3 of one channel, from its row `ch`: whole sums in the output
+// stage (V::kParts == 1), or two scan lanes' partials in the channel's (Δ, Δu) row of the prep
+// stage (scan_warps.cuh, store_parts: lane g's U steps of a block at 2U·block + g·U).
+template <class V>
+__device__ __forceinline__ float4 gather_ch(const float* ch, int tq) {
+  if constexpr (V::kParts == 1) {
+    return lds4(ch + 4 * tq);
+  } else {
+    constexpr int U = V::U;
+    const float4 a = lds4(ch + 8 * tq), b = lds4(ch + 8 * tq + 4);
+    const float f[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
+    float y[4];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) y[j] = f[2 * U * (j / U) + j % U] + f[2 * U * (j / U) + U + j % U];
+    return make_float4(y[0], y[1], y[2], y[3]);
+  }
+}
+
 // Checked output finish of one valid channel (last tile, no gate, the y-before-gate probe, a
 // pair straddling d or a y that 32-bit stores cannot take), out of line.
 template <typename T, class V>
 __device__ __noinline__ void finish_checked(const ScanParams& p, const PrepCtx<T>& x,
-                                            const T* ru, const T* rz, const float* pq0,
+                                            const T* ru, const T* rz, const float* ch,
                                             int64_t t0, int nt) {
   constexpr int CB = PrepLanes<V>::CB, kStep = PrepLanes<V>::kStep;
   T* ty = x.gy + t0 * p.ldy + x.gc;
   float* typre = p.ypre_out ? p.ypre_out + (int64_t(x.b) * p.L + t0) * x.d + x.gc : nullptr;
   for (int tq = x.tq0; 4 * tq < nt; tq += kStep) {
-    const float4 acc = lds4(pq0 + 4 * tq);
+    const float4 acc = gather_ch<V>(ch, tq);
     const float y4[4] = {acc.x, acc.y, acc.z, acc.w};
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
@@ -434,13 +452,18 @@ __device__ __forceinline__ void prep_warps(const ScanParams& p, const ScanLaunch
     const unsigned char* raw = raw_stage(tile);
     const T* ru = reinterpret_cast<const T*>(raw + lay.raw_u) + c;
     const T* rz = zst + c;
-    const float* pq0 = reinterpret_cast<const float*>(smem + lay.part0 + st * lay.part_stage) + prow;
+    // The C·h row of channel c + i (gather_ch): pq0 advanced by i rows.
+    const float* pq0 =
+        V::kParts == 1
+            ? reinterpret_cast<const float*>(smem + lay.part0 + st * lay.part_stage) + prow
+            : reinterpret_cast<const float*>(smem + lay.prep0 + st * lay.prep_stage + lay.du) + c * rsd;
+    const int prs = V::kParts == 1 ? rsp : rsd;
     const int64_t t0 = tile * tt;
     const int nt = tile_len(tile);
     if (!(fast_finish && nt == tt)) {
 #pragma unroll
       for (int i = 0; i < CPT; ++i)
-        if (x[i].cvalid) finish_checked<T, V>(p, x[i], ru + i, rz + i, pq0 + i * rsp, t0, nt);
+        if (x[i].cvalid) finish_checked<T, V>(p, x[i], ru + i, rz + i, pq0 + i * prs, t0, nt);
       return;
     }
     T* ty = gy + t0 * p.ldy + x[0].gc;
@@ -449,7 +472,7 @@ __device__ __forceinline__ void prep_warps(const ScanParams& p, const ScanLaunch
       float acc[CPT][4];
 #pragma unroll
       for (int i = 0; i < CPT; ++i) {
-        const float4 a = lds4(pq0 + i * rsp + 4 * tq);
+        const float4 a = gather_ch<V>(pq0 + i * prs, tq);
         acc[i][0] = a.x, acc[i][1] = a.y, acc[i][2] = a.z, acc[i][3] = a.w;
       }
       T* yq = ty + int64_t(4 * tq) * ldy;

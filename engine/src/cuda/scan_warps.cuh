@@ -171,8 +171,22 @@ __device__ __forceinline__ void reduce_store(float (&y)[V::U], float* part, int 
   if (g < U) part[t + g] = y[0];
 }
 
-// The scan warps: state in registers for the whole sequence; C·h of each step goes to the
-// output stage, one row per channel.
+// One lane's partial C·h of one register block (steps t .. t + U - 1) with two lanes per
+// channel (V::kParts == 2), one shared store into `row`: the channel's (Δ, Δu) row of the
+// tile's prep stage, offset by g·U. The block's 2U floats there were read by the whole warp a
+// block earlier, and the finish reads the partials before the prep warps write that stage again
+// (scan_prep.cuh, gather_ch).
+template <class V>
+__device__ __forceinline__ void store_parts(const float (&y)[V::U], float* row, int t) {
+  constexpr int U = V::U;
+  float* q = row + 2 * t;
+  if constexpr (U == 4) *reinterpret_cast<float4*>(q) = make_float4(y[0], y[1], y[2], y[3]);
+  else if constexpr (U == 2) *reinterpret_cast<float2*>(q) = make_float2(y[0], y[1]);
+  else *q = y[0];
+}
+
+// The scan warps: state in registers for the whole sequence; C·h of each step goes to shared
+// memory (whole sums, or two lanes' partials) for the prep warps' finish.
 template <typename T, class V>
 __device__ __forceinline__ void scan_warps(const ScanParams& p, const ScanLaunch& k,
                                            const ScanSmem& lay, unsigned char* smem, int warp,
@@ -209,6 +223,16 @@ __device__ __forceinline__ void scan_warps(const ScanParams& p, const ScanLaunch
                    reinterpret_cast<const float*>(prep + lay.bc_C) + b_off};
   };
   const int p_off = c * lay.rsp;
+  // Where this lane's C·h of a tile in stage st goes: the output stage's row of its channel
+  // (whole sums), or its (Δ, Δu) row (partials).
+  auto part_of = [&](int st) {
+    if (V::kParts == 1) return reinterpret_cast<float*>(smem + lay.part0 + st * lay.part_stage) + p_off;
+    return reinterpret_cast<float*>(smem + lay.prep0 + st * lay.prep_stage + lay.du) + c * lay.rsd + g * U;
+  };
+  auto put = [&](float (&y)[U], float* part, int t) {
+    if constexpr (V::kParts == 1) reduce_store<V>(y, part, t);
+    else store_parts<V>(y, part, t);
+  };
 
   // The whole sequence with constant or per-step B, C. Two operand buffers alternate (no
   // register moves); tiles alternate between the two stages. tt / U is even.
@@ -224,7 +248,7 @@ __device__ __forceinline__ void scan_warps(const ScanParams& p, const ScanLaunch
     for (int64_t kt = 0; kt < ntiles; ++kt) {
       const int st = int(kt & 1);
       const ScanSrc src = src_of(st);
-      float* part = reinterpret_cast<float*>(smem + lay.part0 + st * lay.part_stage) + p_off;
+      float* part = part_of(st);
       const ScanProbe* pr = nullptr;
       if constexpr (V::kGeneral) {
         const int64_t t0 = kt * tt;
@@ -247,10 +271,10 @@ __device__ __forceinline__ void scan_warps(const ScanParams& p, const ScanLaunch
       for (; t < tt - U; t += 2 * U) {
         load_ops<V, kConstBC>(opA, src, t + U, rs_state, bk, ck);
         run_steps<V>(opB, opA, a, h, A2, yB, t, pr);
-        reduce_store<V>(yA, part, t - U);
+        put(yA, part, t - U);
         load_ops<V, kConstBC>(opB, src, t + 2 * U, rs_state, bk, ck);
         run_steps<V>(opA, opB, a, h, A2, yA, t + U, pr);
-        reduce_store<V>(yB, part, t);
+        put(yB, part, t);
       }
       // The next tile's first block is loaded before this tile's last one runs (its prep
       // stage is full long before: the prep warps run a tile ahead). After the last tile opA
@@ -260,8 +284,8 @@ __device__ __forceinline__ void scan_warps(const ScanParams& p, const ScanLaunch
         load_ops<V, kConstBC>(opA, src_of(st ^ 1), 0, rs_state, bk, ck);
       }
       run_steps<V>(opB, opA, a, h, A2, yB, t, pr);
-      reduce_store<V>(yA, part, t - U);
-      reduce_store<V>(yB, part, t);
+      put(yA, part, t - U);
+      put(yB, part, t);
       named_arrive_id(kBarDone + st, V::kThreads);
     }
   };
