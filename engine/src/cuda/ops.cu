@@ -197,7 +197,7 @@ conv1d_kernel(const T* __restrict__ x, int64_t ldx, float* state, const float* _
 #pragma unroll
         for (int i = 0; i < KM; ++i)
           if (i >= KM - k) acc = fmaf(wr[v][i], win[v][i], acc);
-        vals[v] = silu(acc);
+        vals[v] = silu_stored_as<T>(acc);
       }
       store_vec<V>(out + (t0 + t) * d + c0, vals);
     }
@@ -313,7 +313,7 @@ conv1d_stream_kernel(const T* __restrict__ x, int64_t ldx, float* state, const f
 #pragma unroll
             for (int i = 0; i < KM; ++i)
               if (i >= KM - k) acc = fmaf(wr[v][i], win[v][i], acc);
-            vals[v] = silu(acc);
+            vals[v] = silu_stored_as<T>(acc);
           }
           store_vec<2>(out + (r0 + r) * d + c0, vals);
         }

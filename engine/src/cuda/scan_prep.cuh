@@ -84,22 +84,6 @@ __device__ __forceinline__ float softplus_select(float x) {
   return r;
 }
 
-// SiLU of the gate on the fast path: x·σ(x) with σ(x) = (1 + tanh(x/2)) / 2 for bf16 outputs,
-// one SFU op (tanh.approx: ~5e-4 absolute error on σ, under bf16's rounding of the output)
-// instead of two (ex2 and rcp); the prep warps share the SFU with the scan's exps. fp16 and
-// fp32 outputs keep the exact-to-rounding silu().
-template <typename T>
-__device__ __forceinline__ float gate_silu(float x) {
-  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-    const float h = 0.5f * x;
-    float t;
-    asm("tanh.approx.f32 %0, %1;" : "=f"(t) : "f"(h));
-    return fmaf(h, t, h);
-  } else {
-    return silu(x);
-  }
-}
-
 // Issues the copies of one tile (tokens [t0, t0 + nt)) into a raw stage. Rows past nt and
 // channels past d are left alone: prep never reads them.
 template <typename T, int CB, int PT>
@@ -329,7 +313,7 @@ __device__ __noinline__ void finish_checked(const ScanParams& p, const PrepCtx<T
       if (t >= nt) break;
       float yv = fmaf(x.Dc, to_f32(ru[t * CB]), y4[j]);
       if (typre) typre[int64_t(t) * x.d] = yv;
-      if (x.gz) yv *= gate_silu<T>(to_f32(rz[t * CB]));
+      if (x.gz) yv *= silu_stored_as<T>(to_f32(rz[t * CB]));
       ty[int64_t(t) * p.ldy] = from_f32<T>(yv);
     }
   }
@@ -483,7 +467,7 @@ __device__ __forceinline__ void prep_warps(const ScanParams& p, const ScanLaunch
         load_n<CPT>(ru + t * CB, uv);
         load_n<CPT>(rz + t * CB, zv);
 #pragma unroll
-        for (int i = 0; i < CPT; ++i) yv[i] = fmaf(Dc[i], uv[i], acc[i][j]) * gate_silu<T>(zv[i]);
+        for (int i = 0; i < CPT; ++i) yv[i] = fmaf(Dc[i], uv[i], acc[i][j]) * silu_stored_as<T>(zv[i]);
         store_n<CPT>(yq, yv);
         yq += ldy;
       }
