@@ -116,11 +116,13 @@ INSTANTIATE_TEST_SUITE_P(Shapes, FusedStep,
 // read when a backend first decodes): G that divides neither d_inner nor d_model, G·8 warps
 // fewer than the x_proj outputs (X loops), the 2.8b-wide layer at 21 blocks (244 channels per
 // block), clusters of 2, 4 and 8 blocks, one with a G (10) that the cluster size (4) does not
-// divide (G becomes 8). (By default the tiny and medium shapes take clusters of 16 and the wide
-// layer none, so FusedStep covers both kernels as chosen.)
+// divide (G becomes 8); out_proj by columns (MAMBASCOPE_FUSED_OUTCOL=1) with clusters of 16 and
+// 8, four / two / one row groups per block (tiny, medium, wide bf16) and three column chunks per
+// thread (wide fp32). (By default the tiny and medium shapes take clusters of 16 with out_proj by
+// rows and the wide layer clusters of 16 by columns, so FusedStep covers both as chosen.)
 struct Geometry {
   DType dt;
-  int shape, blocks, fold, prefetch, cluster = 1;
+  int shape, blocks, fold, prefetch, cluster = 1, outcol = 0;
 };
 class FusedGeometry : public ::testing::TestWithParam<Geometry> {};
 
@@ -134,10 +136,11 @@ TEST_P(FusedGeometry, LogitsAndStateMatchTheCpuAndThePerLayerKernels) {
       setenv("MAMBASCOPE_FUSED_FOLD", std::to_string(g.fold).c_str(), 1);
       setenv("MAMBASCOPE_FUSED_PREFETCH", std::to_string(g.prefetch).c_str(), 1);
       setenv("MAMBASCOPE_FUSED_CLUSTER", std::to_string(g.cluster).c_str(), 1);
+      setenv("MAMBASCOPE_FUSED_OUTCOL", std::to_string(g.outcol).c_str(), 1);
     }
     ~Env() {
       for (const char* v : {"MAMBASCOPE_FUSED_BLOCKS", "MAMBASCOPE_FUSED_FOLD", "MAMBASCOPE_FUSED_PREFETCH",
-                            "MAMBASCOPE_FUSED_CLUSTER"})
+                            "MAMBASCOPE_FUSED_CLUSTER", "MAMBASCOPE_FUSED_OUTCOL"})
         unsetenv(v);
     }
   } env(g);
@@ -168,12 +171,16 @@ INSTANTIATE_TEST_SUITE_P(Grids, FusedGeometry,
                                            Geometry{DType::BF16, kMedium, 7, 1, 31}, Geometry{DType::F16, kTiny, 1000, 1, 6},
                                            Geometry{DType::BF16, kWide, 21, 1, 9}, Geometry{DType::F32, kWide, 21, 0, 3},
                                            Geometry{DType::BF16, kMedium, 10, 0, 0, 4}, Geometry{DType::F32, kTiny, 1000, 0, 0, 8},
-                                           Geometry{DType::BF16, kWide, 1000, 0, 0, 8}, Geometry{DType::F16, kMedium, 1000, 0, 0, 2}));
+                                           Geometry{DType::BF16, kWide, 1000, 0, 0, 8}, Geometry{DType::F16, kMedium, 1000, 0, 0, 2},
+                                           Geometry{DType::BF16, kTiny, 1000, 0, 0, 16, 1}, Geometry{DType::F16, kMedium, 1000, 0, 0, 16, 1},
+                                           Geometry{DType::F32, kMedium, 64, 0, 0, 8, 1}, Geometry{DType::BF16, kWide, 1000, 0, 0, 16, 1},
+                                           Geometry{DType::F32, kWide, 1000, 0, 0, 16, 1}));
 
 // fused_plan's geometry for the real shapes (bf16): clusters of 16 below 100 MB of in_proj +
 // out_proj per layer (130m, 1.4b, 2.8b), none above (a 7b-class layer, 200 MB); with clusters, G
 // is whole clusters and one cluster fewer would give a block more in_proj tiles (the fewest
-// blocks for that tile count).
+// blocks for that tile count); out_proj by columns by default on 1.4b and 2.8b, and where asked
+// on 130m too.
 TEST(FusedPlan, ClustersForSmallLayersWithTheFewestBlocksPerTileCount) {
   SKIP_WITHOUT_GPU();
   if (!device_is_hopper()) GTEST_SKIP() << "the fused step needs sm_90";
@@ -186,9 +193,18 @@ TEST(FusedPlan, ClustersForSmallLayersWithTheFewestBlocksPerTileCount) {
     EXPECT_EQ(a.cluster, sh.cluster) << sh.dm;
     if (a.cluster == 1) continue;
     EXPECT_EQ(a.G % a.cluster, 0) << sh.dm;
+    EXPECT_EQ(a.outcol > 0, sh.dm > 768) << sh.dm;  // by columns by default from 16 MB per layer
     const int rpt = std::min(cuda::kFusedTileRows, a.slot_bytes / (2 * a.dm));
     auto tiles = [&](int G) { return (2 * cuda::fused_ncmax(a.D, G) + rpt - 1) / rpt; };
     if (a.G > a.cluster) EXPECT_GT(tiles(a.G - a.cluster), tiles(a.G)) << sh.dm;
+    // out_proj by columns where asked: row groups that fill the compute threads with d_model's
+    // 16-byte chunks (130m: 96 chunks, 2 groups), each cluster's slice of d_model whole quads.
+    cuda::FusedRequest by_cols;
+    by_cols.outcol = 1;
+    ASSERT_EQ(cuda::fused_plan(a, DType::BF16, 0, by_cols), "") << sh.dm;
+    EXPECT_EQ(a.outcol, sh.dm == 768 ? 2 : 1) << sh.dm;
+    EXPECT_EQ(a.dm % (4 * a.cluster), 0) << sh.dm;
+    EXPECT_EQ(cuda::fused_r_words(a), int64_t(a.dm) * (a.G / a.cluster)) << sh.dm;
   }
 }
 

@@ -59,13 +59,14 @@ namespace {
 // Measurement and test overrides of the fused step's geometry: MAMBASCOPE_FUSED_BLOCKS=<G>
 // (grid size, at most the SM count), MAMBASCOPE_FUSED_FOLD=0|1 (x_proj sums in every block),
 // MAMBASCOPE_FUSED_PREFETCH=<bits> (FusedArgs::prefetch), MAMBASCOPE_FUSED_CLUSTER=<blocks>
-// (FusedArgs::cluster).
+// (FusedArgs::cluster), MAMBASCOPE_FUSED_OUTCOL=0|1 (FusedArgs::outcol).
 FusedRequest fused_request_from_env() {
   FusedRequest r;
   if (const char* g = std::getenv("MAMBASCOPE_FUSED_BLOCKS")) r.blocks = std::atoi(g);
   if (const char* f = std::getenv("MAMBASCOPE_FUSED_FOLD")) r.fold = std::atoi(f) != 0;
   if (const char* p = std::getenv("MAMBASCOPE_FUSED_PREFETCH")) r.prefetch = std::atoi(p);
   if (const char* c = std::getenv("MAMBASCOPE_FUSED_CLUSTER")) r.cluster = std::atoi(c);
+  if (const char* o = std::getenv("MAMBASCOPE_FUSED_OUTCOL")) r.outcol = std::atoi(o) != 0;
   return r;
 }
 }  // namespace
@@ -81,12 +82,31 @@ DecodeRuntime& CudaBackend::decode_runtime() {
   a.k = int(cfg_.d_conv), a.V = int(cfg_.vocab_size), a.eps = float(cfg_.norm_eps);
   if (cfg_.lti || !w_.layers[0].recA) rt->why_not = "LTI layers run on the per-layer kernels";
   else rt->why_not = fused_plan(a, w_.dtype, device_, fused_request_from_env());
+  // out_proj by columns needs a transposed copy of every out_proj (as large as out_proj: 130m
+  // 57 MB, 2.8b 1.7 GB in bf16); without room for it, plan again by rows.
+  const size_t cols_bytes = size_t(a.n_layer) * a.D * a.dm * dtype_size(w_.dtype);
+  size_t free_b = 0, total_b = 0;
+  if (rt->why_not.empty() && a.outcol && (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess ||
+                                          free_b < cols_bytes + (size_t(512) << 20))) {
+    FusedRequest req = fused_request_from_env();
+    req.outcol = 0;
+    rt->why_not = fused_plan(a, w_.dtype, device_, req);
+  }
   const char* env = std::getenv("MAMBASCOPE_DECODE");
   if (env && std::string(env) == "kernels") rt->enabled = false;
   if (rt->why_not.empty()) {
     std::vector<FusedLayer> layers;
     for (const DecodeLayer& L : w_.layers)
       layers.push_back({L.in_proj, L.out_proj, L.recA, L.recB, L.norm_w, L.in_bias, L.out_bias});
+    if (a.outcol) {
+      const size_t cols_layer = size_t(a.D) * a.dm * dtype_size(w_.dtype);
+      rt->out_cols.reserve(cols_bytes);
+      for (size_t l = 0; l < w_.layers.size(); ++l)
+        transpose_matrix(w_.layers[l].out_proj, static_cast<char*>(rt->out_cols.get()) + l * cols_layer, a.dm, a.D,
+                         w_.dtype, stream_);
+      MS_CUDA_CHECK(cudaStreamSynchronize(stream_));
+      a.out_cols = rt->out_cols.get();
+    }
     rt->layers.reserve(sizeof(FusedLayer) * layers.size());
     MS_CUDA_CHECK(cudaMemcpy(rt->layers.get(), layers.data(), sizeof(FusedLayer) * layers.size(),
                              cudaMemcpyHostToDevice));

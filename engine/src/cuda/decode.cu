@@ -267,7 +267,33 @@ __global__ void __launch_bounds__(kThreads) ssm_step_kernel(const DecodeShape s,
   sc.y[c] = y * silu(sc.z[c]);
 }
 
+// One 32 × 32 tile per block through shared memory (padded: no bank conflicts), so that both
+// the reads and the writes are coalesced.
+template <typename E>
+__global__ void transpose_kernel(const E* src, E* dst, int rows, int cols) {
+  __shared__ E tile[32][33];
+  const int c0 = int(blockIdx.x) * 32, r0 = int(blockIdx.y) * 32;
+  for (int i = int(threadIdx.y); i < 32; i += int(blockDim.y)) {
+    const int r = r0 + i, c = c0 + int(threadIdx.x);
+    if (r < rows && c < cols) tile[i][threadIdx.x] = src[size_t(r) * cols + c];
+  }
+  __syncthreads();
+  for (int i = int(threadIdx.y); i < 32; i += int(blockDim.y)) {
+    const int c = c0 + i, r = r0 + int(threadIdx.x);
+    if (r < rows && c < cols) dst[size_t(c) * rows + r] = tile[threadIdx.x][i];
+  }
+}
+
 }  // namespace
+
+void transpose_matrix(const void* src, void* dst, int rows, int cols, DType dt, cudaStream_t stream) {
+  const dim3 grid(unsigned((cols + 31) / 32), unsigned((rows + 31) / 32)), block(32, 8);
+  if (dtype_size(dt) == 4)
+    transpose_kernel<<<grid, block, 0, stream>>>(static_cast<const uint32_t*>(src), static_cast<uint32_t*>(dst), rows, cols);
+  else
+    transpose_kernel<<<grid, block, 0, stream>>>(static_cast<const uint16_t*>(src), static_cast<uint16_t*>(dst), rows, cols);
+  MS_CUDA_CHECK_LAUNCH();
+}
 
 void decode_layer(const DecodeShape& s, const DecodeLayer& w, float* residual,
                   const DecodeScratch& sc, const DecodeProbes& pr, cudaStream_t stream) {

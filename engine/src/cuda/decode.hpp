@@ -66,6 +66,9 @@ void decode_layer(const DecodeShape& s, const DecodeLayer& w, float* residual,
 // logits {vocab} = lm_head · norm_f(residual).
 void decode_logits(const DecodeShape& s, const float* norm_f, const void* lm_head, int vocab,
                    const float* residual, float* logits, cudaStream_t stream);
+// dst {cols, rows} = src {rows, cols} transposed, elements of dt (the fused step's out_proj by
+// columns, FusedLayer::out_cols, made once when the plan uses it).
+void transpose_matrix(const void* src, void* dst, int rows, int cols, DType dt, cudaStream_t stream);
 
 // What a sampling step hands back to the host: written by the kernel straight into mapped
 // pinned memory, so the only device-to-host traffic per token is this struct.

@@ -2,8 +2,10 @@
 // is the producer (lane 0 issues every bulk copy of the block's weight slices, in the order the
 // compute warps will use them), warps 0-7 compute. Every block runs the same phases for every
 // layer; what block b owns: channels [c0, c0 + nc) of d_inner (in_proj rows, conv, x_proj
-// partial sums, SSM update), rows [m0, m0 + mc) of out_proj and [v0, v0 + vc) of the lm_head.
-// Two kernels per dtype: without clusters (cooperative launch) and with (cluster_partials).
+// partial sums, SSM update), rows [m0, m0 + mc) of out_proj (outcol: the columns of its
+// channels) and [v0, v0 + vc) of the lm_head. Three kernels per dtype (each also in a recording
+// form): without clusters (cooperative launch), with (cluster_partials), and with clusters and
+// out_proj by columns (out_columns, gather_residual).
 #include <algorithm>
 
 #include "cuda/cuda_check.hpp"
@@ -34,13 +36,15 @@ struct Slices {
   }
 };
 
-// Exchange regions of layer l (words): R (its input residual), P (x_proj partials, [xr][G]),
+// Exchange regions of layer l (words): R (its input residual; kOc: the clusters' partial sums of
+// it, fused_r_words), P (x_proj partials, [xr][G]),
 // XD (x_proj outputs), Y (gated y); R of layer n_layer is the final residual.
-struct Words {
+template <bool kOc> struct Words {
   uint64_t *R, *P, *XD, *Y;
   __device__ Words(const FusedArgs& a, int l) {
-    R = a.ll + int64_t(l) * fused_ll_layer_words(a);
-    P = R + a.dm;
+    const int64_t rw = kOc ? int64_t(a.dm) * (a.G / a.cluster) : a.dm;  // fused_r_words
+    R = a.ll + int64_t(l) * (rw + int64_t(a.xr) * a.G + a.xr + a.D);
+    P = R + rw;
     XD = P + int64_t(a.xr) * a.G;
     Y = XD + a.xr;
   }
@@ -92,6 +96,12 @@ __device__ void produce(const FusedArgs& a, const Slices& s, char* ring, uint64_
     }
     if (a.prefetch & 1) in_rows(l + 1, true);
     if (a.prefetch & 16) in_rows(l + 1, false);
+    if (a.outcol) {  // this block's channels' out_proj columns: rows of the transposed copy
+      for (int r = 0; r < s.nc; r += s.rpt_in)
+        emit(static_cast<const char*>(a.out_cols) + (size_t(l) * a.D + s.c0 + r) * s.in_row,
+             min(s.rpt_in, s.nc - r) * s.in_row);
+      continue;
+    }
     for (int r = 0; r < s.mc; r += s.rpt_out)
       emit(static_cast<const char*>(L.out_proj) + size_t(s.m0 + r) * s.out_row,
            min(s.rpt_out, s.mc - r) * s.out_row);
@@ -102,15 +112,22 @@ __device__ void produce(const FusedArgs& a, const Slices& s, char* ring, uint64_
 }
 
 // Residual from exchange words (or the embedding row for layer 0) → RMS-normalised with the
-// weights of the next tile → xs. Returns after xs is complete.
+// weights of the next tile → xs. Returns after xs is complete. np > 0 (outcol): R holds np
+// clusters' partials, added to the previous residual in resid (gather_residual, on rbar); `rec`
+// (or null) then gets a copy of the new residual (the recording kernel's previous layer).
 template <typename T>
 __device__ void load_and_norm(const FusedArgs& a, const uint64_t* R, bool embed, float* resid, float* xs,
                               float* red, const Ring& ring, uint32_t& t, uint32_t e, int tid, int lane,
-                              int layer, unsigned long long* wait_cycles) {
+                              int layer, unsigned long long* wait_cycles, int np = 0, float* rec = nullptr,
+                              uint64_t* rbar = nullptr) {
   const long long t0 = wait_cycles ? clock64() : 0;
   if (embed) {
     const T* row = static_cast<const T*>(a.embedding) + size_t(a.ids[0]) * a.dm;
     for (int m = tid; m < a.dm; m += CT) resid[m] = to_f32(row[m]);
+  } else if (np > 0) {
+    gather_residual(a, R, np, resid, rbar, layer, e, tid);
+    if (rec)
+      for (int m = tid; m < a.dm; m += CT) rec[m] = resid[m];
   } else {
     poll_words(R, a.dm, resid, e, tid, CT, a.trap, layer, 0);
   }
@@ -151,10 +168,12 @@ __device__ __forceinline__ void cluster_partials(int C, int xr, int np, FusedTra
 // kCl: the kernel for thread-block clusters (a.cluster > 1); the other one has no cluster code.
 // kPr: the kernel that also records the explorer's probes (FusedProbes) for the layers that have
 // a slot: z and u in A, x_proj's outputs (block 0), Δ, ‖h‖, y before the gate and h in B, the
-// residual in C; the plain kernel has none of that code.
-template <typename T, bool kCl, bool kPr>
+// residual in C; the plain kernel has none of that code. kOc: C by columns (a.outcol, clusters
+// only), its own instantiation so that the other kernels keep their registers (it spills where
+// they do not).
+template <typename T, bool kCl, bool kPr, bool kOc>
 __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const FusedSmem& L, const Ring& ring,
-                        uint32_t e, uint64_t* cbar) {
+                        uint32_t e, uint64_t* cbar, uint64_t* obar, uint64_t* rbar) {
   const int tid = int(threadIdx.x), warp = tid >> 5, lane = tid & 31, b = int(blockIdx.x);
   float* resid = reinterpret_cast<float*>(smem + L.resid);
   float* xs = reinterpret_cast<float*>(smem + L.xs);
@@ -183,9 +202,14 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
   unsigned long long* wacc = prof ? &wait_acc : nullptr;
   const int km1 = a.k - 1, kp = fused_round4(a.k);
   uint32_t t = 0;
+  // outcol: C by columns; the residual words are then G / cluster partials per output, and the
+  // recording kernel's residual of a layer is kept when the next one has summed them.
+  constexpr bool by_cols = kOc;
+  const int r_np = by_cols ? a.G / a.cluster : 0;
+  float* rec_resid = nullptr;
 
   for (int l = 0; l < a.n_layer; ++l) {
-    const Words w(a, l), next(a, l + 1);
+    const Words<kOc> w(a, l), next(a, l + 1);
     const float* in_bias = a.layers[l].in_bias;
     const float* out_bias = a.layers[l].out_bias;
     float* conv = a.conv_state + (size_t(l) * a.D + s.c0) * km1;
@@ -201,7 +225,7 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
     for (int j = 0; j < kFusedMaxConv; ++j) cs[j] = (j < km1 && tid < s.nc) ? conv[size_t(tid) * km1 + j] : 0.f;
     consumer_sync();
     wait_acc = 0;
-    load_and_norm<T>(a, w.R, l == 0, resid, xs, red, ring, t, e, tid, lane, l, wacc);
+    load_and_norm<T>(a, w.R, l == 0, resid, xs, red, ring, t, e, tid, lane, l, wacc, r_np, rec_resid, rbar);
     if (prof) clk[kProfWaitA] += wait_acc;
     mark(kProfANorm);
     gemv_rows<T>(ring, t, 2 * s.nc, s.rpt_in, a.dm, xs, tid, [&](int r, float v) { acc[r] = v; });
@@ -329,7 +353,9 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
         if constexpr (kPr) sq = half_sum(sq);
         if (on && l16 == 0) {
           const float y = fmaf(reinterpret_cast<const float*>(rec)[1], u, yp);
-          st_word(w.Y + s.c0 + c + cc, y * silu(zs[c + cc]), e);
+          const float yg = y * silu(zs[c + cc]);
+          if (by_cols) zs[c + cc] = yg;  // C's input: this block's channels only
+          else st_word(w.Y + s.c0 + c + cc, yg, e);
           if constexpr (kPr) {
             if (pe) {
               const int cg = s.c0 + c + cc;
@@ -346,6 +372,18 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
     }
     mark(kProfB);
     // ---- C: out_proj + residual --------------------------------------------------------------
+    if (by_cols) {
+      consumer_sync();  // every channel's gated y in zs
+      wait_acc = 0;
+      out_columns<T>(a, ring, t, s.nc, s.rpt_in, zs, reinterpret_cast<float*>(smem + L.ored),
+                     reinterpret_cast<float*>(smem + L.orecv), obar, next.R, out_bias, l, e, tid, wacc);
+      if constexpr (kPr) {
+        rec_resid = pe && b == 0 && a.probes.resid_at >= 0 ? pe + a.probes.resid_at : nullptr;
+      }
+      if (prof) clk[kProfWaitC] += wait_acc;
+      mark(kProfC);
+      continue;
+    }
     timed_poll(w.Y, a.D, xs, l, 3, kProfWaitC, xs_half<T>(a.D));  // the out_proj GEMV's x
     consumer_sync();
     gemv_rows<T>(ring, t, s.mc, s.rpt_out, a.D, xs, tid, [&](int r, float v) {
@@ -371,8 +409,8 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
   }
   consumer_sync();
   wait_acc = 0;
-  load_and_norm<T>(a, Words(a, a.n_layer).R, a.n_layer == 0, resid, xs, red, ring, t, e, tid, lane,
-                   a.n_layer, wacc);
+  load_and_norm<T>(a, Words<kOc>(a, a.n_layer).R, a.n_layer == 0, resid, xs, red, ring, t, e, tid, lane,
+                   a.n_layer, wacc, r_np, rec_resid, rbar);
   if (prof) clk[kProfWaitF] += wait_acc;
   float lv[kFusedMaxAlt];  // a row owner's (lane 0 or 16) top 8 and online softmax over its rows (ascending ids)
   int li[kFusedMaxAlt];
@@ -474,7 +512,7 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
 
 #endif  // __CUDA_ARCH__ >= 900
 
-template <typename T, bool kCl, bool kPr>
+template <typename T, bool kCl, bool kPr, bool kOc>
 __global__ void __launch_bounds__(kFusedThreads, 1) fused_step_kernel(const FusedArgs a) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   extern __shared__ __align__(128) char smem[];
@@ -482,6 +520,8 @@ __global__ void __launch_bounds__(kFusedThreads, 1) fused_step_kernel(const Fuse
   uint64_t* full = reinterpret_cast<uint64_t*>(smem + L.bars);
   uint64_t* empty = full + a.n_slots;
   uint64_t* cbar = empty + a.n_slots;  // clusters: the partials' barrier (first block)
+  uint64_t* obar = cbar + 1;           // outcol: this block's slice of the residual partials
+  uint64_t* rbar = cbar + 2;           // outcol: the residual from the blocks of the cluster
   __shared__ uint32_t epoch_s;
   __shared__ unsigned long long ring_cycles, t_start, ns_start;
   const int tid = int(threadIdx.x);
@@ -491,6 +531,7 @@ __global__ void __launch_bounds__(kFusedThreads, 1) fused_step_kernel(const Fuse
       mbar_init(&empty[i], W);
     }
     mbar_init(cbar, 1);
+    if (kOc) mbar_init(obar, 1), mbar_init(rbar, 1);
     mbar_fence_init();
     epoch_s = *reinterpret_cast<volatile uint32_t*>(a.sync) + 1u;
     ring_cycles = 0;
@@ -509,7 +550,7 @@ __global__ void __launch_bounds__(kFusedThreads, 1) fused_step_kernel(const Fuse
   const bool prof = a.prof && blockIdx.x == 0 && tid == 0;
   const Ring ring{smem + L.ring, full, empty, a.slot_bytes, a.n_slots, Ring::magic_for(a.n_slots),
                   prof ? &ring_cycles : nullptr};
-  compute<T, kCl, kPr>(a, s, smem, L, ring, epoch_s, cbar);
+  compute<T, kCl, kPr, kOc>(a, s, smem, L, ring, epoch_s, cbar, obar, rbar);
   if (tid == 0) {
     if (prof) {
       a.prof[kProfRing] += ring_cycles;
@@ -532,11 +573,14 @@ __global__ void __launch_bounds__(kFusedThreads, 1) fused_step_kernel(const Fuse
 
 namespace {
 // f(the step kernel for this dtype, with or without clusters, plain or recording probes).
-template <typename F> void with_kernel(DType dt, bool cluster, bool probes, F&& f) {
+template <typename F> void with_kernel(DType dt, bool cluster, bool outcol, bool probes, F&& f) {
   dispatch_dtype(dt, [&](auto tag) {
     using T = decltype(tag);
-    if (cluster) probes ? f(fused_step_kernel<T, true, true>) : f(fused_step_kernel<T, true, false>);
-    else probes ? f(fused_step_kernel<T, false, true>) : f(fused_step_kernel<T, false, false>);
+    if (cluster && outcol)
+      probes ? f(fused_step_kernel<T, true, true, true>) : f(fused_step_kernel<T, true, false, true>);
+    else if (cluster)
+      probes ? f(fused_step_kernel<T, true, true, false>) : f(fused_step_kernel<T, true, false, false>);
+    else probes ? f(fused_step_kernel<T, false, true, false>) : f(fused_step_kernel<T, false, false, false>);
   });
 }
 
@@ -579,6 +623,19 @@ int fewest_cluster_blocks(const FusedArgs& a, int es) {
   return a.G;
 }
 
+// out_proj by columns (FusedArgs::outcol) for this shape: the row groups per block (powers of two
+// up to 4 while d_model's 16-byte chunks leave threads idle), or 0 where it cannot run: no
+// clusters, a cluster's slice of d_model not a multiple of 4 outputs, more than
+// kFusedOutcolAcc outputs per thread or kFusedOutcolParts clusters (G only shrinks after this).
+int outcol_groups(const FusedArgs& a, int es) {
+  const int nv = a.dm * es / 16;
+  if (a.cluster <= 1 || a.dm % (4 * a.cluster) || a.dm > kFusedOutcolAcc * CT) return 0;
+  if (a.G / a.cluster > kFusedOutcolParts) return 0;
+  int ng = 1;
+  while (ng < 4 && 2 * ng * nv <= CT) ng *= 2;
+  return ng;
+}
+
 // The geometry for `cluster` blocks per cluster (1: none); "" or why it cannot run.
 std::string plan_geometry(FusedArgs& a, DType dt, const cudaDeviceProp& prop, const FusedRequest& req, int cluster) {
   const int es = int(dtype_size(dt));
@@ -590,6 +647,7 @@ std::string plan_geometry(FusedArgs& a, DType dt, const cudaDeviceProp& prop, co
   a.G -= a.G % a.cluster;
   a.fold_x = req.fold > 0 || a.cluster > 1;
   a.prefetch = req.prefetch > 0 ? req.prefetch : 0;
+  a.outcol = req.outcol > 0 ? outcol_groups(a, es) : 0;
   if (a.dm % 8 || a.D % 8) return "d_model and d_inner must be multiples of 8";
   if (a.N % 4 || a.N < 1) return "d_state must be a multiple of 4";
   if (a.k < 1 || a.k > kFusedMaxConv) return "d_conv must be 1..8";
@@ -603,7 +661,7 @@ std::string plan_geometry(FusedArgs& a, DType dt, const cudaDeviceProp& prop, co
   cudaError_t err = cudaSuccess;
   for (const bool pr : {false, true}) {
     cudaFuncAttributes k_attr{};
-    if (err == cudaSuccess) with_kernel(dt, a.cluster > 1, pr, [&](auto k) { err = cudaFuncGetAttributes(&k_attr, k); });
+    if (err == cudaSuccess) with_kernel(dt, a.cluster > 1, a.outcol > 0, pr, [&](auto k) { err = cudaFuncGetAttributes(&k_attr, k); });
     if (err == cudaSuccess && (!pr || k_attr.sharedSizeBytes > attr.sharedSizeBytes)) attr = k_attr;
     if (err == cudaSuccess && k_attr.binaryVersion < 90) err = cudaErrorInvalidDeviceFunction;
   }
@@ -627,7 +685,7 @@ std::string plan_geometry(FusedArgs& a, DType dt, const cudaDeviceProp& prop, co
     int fit = 1 << 30;  // the smaller of the two kernels'
     for (const bool pr : {false, true}) {
       if (err != cudaSuccess) break;
-      with_kernel(dt, a.cluster > 1, pr, [&](auto k) {
+      with_kernel(dt, a.cluster > 1, a.outcol > 0, pr, [&](auto k) {
         int k_fit = 0;
         err = cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
         if (err == cudaSuccess && a.cluster > 8) err = cudaFuncSetAttribute(k, cudaFuncAttributeNonPortableClusterSizeAllowed, 1);
@@ -666,12 +724,18 @@ std::string plan_geometry(FusedArgs& a, DType dt, const cudaDeviceProp& prop, co
 // (79 MB) gained 6.5% with 16 (476 against 447; 452 with 8, 397 with 2; it had lost 5-9% with 4,
 // 8 or 16 in session 4). Larger layers (7b-class, 200 MB) are not measured: none there.
 constexpr double kFusedClusterLayerBytes = 100e6;  // clusters of 16 below this
-std::string fused_plan(FusedArgs& a, DType dt, int device, const FusedRequest& req) {
+// out_proj by columns by shape (H200, session 7, same run against by rows, bf16 greedy): 1.4b
+// (50 MB per layer) 1014 against 848-857 tok/s, 2.8b (79 MB) 541 against 478-479; the 130m
+// shape (7 MB) lost, 3641-3652 against 4001-4038. Between 7 and 50 MB it is not measured.
+constexpr double kFusedOutcolLayerBytes = 16e6;  // by columns from this size on (with clusters)
+std::string fused_plan(FusedArgs& a, DType dt, int device, const FusedRequest& request) {
+  FusedRequest req = request;
   cudaDeviceProp prop{};
   MS_CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
   if (prop.major < 9) return "the fused decode step needs sm_90 (Hopper) or newer";
   if (!prop.cooperativeLaunch) return "the device cannot launch cooperative kernels";
   const double layer_bytes = 3.0 * a.dm * a.D * double(dtype_size(dt));
+  if (req.outcol < 0) req.outcol = layer_bytes >= kFusedOutcolLayerBytes ? 1 : 0;
   const bool chosen = req.cluster <= 0 && req.blocks <= 0;
   const int cluster = req.cluster > 0 ? req.cluster : (chosen && layer_bytes < kFusedClusterLayerBytes ? 16 : 1);
   std::string why = plan_geometry(a, dt, prop, req, cluster);
@@ -681,7 +745,7 @@ std::string fused_plan(FusedArgs& a, DType dt, int device, const FusedRequest& r
 
 void launch_fused(const FusedArgs& a, DType dt, cudaStream_t stream) {
   const FusedLaunch launch(a, stream);
-  with_kernel(dt, a.cluster > 1, a.probes.base != nullptr,
+  with_kernel(dt, a.cluster > 1, a.outcol > 0, a.probes.base != nullptr,
               [&](auto k) { MS_CUDA_CHECK(cudaLaunchKernelEx(&launch.cfg, k, a)); });
 }
 

@@ -83,6 +83,16 @@ __device__ __forceinline__ void st_async_remote(const void* local, float v, uint
                "r"(__float_as_uint(v)), "r"(rbar)
                : "memory");
 }
+// The same for 4 consecutive floats (local 16-byte aligned): one 16-byte store, 16 bytes counted.
+__device__ __forceinline__ void st_async_remote4(const float* local, float4 v, uint64_t* bar, uint32_t rank) {
+  uint32_t dst, rbar;
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(dst) : "r"(smem_u32(local)), "r"(rank));
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(rbar) : "r"(smem_u32(bar)), "r"(rank));
+  asm volatile("st.async.shared::cluster.mbarrier::complete_tx::bytes.v4.b32 [%0], {%1, %2, %3, %4}, [%5];" ::"r"(dst),
+               "r"(__float_as_uint(v.x)), "r"(__float_as_uint(v.y)), "r"(__float_as_uint(v.z)),
+               "r"(__float_as_uint(v.w)), "r"(rbar)
+               : "memory");
+}
 // Asks L2 to fetch [p, p + bytes) from DRAM (fire and forget; p and bytes multiples of 16), in
 // pieces of 16 KB.
 __device__ __forceinline__ void prefetch_l2(const void* p, size_t bytes) {
@@ -236,6 +246,30 @@ __device__ __forceinline__ void fma16(__half, uint4 w, float4 xe, float4 xo, flo
   o = fmaf(f(w.w >> 16), xo.w, o);
 }
 
+// acc[0 .. 16 / sizeof(T)) += the 16 bytes of weights w (in memory order) times y.
+__device__ __forceinline__ void axpy16(float, uint4 w, float y, float* acc) {
+  acc[0] = fmaf(__uint_as_float(w.x), y, acc[0]);
+  acc[1] = fmaf(__uint_as_float(w.y), y, acc[1]);
+  acc[2] = fmaf(__uint_as_float(w.z), y, acc[2]);
+  acc[3] = fmaf(__uint_as_float(w.w), y, acc[3]);
+}
+__device__ __forceinline__ void axpy16(__nv_bfloat16, uint4 w, float y, float* acc) {
+  const uint32_t u[4] = {w.x, w.y, w.z, w.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    acc[2 * i] = fmaf(__uint_as_float(u[i] << 16), y, acc[2 * i]);
+    acc[2 * i + 1] = fmaf(__uint_as_float(u[i] & 0xffff0000u), y, acc[2 * i + 1]);
+  }
+}
+__device__ __forceinline__ void axpy16(__half, uint4 w, float y, float* acc) {
+  const uint32_t u[4] = {w.x, w.y, w.z, w.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    acc[2 * i] = fmaf(__half2float(__ushort_as_half(static_cast<unsigned short>(u[i]))), y, acc[2 * i]);
+    acc[2 * i + 1] = fmaf(__half2float(__ushort_as_half(static_cast<unsigned short>(u[i] >> 16))), y, acc[2 * i + 1]);
+  }
+}
+
 // Sum over the compute threads (fixed order: the same bits on every run).
 __device__ __forceinline__ float block_sum(float v, float* red, int tid) {
   v = warp_sum(v);
@@ -370,6 +404,122 @@ __device__ __forceinline__ void gemv_rows(const Ring& ring, uint32_t& t, int row
     }
     t += uint32_t(ng);
   }
+}
+
+// C by columns (FusedArgs::outcol): the block's gated y ys {nc} times its channels' rows of
+// out_proj transposed (tiles of rpt rows of dm values from the ring) → a partial residual for all
+// dm outputs. A compute thread owns 16-byte column chunks (chunk q: outputs q·VEC ..), the
+// a.outcol row groups of threads split the rows and are added in group order; the block then
+// sends output m's partial to rank m / seg of its cluster (seg = dm / cluster, st.async into
+// orecv {cluster, seg} there, counted on obar), waits for its own slice from every rank, adds
+// them in rank order (cluster 0 also the bias) and publishes them as words of R {G / cluster,
+// dm}. Layer l's bytes complete obar's phase l; no block sends layer l + 1's before every slice
+// of layer l is read (they need layer l + 1's residual), so one buffer and one barrier do.
+template <typename T>
+__device__ __forceinline__ void out_columns(const FusedArgs& a, const Ring& ring, uint32_t& t, int nc, int rpt,
+                                            const float* ys, float* ored, float* orecv, uint64_t* obar, uint64_t* R,
+                                            const float* bias, int l, uint32_t e, int tid,
+                                            unsigned long long* wait_cycles) {
+  constexpr int VEC = 16 / int(sizeof(T)), KI = kFusedOutcolAcc / VEC;  // 16-byte chunks per thread
+  const int dm = a.dm, nv = dm / VEC, ng = a.outcol, gs = CT / ng, g = tid / gs, qi = tid - g * gs;
+  const int C = a.cluster, seg = dm / C, lane = tid & 31;
+  const uint32_t rank = cluster_rank();
+  if (tid == 0) mbar_arrive_expect(obar, uint32_t(4 * dm));
+  float acc[KI][VEC];
+#pragma unroll
+  for (int k = 0; k < KI; ++k)
+#pragma unroll
+    for (int v = 0; v < VEC; ++v) acc[k][v] = 0.f;
+  const size_t row_bytes = size_t(dm) * sizeof(T);
+  for (int c = 0; c < nc; c += rpt) {
+    const char* tile = ring.wait(t);
+    const int n = min(rpt, nc - c);
+    for (int r = g; r < n; r += ng) {
+      const float y = ys[c + r];
+      const uint4* row = reinterpret_cast<const uint4*>(tile + size_t(r) * row_bytes);
+#pragma unroll
+      for (int k = 0; k < KI; ++k)
+        if (qi + k * gs < nv) axpy16(T{}, row[qi + k * gs], y, acc[k]);
+    }
+    ring.release(t++, lane);
+  }
+  if (ng > 1) {  // one chunk per thread here (ng > 1 only where nv <= CT / ng)
+    if (g > 0 && qi < nv)
+#pragma unroll
+      for (int v = 0; v < VEC; ++v) ored[(g - 1) * dm + qi * VEC + v] = acc[0][v];
+    consumer_sync();
+    if (g == 0 && qi < nv)
+      for (int gg = 1; gg < ng; ++gg)
+#pragma unroll
+        for (int v = 0; v < VEC; ++v) acc[0][v] += ored[(gg - 1) * dm + qi * VEC + v];
+  }
+  if (g == 0) {
+#pragma unroll
+    for (int k = 0; k < KI; ++k) {
+      const int q = qi + k * gs;
+      if (q >= nv) continue;
+#pragma unroll
+      for (int h = 0; h < VEC; h += 4) {
+        const int m = q * VEC + h, to = m / seg;  // seg is a multiple of 4: a quad has one owner
+        st_async_remote4(orecv + int(rank) * seg + (m - to * seg),
+                         make_float4(acc[k][h], acc[k][h + 1], acc[k][h + 2], acc[k][h + 3]), obar, uint32_t(to));
+      }
+    }
+  }
+  const long long t0 = wait_cycles ? clock64() : 0;
+  if (tid < seg) {
+    Watchdog wd;
+    while (!mbar_try_wait<true>(obar, uint32_t(l) & 1u)) wd.tick(a.trap, l, 6, e, 0);
+  }
+  if (wait_cycles) *wait_cycles += clock64() - t0;
+  const int ci = int(cluster_index());
+  for (int j = tid; j < seg; j += CT) {
+    const int m = int(rank) * seg + j;
+    float sum = ci == 0 && bias ? bias[m] : 0.f;
+    for (int r = 0; r < C; ++r) sum += orecv[r * seg + j];
+    st_word(R + size_t(ci) * dm + m, sum, e);
+  }
+}
+
+// outcol: the residual at the start of a layer (or before the lm_head). This block (rank r of its
+// cluster) sums slice r only: resid[m] (the previous residual, the same in every block) plus the
+// np clusters' partials R[g·dm + m] in order g = 0, 1, .. (np <= kFusedOutcolParts words in
+// flight per thread); it sends the sums to every block of its cluster (st.async into their resid, counted
+// on rbar) and waits until its own resid is whole. The gather for the residual of layer l
+// (n_layer: the final one) completes rbar's phase l - 1; no block sends the next one before
+// every block has used this one (it needs this layer's out_proj partials from all of them).
+__device__ __forceinline__ void gather_residual(const FusedArgs& a, const uint64_t* R, int np, float* resid,
+                                                uint64_t* rbar, int layer, uint32_t e, int tid) {
+  constexpr int M = kFusedOutcolParts;
+  const int C = a.cluster, seg = a.dm / C, dm = a.dm;
+  const uint32_t rank = cluster_rank();
+  if (tid == 0) mbar_arrive_expect(rbar, uint32_t(4 * dm));
+  for (int j = tid; j < seg; j += CT) {
+    const int m = int(rank) * seg + j;
+    uint64_t v[M];
+    uint32_t pending = (1u << np) - 1u;
+    Watchdog wd;
+    while (pending) {
+#pragma unroll
+      for (int q = 0; q < M; ++q)
+        if (pending & (1u << q)) v[q] = ld_word(R + size_t(q) * dm + m);
+      uint32_t seen = 0;
+#pragma unroll
+      for (int q = 0; q < M; ++q)
+        if (pending & (1u << q)) {
+          if (word_ready(v[q], e)) pending &= ~(1u << q);
+          else seen = uint32_t(v[q] >> 32);
+        }
+      if (pending) wd.tick(a.trap, layer, 0, e, seen);
+    }
+    float sum = resid[m];
+#pragma unroll
+    for (int q = 0; q < M; ++q)
+      if (q < np) sum += word_value(v[q]);
+    for (int r = 0; r < C; ++r) st_async_remote(resid + m, sum, rbar, uint32_t(r));
+  }
+  Watchdog wd;
+  while (!mbar_try_wait<true>(rbar, uint32_t(layer - 1) & 1u)) wd.tick(a.trap, layer, 7, e, 0);
 }
 
 // Tournament over n sorted lists of 8 (value, id) pairs (list i at val + i * stride, ids at

@@ -17,8 +17,15 @@
 // block (measured slower); with thread-block clusters (FusedArgs::cluster, chosen for small
 // layers) the blocks of a cluster first sum their partials in the first block's shared memory,
 // leaving xr·G/cluster words. G, the fold and the clusters are fused_plan's choice (FusedRequest
-// overrides them for measurements). Layouts that the host builds and the kernel reads are
-// defined here once.
+// overrides them for measurements). With `outcol` (clusters only) C computes out_proj by
+// columns instead of rows: each block multiplies the gated y of its own channels with those
+// channels' out_proj columns (a transposed copy, FusedArgs::out_cols) into a partial residual
+// for all d_model outputs; the cluster reduce-scatters the partials in distributed shared memory
+// and each block publishes its slice of the cluster's sum; the next layer's residual poll adds
+// the G / cluster sums. The Y exchange disappears (two exchanges per layer instead of three).
+// The residual itself is then summed per slice: block rank r of every cluster adds the partials
+// of slice r only and hands it to the other blocks of its cluster (distributed shared memory).
+// Layouts that the host builds and the kernel reads are defined here once.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -36,6 +43,8 @@ constexpr int kFusedMaxConv = 8;                                // d_conv
 constexpr int kFusedMaxXr = 512;                                // dt_rank + 2 d_state
 constexpr int kFusedFinalWords = 2 * kFusedMaxAlt + 2;          // per block: top 8 + (max, sum)
 constexpr int kFusedTileRows = 16;                              // matrix rows per weight tile
+constexpr int kFusedOutcolAcc = 16;  // outcol: a compute thread's column sums (d_model <= 16 · 256)
+constexpr int kFusedOutcolParts = 8;  // outcol: clusters (G / cluster) at most: a thread's words in flight
 
 __host__ __device__ constexpr int fused_round16(int b) { return (b + 15) & ~15; }
 __host__ __device__ constexpr int fused_round4(int n) { return (n + 3) & ~3; }
@@ -100,7 +109,11 @@ struct FusedArgs {
   // layer's out_proj tiles; 2 (4) this layer's in_proj z rows (x rows) and 8 its out_proj
   // slice before the layer's first tile.
   int prefetch = 0;
+  // out_proj by columns (clusters only): the row groups that share a block's channels in C (1, 2
+  // or 4, so that d_model's 16-byte chunks keep the compute threads busy); 0: by rows.
+  int outcol = 0;
   const FusedLayer* layers = nullptr;  // {n_layer}
+  const void* out_cols = nullptr;      // outcol: every layer's out_proj transposed {n_layer, D, dm}
   const void* embedding = nullptr;     // {V, dm}
   const void* lm_head = nullptr;       // {V, dm}
   const float* norm_f = nullptr;       // {dm}
@@ -124,9 +137,13 @@ struct FusedArgs {
   FusedProbes probes;                  // base null: the plain step
 };
 
-// Exchange words per layer and in total.
+// Exchange words per layer and in total. A layer's residual region holds the residual, or with
+// outcol the G / cluster clusters' partial sums {G / cluster, dm}.
+__host__ __device__ inline int64_t fused_r_words(const FusedArgs& a) {
+  return int64_t(a.dm) * (a.outcol ? a.G / a.cluster : 1);
+}
 __host__ __device__ inline int64_t fused_ll_layer_words(const FusedArgs& a) {
-  return int64_t(a.dm) + int64_t(a.xr) * a.G + a.xr + a.D;
+  return fused_r_words(a) + int64_t(a.xr) * a.G + a.xr + a.D;
 }
 __host__ __device__ inline int64_t fused_ll_words(const FusedArgs& a) {
   return (a.n_layer + 1) * fused_ll_layer_words(a) + int64_t(a.G) * kFusedFinalWords;
@@ -134,7 +151,7 @@ __host__ __device__ inline int64_t fused_ll_words(const FusedArgs& a) {
 
 // Shared memory of one block, in bytes from the dynamic base (same on host and device).
 struct FusedSmem {
-  int resid, xs, acc, xch, zs, xd, cpart, red, pen, cand, bars, ring, total;
+  int resid, xs, acc, xch, zs, xd, cpart, ored, orecv, red, pen, cand, bars, ring, total;
 };
 __host__ __device__ inline int fused_ncmax(int D, int G) { return (D + G - 1) / G; }
 __host__ __device__ inline FusedSmem fused_smem(const FusedArgs& a) {
@@ -151,10 +168,13 @@ __host__ __device__ inline FusedSmem fused_smem(const FusedArgs& a) {
   s.zs = take(4 * nc);
   s.xd = take(4 * a.xr);
   s.cpart = take(a.cluster > 1 ? 4 * a.cluster * a.xr : 0);  // first block of a cluster: {cluster, xr}
+  s.ored = take(a.outcol ? 4 * (a.outcol - 1) * a.dm : 0);   // outcol: row groups 1.. {outcol - 1, dm}
+  s.orecv = take(a.outcol ? 4 * a.dm : 0);  // outcol: this block's slice from every block {cluster, dm / cluster}
   s.red = take(4 * 64);
   s.pen = take(4 * ((vc + 31) / 32));
   s.cand = take(4 * (kFusedConsumerWarps + kFusedTileRows) * kFusedFinalWords);
-  s.bars = take(16 * a.n_slots + 16);  // full, empty per slot; the cluster partials' barrier
+  // full, empty per slot; the cluster partials' barrier; outcol: the partials' and the residual's
+  s.bars = take(16 * a.n_slots + (a.outcol ? 32 : 16));
   o = (o + 127) & ~127;
   s.ring = o;
   s.total = o + a.n_slots * a.slot_bytes;
@@ -168,6 +188,7 @@ struct FusedRequest {
   int fold = -1;   // fold_x: 0 off, 1 on, -1 chosen by shape
   int prefetch = -1;  // FusedArgs::prefetch bits; -1 chosen by shape
   int cluster = 0;    // blocks per cluster (1: none); 0 chosen by shape where blocks is 0
+  int outcol = -1;    // out_proj by columns: 0 off, 1 on where clusters allow it, -1 chosen by shape
 };
 // Fills the geometry (G, fold_x, slot size and count) for this device and shape; returns why
 // the fused step cannot run it, or "" if it can.

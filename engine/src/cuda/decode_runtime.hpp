@@ -42,6 +42,7 @@ struct DecodeRuntime {
   bool enabled = true;  // off: the per-layer kernels (cuda::use_fused_decode, MAMBASCOPE_DECODE=kernels)
   FusedArgs args;
   DeviceMemory layers, ll, sync, prof;
+  DeviceMemory out_cols;  // args.outcol: every layer's out_proj transposed {n_layer, d_inner, d_model}
 };
 
 }  // namespace mambascope::cuda
