@@ -194,5 +194,8 @@ struct FusedRequest {
 // the fused step cannot run it, or "" if it can.
 std::string fused_plan(FusedArgs& a, DType dt, int device, const FusedRequest& req = {});
 void launch_fused(const FusedArgs& a, DType dt, cudaStream_t stream);
+// The step kernel for this dtype, with or without clusters and out_proj by columns, plain or
+// recording probes (decode_fused.cu; fused_plan and launch_fused use it).
+const void* fused_step_kernel_for(DType dt, bool cluster, bool outcol, bool probes);
 
 }  // namespace mambascope::cuda
