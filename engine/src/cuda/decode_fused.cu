@@ -20,7 +20,7 @@ __host__ __device__ inline int share(int n, int G, int b) { return int((int64_t(
 // Block b's slices and the tile sizes; the producer and the compute warps walk the same tiles.
 struct Slices {
   int c0, nc, m0, mc, v0, vc;
-  int es, in_row, out_row, rpt_in, rpt_out, recA, recB, cptA, cptB;
+  int es, in_row, out_row, rpt_in, rpt_out, recA, recB, cptA, cptB, ra;
   __device__ Slices(const FusedArgs& a, int es_) : es(es_) {
     const int b = int(blockIdx.x), G = a.G;
     c0 = share(a.D, G, b), nc = share(a.D, G, b + 1) - c0;
@@ -31,6 +31,10 @@ struct Slices {
     recA = fused_recA_bytes(a.k, a.xr, es), recB = fused_recB_bytes(a.N, a.R, es);
     cptA = a.slot_bytes / recA;
     cptB = min(a.slot_bytes / recB, a.slot_bytes / (4 * a.N));
+    // Phase A's in_proj rows: the x rows, rounded up to whole rounds of the GEMV's warp groups
+    // (z's first rows fill the last one), so that the two passes run the rounds of one.
+    const int rr = gemv_round_rows(rpt_in);
+    ra = min(2 * nc, (nc + rr - 1) / rr * rr);
   }
 };
 
@@ -78,15 +82,21 @@ __device__ void produce(const FusedArgs& a, const Slices& s, char* ring, uint64_
     if (a.prefetch & 2) in_rows(l, true);
     if (a.prefetch & 4) in_rows(l, false);
     emit(L.norm_w, 4 * a.dm);
+    // in_proj's rows of this block's channels, x then z, in the compute warps' two passes (rows
+    // [0, s.ra), then the rest of z after conv and x_proj's partials).
     const char* in = static_cast<const char*>(L.in_proj);
-    for (int i0 = 0; i0 < 2 * s.nc; i0 += s.rpt_in) {
-      const int i1 = min(i0 + s.rpt_in, 2 * s.nc);
-      auto row = [&](int i) { return in + size_t(i < s.nc ? s.c0 + i : a.D + s.c0 + i - s.nc) * s.in_row; };
-      if (i1 <= s.nc || i0 >= s.nc) emit(row(i0), (i1 - i0) * s.in_row);
-      else emit(row(i0), (s.nc - i0) * s.in_row, row(s.nc), (i1 - s.nc) * s.in_row);
-    }
+    auto in_tiles = [&](int i_begin, int i_end) {
+      for (int i0 = i_begin; i0 < i_end; i0 += s.rpt_in) {
+        const int i1 = min(i0 + s.rpt_in, i_end);
+        auto row = [&](int i) { return in + size_t(i < s.nc ? s.c0 + i : a.D + s.c0 + i - s.nc) * s.in_row; };
+        if (i1 <= s.nc || i0 >= s.nc) emit(row(i0), (i1 - i0) * s.in_row);
+        else emit(row(i0), (s.nc - i0) * s.in_row, row(s.nc), (i1 - s.nc) * s.in_row);
+      }
+    };
+    in_tiles(0, s.ra);
     for (int c = 0; c < s.nc; c += s.cptA)
       emit(static_cast<const char*>(L.recA) + size_t(s.c0 + c) * s.recA, min(s.cptA, s.nc - c) * s.recA);
+    in_tiles(s.ra, 2 * s.nc);
     for (int c = 0; c < s.nc; c += s.cptB) {
       const int n = min(s.cptB, s.nc - c);
       emit(a.ssm_state + (size_t(l) * a.D + s.c0 + c) * a.N, n * 4 * a.N);
@@ -226,7 +236,10 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
     load_and_norm<T>(a, w.R, l == 0, resid, xs, red, ring, t, e, tid, lane, l, wacc, r_np, rec_resid, rbar);
     if (prof) clk[kProfWaitA] += wait_acc;
     mark(kProfANorm);
-    gemv_rows<T>(ring, t, 2 * s.nc, s.rpt_in, a.dm, xs, tid, [&](int r, float v) { acc[r] = v; });
+    gemv_rows<T>(ring, t, s.ra, s.rpt_in, a.dm, xs, tid, [&](int r, float v) {  // x rows (+ z's first)
+      if (r < s.nc) acc[r] = v;
+      else zs[r - s.nc] = v;
+    });
     consumer_sync();
     mark(kProfAGemv);
     float part0 = 0.f, part1 = 0.f;  // x_proj rows tid and tid + CT (xr <= 2 CT)
@@ -247,9 +260,8 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
         for (int j = 0; j < kFusedMaxConv; ++j)
           if (j < km1) st[j] = j + 1 < km1 ? cs[j + 1 < kFusedMaxConv ? j + 1 : j] : xv;
         xch[tid] = silu(sum);
-        zs[tid] = acc[s.nc + tid] + (in_bias ? in_bias[a.D + s.c0 + tid] : 0.f);
         if constexpr (kPr) {
-          if (pe) pe[2 * a.D + s.c0 + tid] = zs[tid], pe[3 * a.D + s.c0 + tid] = xch[tid];
+          if (pe) pe[3 * a.D + s.c0 + tid] = xch[tid];
         }
       }
       consumer_sync();
@@ -297,9 +309,22 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
       if (lane == 0) st_word(w.XD + j, sum, e);
     }
     mark(kProfX);
+    // ---- A': the rest of in_proj's z rows, while the x_proj partials travel: only B's gate needs
+    // them, so they are off the path from the residual to the exchange (xs still holds the normed
+    // input).
+    gemv_rows<T>(ring, t, 2 * s.nc - s.ra, s.rpt_in, a.dm, xs, tid,
+                 [&](int r, float v) { zs[s.ra - s.nc + r] = v; });
+    consumer_sync();
+    if (tid < s.nc) {
+      zs[tid] += in_bias ? in_bias[a.D + s.c0 + tid] : 0.f;
+      if constexpr (kPr) {
+        if (pe) pe[2 * a.D + s.c0 + tid] = zs[tid];
+      }
+    }
+    mark(kProfAGemv);
     // ---- B: dt_proj + softplus + state update + D + gate ----------------------------------------
-    // fold_x: every partial {xr, G} of this layer (into xs, free between A and C), then the
-    // sums in a fixed order.
+    // fold_x: every partial {xr, G} of this layer (into xs, free between A and C: the z GEMV
+    // above has read it by then), then the sums in a fixed order.
     float* part = xs;
     const int np = kCl ? a.G / a.cluster : a.G;  // partials per x_proj output
     timed_poll(a.fold_x ? w.P : w.XD, a.fold_x ? a.xr * np : a.xr, a.fold_x ? part : xd, l, 2, kProfWaitB, 0);

@@ -282,6 +282,15 @@ __device__ __forceinline__ float block_sum(float v, float* red, int tid) {
   return s;
 }
 
+// The rows gemv_rows takes per round of its warp groups (tiles of rpt rows side by side): a GEMV
+// split in two calls at a multiple of this runs the same rounds as one call (gemv_rows' split of
+// the warps, below).
+__device__ __forceinline__ int gemv_round_rows(int rpt) {
+  int lw = 0;
+  while ((1 << lw) < W && (2 << lw) < rpt) ++lw;
+  return rpt * (W >> lw);
+}
+
 // (value, id) better: higher value, then lower id.
 __device__ __forceinline__ bool better(float va, int ia, float vb, int ib) {
   return va > vb || (va == vb && ia < ib);
