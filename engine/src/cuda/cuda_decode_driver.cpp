@@ -80,15 +80,15 @@ DecodeRuntime& CudaBackend::decode_runtime() {
   a.n_layer = int(cfg_.n_layer), a.dm = int(cfg_.d_model), a.D = int(cfg_.d_inner);
   a.N = int(cfg_.d_state), a.R = int(cfg_.dt_rank), a.xr = int(cfg_.x_proj_rows());
   a.k = int(cfg_.d_conv), a.V = int(cfg_.vocab_size), a.eps = float(cfg_.norm_eps);
+  FusedRequest req = fused_request_from_env();
   if (cfg_.lti || !w_.layers[0].recA) rt->why_not = "LTI layers run on the per-layer kernels";
-  else rt->why_not = fused_plan(a, w_.dtype, device_, fused_request_from_env());
+  else rt->why_not = fused_plan(a, w_.dtype, device_, req);
   // out_proj by columns needs a transposed copy of every out_proj (as large as out_proj: 130m
   // 57 MB, 2.8b 1.7 GB in bf16); without room for it, plan again by rows.
   const size_t cols_bytes = size_t(a.n_layer) * a.D * a.dm * dtype_size(w_.dtype);
   size_t free_b = 0, total_b = 0;
   if (rt->why_not.empty() && a.outcol && (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess ||
                                           free_b < cols_bytes + (size_t(512) << 20))) {
-    FusedRequest req = fused_request_from_env();
     req.outcol = 0;
     rt->why_not = fused_plan(a, w_.dtype, device_, req);
   }

@@ -202,7 +202,7 @@ __device__ __forceinline__ void poll_words(const uint64_t* src, int n, float* ds
 // ---- the compute warps' building blocks -----------------------------------------------------
 
 constexpr int W = kFusedConsumerWarps;
-constexpr int CT = 32 * W;  // compute threads
+constexpr int CT = kFusedComputeThreads;
 
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll

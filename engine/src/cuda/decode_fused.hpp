@@ -38,7 +38,8 @@
 namespace mambascope::cuda {
 
 constexpr int kFusedConsumerWarps = 8;  // 16 measured slower (130m 406 µs/token: registers spill)
-constexpr int kFusedThreads = 32 * (kFusedConsumerWarps + 1);  // + the producer warp
+constexpr int kFusedComputeThreads = 32 * kFusedConsumerWarps;
+constexpr int kFusedThreads = kFusedComputeThreads + 32;  // + the producer warp
 constexpr int kFusedMaxConv = 8;                                // d_conv
 constexpr int kFusedMaxXr = 512;                                // dt_rank + 2 d_state
 constexpr int kFusedFinalWords = 2 * kFusedMaxAlt + 2;          // per block: top 8 + (max, sum)

@@ -10,8 +10,6 @@
 namespace mambascope::cuda {
 namespace {
 
-constexpr int kCT = 32 * kFusedConsumerWarps;  // compute threads per block
-
 // The launch of one step: cooperative (every block resident) without clusters; with clusters,
 // residency is checked once in fused_plan (cudaOccupancyMaxActiveClusters), as a cooperative
 // launch does not take a cluster size.
@@ -57,10 +55,10 @@ int fewest_cluster_blocks(const FusedArgs& a, int es) {
 // kFusedOutcolAcc outputs per thread or kFusedOutcolParts clusters (G only shrinks after this).
 int outcol_groups(const FusedArgs& a, int es) {
   const int nv = a.dm * es / 16;
-  if (a.cluster <= 1 || a.dm % (4 * a.cluster) || a.dm > kFusedOutcolAcc * kCT) return 0;
+  if (a.cluster <= 1 || a.dm % (4 * a.cluster) || a.dm > kFusedOutcolAcc * kFusedComputeThreads) return 0;
   if (a.G / a.cluster > kFusedOutcolParts) return 0;
   int ng = 1;
-  while (ng < 4 && 2 * ng * nv <= kCT) ng *= 2;
+  while (ng < 4 && 2 * ng * nv <= kFusedComputeThreads) ng *= 2;
   return ng;
 }
 
@@ -103,9 +101,9 @@ std::string plan_geometry(FusedArgs& a, DType dt, const cudaDeviceProp& prop, co
   // again after each).
   bool trimmed = false;
   for (int round = 0; round < 3; ++round) {
-    if (fused_ncmax(a.D, a.G) > kCT)
-      return "d_inner / blocks exceeds " + std::to_string(kCT) + " channels per block (" + std::to_string(a.G) +
-             " blocks)";
+    if (fused_ncmax(a.D, a.G) > kFusedComputeThreads)
+      return "d_inner / blocks exceeds " + std::to_string(kFusedComputeThreads) + " channels per block (" +
+             std::to_string(a.G) + " blocks)";
     for (a.n_slots = 16; a.n_slots >= 3 && fused_smem(a).total > budget; --a.n_slots) {
     }
     if (a.n_slots < 3) return "the model's rows do not fit three shared-memory slots";
