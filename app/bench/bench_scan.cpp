@@ -78,6 +78,29 @@ double copy_gbps() {
   return 2.0 * bytes / (median(ms) * 1e6);
 }
 
+// Median GPU time of `reps` calls enqueued back to back (after 3 unrecorded ones), an event
+// pair around each, one wait at the end.
+template <typename Call>
+double queued_ms(int reps, Call&& call) {
+  const int warm = 3, n = warm + reps;
+  std::vector<cudaEvent_t> ev(size_t(2 * n));
+  for (cudaEvent_t& x : ev) MS_CUDA_CHECK(cudaEventCreate(&x));
+  for (int i = 0; i < n; ++i) {
+    MS_CUDA_CHECK(cudaEventRecord(ev[size_t(2 * i)]));
+    call(i);
+    MS_CUDA_CHECK(cudaEventRecord(ev[size_t(2 * i + 1)]));
+  }
+  MS_CUDA_CHECK(cudaDeviceSynchronize());
+  std::vector<double> ms;
+  for (int i = warm; i < n; ++i) {
+    float t = 0;
+    MS_CUDA_CHECK(cudaEventElapsedTime(&t, ev[size_t(2 * i)], ev[size_t(2 * i + 1)]));
+    ms.push_back(t);
+  }
+  for (cudaEvent_t x : ev) cudaEventDestroy(x);
+  return median(ms);
+}
+
 struct InputSet {
   std::unique_ptr<DeviceMem> u, dt, z, bc, y, h;
 };
@@ -180,7 +203,7 @@ void bench_scan(const Options& o) {
     const int reps = an.L >= 32768 ? std::min(o.reps, 5) : o.reps;
     const double exps = double(tok) * an.d * N;
     const double exp_bound_ms = exps / kExpPerS * 1e3;
-    double best_ms = INFINITY, auto_ms = NAN;
+    double best_ms = INFINITY, auto_ms = NAN, auto_queued_ms = NAN;
     std::string best_name;
     std::vector<std::tuple<int, int, int, int>> seen;  // (spt, tile, chunks, spans) launched
     // The clocks drop while the inputs are filled: launch the automatic choice for ~30 ms first,
@@ -217,27 +240,37 @@ void bench_scan(const Options& o) {
         if (i >= 3) ms.push_back(t);
       }
       const double m = median(ms);
+      // The same calls queued back to back with an event pair around each and one wait at the
+      // end (as triton's do_bench and a PyTorch loop of event pairs time): the host's launch
+      // path then runs ahead of the GPU and stays out of the timed windows, which hold the
+      // GPU's time for the call. The isolated figure above also holds the launch latency of an
+      // idle GPU (~5 µs): it is the one the targets are judged on.
+      const double mq = queued_ms(reps, [&](int i) {
+        cuda::selective_scan(params(sets[size_t(i % nsets)], v), nullptr);
+      });
       const std::string name = is_auto ? "auto"
                                : "spt" + std::to_string(cfg.states_per_thread) + "_tt" +
                                      std::to_string(cfg.tile_len) + "_k" +
                                      std::to_string(cfg.l_chunks) + "_s" +
                                      std::to_string(cfg.spans);
-      if (is_auto) auto_ms = m;
+      if (is_auto) auto_ms = m, auto_queued_ms = mq;
       if (m < best_ms) best_ms = m, best_name = name;
       emit({{"bench", "scan"}, {"batch", an.batch}, {"d_inner", an.d}, {"L", an.L}, {"N", N},
             {"dtype", "bf16"}, {"variant", name}, {"states_per_thread", cfg.states_per_thread},
             {"channels_per_block", cfg.channels_per_block}, {"tile_len", cfg.tile_len},
             {"l_chunks", cfg.l_chunks}, {"spans", cfg.spans},
-            {"ms", m}, {"gbps", moved / (m * 1e6)}, {"bandwidth_fraction", moved / (m * 1e6) / bw},
+            {"ms", m}, {"queued_ms", mq}, {"gbps", moved / (m * 1e6)}, {"bandwidth_fraction", moved / (m * 1e6) / bw},
             {"bandwidth_bound_ms", moved / (bw * 1e6)}, {"exp_per_s", exps / (m * 1e-3)},
             {"exp_bound_ms", exp_bound_ms}, {"exp_bound_fraction", exp_bound_ms / m},
             {"official_ms", an.official_ms}, {"speedup_vs_official", an.official_ms / m},
             {"fa2_ms", fa2_ms(an.L)}, {"faster_than_fa2", m < fa2_ms(an.L)}});
     }
     emit({{"bench", "scan_summary"}, {"batch", an.batch}, {"d_inner", an.d}, {"L", an.L},
-          {"auto_ms", auto_ms}, {"best_ms", best_ms}, {"best", best_name},
+          {"auto_ms", auto_ms}, {"auto_queued_ms", auto_queued_ms}, {"best_ms", best_ms}, {"best", best_name},
           {"official_ms", an.official_ms}, {"auto_vs_official", an.official_ms / auto_ms},
           {"fa2_ms", fa2_ms(an.L)}, {"auto_vs_fa2", fa2_ms(an.L) / auto_ms},
+          {"auto_queued_vs_official", an.official_ms / auto_queued_ms},
+          {"auto_queued_vs_fa2", fa2_ms(an.L) / auto_queued_ms},
           {"exp_bound_ms", exp_bound_ms}, {"auto_exp_bound_fraction", exp_bound_ms / auto_ms}});
   }
   cudaEventDestroy(e0);
