@@ -23,6 +23,7 @@ struct Options {
   std::string dir = "/tmp/mambascope-bench";  // where random checkpoints are written
   std::string scan_only;          // "batch,d_inner,L,states_per_thread": one shape (profiling)
   bool explorer = false;          // --models: the app's decode path, with and without probes
+  bool ring_stream = false;       // the fused decode step's weight-streaming ceiling
 };
 
 inline void emit(const nlohmann::json& j) {
@@ -40,6 +41,7 @@ inline double median(std::vector<double> v) {
 void bench_scan(const Options& o);      // bench_scan.cpp (CUDA builds)
 void bench_models(const Options& o);    // bench_models.cpp
 void bench_explorer(const Options& o);  // bench_explorer.cpp (CUDA builds)
+void bench_ring_stream(const Options& o);  // bench_ring.cpp (CUDA builds)
 // The random bf16 checkpoint of a named shape ("130m", "1.4b", "2.8b") under o.dir, written on
 // first use (bench_models.cpp).
 std::unique_ptr<Checkpoint> checkpoint_for(const Options& o, const std::string& name);

@@ -4,6 +4,7 @@
 //   [--decode-only]
 //   mambascope-bench --explorer --models 130m,2.8b [--decode-tokens N]: decoding as the app and
 //   the CLI do it (one recurrent forward per token, the CPU sampler), with and without probes
+//   mambascope-bench --ring-stream: the fused decode step's weight-streaming ceiling
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -27,6 +28,7 @@ int main(int argc, char** argv) {
       else if (a == "--long-prefill") o.long_prefill = true;
       else if (a == "--decode-only") o.decode_only = true;
       else if (a == "--explorer") o.explorer = true;
+      else if (a == "--ring-stream") o.ring_stream = true;
       else if (a == "--reps") o.reps = std::stoi(next());
       else if (a == "--decode-tokens") o.decode_tokens = std::stoi(next());
       else if (a == "--dir") o.dir = next();
@@ -37,7 +39,7 @@ int main(int argc, char** argv) {
       } else {
         std::fprintf(stderr,
                      "usage: mambascope-bench [--scan] [--models 130m,1.4b,2.8b] [--cpu] "
-                     "[--long-prefill] [--decode-only] [--explorer] [--reps N] [--decode-tokens N] [--dir PATH]\n");
+                     "[--long-prefill] [--decode-only] [--explorer] [--ring-stream] [--reps N] [--decode-tokens N] [--dir PATH]\n");
         return 2;
       }
     } catch (const std::exception& e) {
@@ -45,8 +47,9 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  if (!o.scan && o.models.empty() && !o.cpu) o.scan = true;
+  if (!o.scan && o.models.empty() && !o.cpu && !o.ring_stream) o.scan = true;
   try {
+    if (o.ring_stream) bench_ring_stream(o);
     if (o.scan) bench_scan(o);
     if (o.explorer) bench_explorer(o);
     else if (!o.models.empty() || o.cpu) bench_models(o);
