@@ -12,14 +12,15 @@ namespace mambascope::bench {
 
 void bench_ring_stream(const Options&) {
   const size_t bytes = size_t(5540) << 20;
-  const cuda::RingStreamResult plain = cuda::plain_stream(bytes);
+  const cuda::RingStreamBuffer buf(bytes);
+  const cuda::RingStreamResult plain = cuda::plain_stream(buf);
   emit({{"bench", "ring_stream"}, {"kind", "plain 16-byte loads, every SM"}, {"bytes", bytes},
         {"ms", plain.ms}, {"gbps", plain.gbps}});
   for (int blocks : {96, 112, 128, 132})
     for (int slot : {8192, 16384, 20480, 32768})
       for (bool touch : {false, true}) {
         const int n_slots = std::min(200 * 1024 / slot, 24);  // ~200 KB, as the step's ring
-        const cuda::RingStreamResult r = cuda::ring_stream(blocks, slot, n_slots, bytes, touch);
+        const cuda::RingStreamResult r = cuda::ring_stream(buf, blocks, slot, n_slots, touch);
         emit({{"bench", "ring_stream"}, {"kind", "bulk copies into a ring"}, {"blocks", blocks},
               {"slot_bytes", slot}, {"slots", n_slots}, {"compute_warps_read", touch}, {"bytes", bytes},
               {"ms", r.ms}, {"gbps", r.gbps}});

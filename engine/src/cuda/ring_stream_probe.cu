@@ -66,20 +66,6 @@ __global__ void plain_stream_kernel(const float4* src, size_t n, float* sink) {
   if (acc == 1234.5f) sink[0] = acc;
 }
 
-struct Buffers {
-  char* src = nullptr;
-  float* sink = nullptr;
-  explicit Buffers(size_t bytes) {
-    MS_CUDA_CHECK(cudaMalloc(&src, bytes));
-    MS_CUDA_CHECK(cudaMalloc(&sink, 16));
-    MS_CUDA_CHECK(cudaMemset(src, 1, bytes));  // not zeros: reads of zeros can run faster
-  }
-  ~Buffers() {
-    cudaFree(src);
-    cudaFree(sink);
-  }
-};
-
 template <typename Launch>
 RingStreamResult timed(size_t bytes, Launch&& launch) {
   cudaEvent_t e0, e1;
@@ -105,7 +91,18 @@ RingStreamResult timed(size_t bytes, Launch&& launch) {
 
 }  // namespace
 
-RingStreamResult ring_stream(int blocks, int slot_bytes, int n_slots, size_t bytes, bool touch) {
+RingStreamBuffer::RingStreamBuffer(size_t bytes) : bytes_(bytes) {
+  MS_CUDA_CHECK(cudaMalloc(&src_, bytes));
+  MS_CUDA_CHECK(cudaMalloc(&sink_, 16));
+  MS_CUDA_CHECK(cudaMemset(src_, 1, bytes));  // not zeros: reads of zeros can run faster
+  MS_CUDA_CHECK(cudaDeviceSynchronize());
+}
+RingStreamBuffer::~RingStreamBuffer() {
+  cudaFree(src_);
+  cudaFree(sink_);
+}
+
+RingStreamResult ring_stream(const RingStreamBuffer& buf, int blocks, int slot_bytes, int n_slots, bool touch) {
   int dev = 0, sms = 0, major = 0;
   MS_CUDA_CHECK(cudaGetDevice(&dev));
   MS_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
@@ -115,22 +112,20 @@ RingStreamResult ring_stream(int blocks, int slot_bytes, int n_slots, size_t byt
     throw Error("ring_stream: bad geometry");
   const int smem = 1024 + n_slots * slot_bytes;
   MS_CUDA_CHECK(cudaFuncSetAttribute(ring_stream_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-  const size_t per_block = bytes / size_t(blocks) / size_t(slot_bytes) * size_t(slot_bytes);
-  Buffers b(bytes);
+  const size_t per_block = buf.bytes() / size_t(blocks) / size_t(slot_bytes) * size_t(slot_bytes);
   return timed(per_block * size_t(blocks), [&] {
-    ring_stream_kernel<<<blocks, 32 * (kProbeWarps + 1), smem>>>(b.src, per_block, slot_bytes, n_slots,
-                                                                  touch ? 1 : 0, b.sink);
+    ring_stream_kernel<<<blocks, 32 * (kProbeWarps + 1), smem>>>(buf.data(), per_block, slot_bytes, n_slots,
+                                                                  touch ? 1 : 0, buf.sink());
   });
 }
 
-RingStreamResult plain_stream(size_t bytes) {
+RingStreamResult plain_stream(const RingStreamBuffer& buf) {
   int dev = 0, sms = 0;
   MS_CUDA_CHECK(cudaGetDevice(&dev));
   MS_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-  Buffers b(bytes);
-  const size_t n = bytes / 16;
+  const size_t n = buf.bytes() / 16;
   return timed(n * 16, [&] {
-    plain_stream_kernel<<<8 * sms, 256>>>(reinterpret_cast<const float4*>(b.src), n, b.sink);
+    plain_stream_kernel<<<8 * sms, 256>>>(reinterpret_cast<const float4*>(buf.data()), n, buf.sink());
   });
 }
 
