@@ -2,8 +2,7 @@
 // (one kernel per token) against the CPU backend and against the per-layer kernels (logits and
 // final state, every dtype, three shapes),
 // its CUDA graph following the state object, greedy generation against the CPU Sampler on its
-// own logits (with and without the repetition penalty, whose window includes the prompt), the
-// step run ahead of the host stopping exactly where the host stops. The sampler kernel on crafted logits against the CPU
+// own logits (with and without the repetition penalty, whose window includes the prompt). The sampler kernel on crafted logits against the CPU
 // Sampler's semantics: greedy ties, the alternatives, the top-p cut with ties at the boundary,
 // draws beyond the 64 most likely tokens, and empirical frequencies over many seeded draws.
 #include <gtest/gtest.h>
@@ -295,70 +294,6 @@ TEST(FusedStepGraph, GreedyGenerationMatchesTheCpuSamplerOnItsOwnLogits) {
       if (penalty != 1.f) EXPECT_TRUE(blind_differs) << "the history never mattered to the penalty: the test lost its point";
     }
   }
-}
-
-// Generation on the fused step launches each token's step before the host has seen the previous
-// token, alternating between two buffers of the state (cuda_decode_ahead.cpp). Against waiting
-// for every token (use_decode_ahead off): the same tokens, and a stop after any token (the
-// first, the seventh, the last one asked for) leaves the same state bit for bit, the same
-// position and the same logits, so that the next call goes on the same way; for greedy with a
-// penalty (sampled in the kernel, with the ring) and for seeded sampling (the sampler kernel).
-TEST(FusedStepGraph, RunAheadStopsWhereTheHostStops) {
-  SKIP_WITHOUT_GPU();
-  if (!device_is_hopper()) GTEST_SKIP() << "the fused step needs sm_90";
-  const Checkpoint& ck = decode_model(DType::BF16, kMedium);
-  auto gpu = make_cuda_backend(ck);
-  ASSERT_EQ(cuda::decode_path(*gpu), "fused");
-  const int V = 2000;
-  const auto prompt = tokens(12, V, 8);
-  SamplingParams greedy_pen;
-  greedy_pen.temperature = 0;
-  greedy_pen.n_alternatives = 5;
-  greedy_pen.repetition_penalty = 1.3f;
-  greedy_pen.repetition_window = 8;
-  SamplingParams seeded = greedy_pen;
-  seeded.temperature = 0.9f;
-  seeded.top_p = 0.95f;
-  seeded.seed = 41;
-  struct Run {
-    std::vector<int32_t> first, second;
-    HostState state;
-    std::vector<float> logits;
-  };
-  auto run = [&](bool ahead, const SamplingParams& sp, int stop_after) {
-    cuda::use_decode_ahead(*gpu, ahead);
-    auto st = gpu->new_state();
-    std::vector<float> l;
-    gpu->forward(prompt, *st, ForwardOptions{}, l);
-    Run r;
-    auto take = [](std::vector<int32_t>& into, int stop) {
-      return [&into, stop](const cuda::GpuToken& t) {
-        into.push_back(t.id);
-        return int(into.size()) < stop;
-      };
-    };
-    cuda::generate_on_gpu(*gpu, *st, prompt.back(), 12, sp, take(r.first, stop_after), prompt);
-    r.state = st->to_host();
-    std::vector<int32_t> history(prompt);
-    history.insert(history.end(), r.first.begin(), r.first.end());
-    cuda::generate_on_gpu(*gpu, *st, r.first.back(), 5, sp, take(r.second, 99), history);
-    r.logits = recurrent_logits(*gpu, *st, std::span(&r.second.back(), 1));
-    return r;
-  };
-  for (const SamplingParams* sp : {&greedy_pen, &seeded})
-    for (int stop_after : {1, 7, 12}) {
-      SCOPED_TRACE(std::string(sp == &seeded ? "seeded" : "greedy with a penalty") + ", stop after " +
-                   std::to_string(stop_after));
-      const Run a = run(false, *sp, stop_after), b = run(true, *sp, stop_after);
-      ASSERT_EQ(a.first.size(), size_t(stop_after));
-      EXPECT_EQ(a.first, b.first);
-      EXPECT_EQ(a.state.position, b.state.position);
-      EXPECT_EQ(a.state.conv, b.state.conv);
-      EXPECT_EQ(a.state.ssm, b.state.ssm);
-      EXPECT_EQ(a.second, b.second);
-      EXPECT_EQ(a.logits, b.logits);
-    }
-  cuda::use_decode_ahead(*gpu, true);
 }
 
 // ---- the sampler kernel on crafted logits ----------------------------------------------------

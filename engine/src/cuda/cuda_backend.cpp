@@ -10,7 +10,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -45,7 +44,6 @@ CudaBackend::CudaBackend(const Checkpoint& ckpt, int device) : cfg_(ckpt.config(
   d_work_.reserve(sizeof(float) * cfg_.vocab_size);
   d_prob_.reserve(sizeof(float) * kMaxCandidates);
   d_counters_.reserve(2 * sizeof(int64_t));
-  if (const char* e = std::getenv("MAMBASCOPE_DECODE_AHEAD")) ahead_on_ = std::atoi(e) != 0;
   h_logits_.reserve(sizeof(float) * cfg_.vocab_size);
   h_out_.reserve(sizeof(int32_t) * (1 + kMaxCandidates) + sizeof(float) * kMaxCandidates);
   if (cfg_.lti) {

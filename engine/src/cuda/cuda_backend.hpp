@@ -34,10 +34,6 @@ std::string decode_path(Backend& backend);
 // Turns the fused step off (false) or back on (true, where supported); for tests and the
 // benchmark. The environment variable MAMBASCOPE_DECODE=kernels starts a backend with it off.
 void use_fused_decode(Backend& backend, bool on);
-// Whether generation on the fused step launches each token's step before the host has seen the
-// previous token (on by default; undone when the host stops), or waits for each token first
-// (false; MAMBASCOPE_DECODE_AHEAD=0 starts a backend so). For tests and the benchmark.
-void use_decode_ahead(Backend& backend, bool on);
 
 // Where the host's time went in the decodes that recorded probes (a Session with probes on the
 // GPU: the step one ahead of the host), summed since the backend was made: per step, the wait for

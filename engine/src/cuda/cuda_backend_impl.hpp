@@ -178,7 +178,6 @@ class CudaBackend final : public Backend {
   std::string decode_path();
   RecordedDecodeStats recorded_stats() const { return recorded_stats_; }
   void use_fused(bool on);
-  void use_ahead(bool on) { ahead_on_ = on; }
   std::vector<DecodePhase> profile_fused(CudaState& st, int32_t feed, int n);
   void set_probe_staging_bytes(size_t bytes) { probe_ring_.budget_bytes = bytes; }
 
@@ -245,26 +244,6 @@ class CudaBackend final : public Backend {
   // host unpacks the previous step's probes, and undone if the host then stops.
   void generate_recorded(CudaState& st, int n, const SampleArgs& args, const ExtrasPlan& plan,
                          ProbeRecorder& probes, const std::function<bool(const GpuToken&)>& on_token);
-  // generate() on the fused step without probes (cuda_decode_ahead.cpp): step k + 1 launched
-  // before the host waits for step k, the steps alternating between two buffer pairs (state, fed
-  // token, logits) so that the step ahead is undone by going back to the pair it read. Returns
-  // false, having run nothing, where its graphs cannot be captured.
-  bool generate_ahead(CudaState& st, int32_t feed, int n, const SampleArgs& args,
-                      std::span<const int32_t> window, const std::function<bool(const GpuToken&)>& on_token);
-  void capture_ahead(int c, CudaState& st, const SampleArgs& base);  // ahead_graph_[c]: reads pair c
-  // Waits for the step ahead, if any, and leaves the state, logits, fed token, counters and ring
-  // in pair 0 as the host's last token left them.
-  void settle_ahead();
-  struct AheadRun {
-    bool active = false;  // generate_ahead is running
-    bool ahead = false;   // a step beyond the host's last token is in flight
-    int cur = 0;          // the pair holding the state after the host's last token
-    CudaState* st = nullptr;
-    int window = 0;
-    std::vector<int32_t> ring;  // {window}: the repetition ring after the host's tokens
-    int64_t counters[2] = {0, 0};
-    int32_t last = 0;  // the host's last token: the next step's input
-  };
   // What a sampled recorded step saves before it runs, so that it can be undone: the state, the
   // logits, the fed token, the sampler's counters and its repetition ring.
   struct RollbackPart {
@@ -279,7 +258,6 @@ class CudaBackend final : public Backend {
   // The layers' pointers changed (frozen views): capture the recorded steps again.
   void forget_step_graphs() {
     logits_graph_.key = extras_graph_.key = extras_sample_graph_[0].key = extras_sample_graph_[1].key = nullptr;
-    ahead_graph_[0].key = ahead_graph_[1].key = nullptr;
   }
   void run_extras_step(CudaState& st, const ExtrasPlan& plan, const ForwardOptions& opts,
                        int64_t position);
@@ -343,13 +321,6 @@ class CudaBackend final : public Backend {
   std::vector<RollbackPart> rollback_;  // of the generate() call in progress
   bool ahead_ = false;  // a step is in flight beyond the token the host is looking at
   RecordedDecodeStats recorded_stats_;  // generate_recorded's host time
-  // generate_ahead: pair 1 {conv state, SSM state, fed token, logits}, the graphs reading pair
-  // 0 and 1 (and the pair-1 buffer each was captured with), the call in progress.
-  DeviceMemory ahead_conv_, ahead_ssm_, ahead_ids_, ahead_logits_;
-  Graph ahead_graph_[2];
-  const void* ahead_graph_alt_[2] = {nullptr, nullptr};
-  AheadRun run_;
-  bool ahead_on_ = true;  // use_decode_ahead; MAMBASCOPE_DECODE_AHEAD=0 starts it off
   std::unique_ptr<DecodeRuntime> decode_rt_;
   // prefill activations, grown on demand
   DeviceMemory a_ids_, a_resid_, a_hidden_, a_xz_, a_x_, a_xdbl_, a_dt_, a_y_, a_logits_,

@@ -268,8 +268,7 @@ void CudaBackend::generate(CudaState& st, int32_t feed, int n, const SamplingPar
   a.out = static_cast<int32_t*>(d_ids_.get());  // the sampled token is the next step's input
   a.host = decode_runtime().sample_out.dev<SampleOut>();
   const bool recording = probes && probes->enabled();
-  const bool ahead = !recording && ahead_on_ && fused_for(st);
-  if (!recording && !ahead) {
+  if (!recording) {
     const bool same = sample_graph_.exec && sample_graph_.key == &st && same_sampling(sample_graph_.args, a);
     if (!same) capture(sample_graph_, st, &a);
   }
@@ -295,10 +294,6 @@ void CudaBackend::generate(CudaState& st, int32_t feed, int n, const SamplingPar
     generate_recorded(st, n, a, extras_plan(rec), *probes, on_token);
     return;
   }
-  // The fused step: one step ahead of the host (cuda_decode_ahead.cpp), unless its graphs
-  // cannot be captured.
-  if (ahead && generate_ahead(st, feed, n, a, window, on_token)) return;
-  if (ahead) capture(sample_graph_, st, &a);
   const SampleOut* out = decode_runtime().sample_out.host<SampleOut>();
   GpuToken tok;
   for (int i = 0; i < n; ++i) {
@@ -400,7 +395,6 @@ CudaBackend& cuda_of(Backend& backend) {
 
 std::string decode_path(Backend& backend) { return cuda_of(backend).decode_path(); }
 void use_fused_decode(Backend& backend, bool on) { cuda_of(backend).use_fused(on); }
-void use_decode_ahead(Backend& backend, bool on) { cuda_of(backend).use_ahead(on); }
 RecordedDecodeStats recorded_decode_stats(Backend& backend) { return cuda_of(backend).recorded_stats(); }
 std::vector<DecodePhase> profile_decode(Backend& backend, BackendState& state, int32_t feed, int n) {
   auto* s = dynamic_cast<CudaState*>(&state);

@@ -175,7 +175,6 @@ std::vector<CudaBackend::RollbackPart> CudaBackend::rollback_parts(const CudaSta
 }
 
 void CudaBackend::undo_ahead() {
-  settle_ahead();  // generate_ahead's step ahead (the plain path), if one is running
   if (!ahead_) return;
   ahead_ = false;
   sync_step();

@@ -220,8 +220,7 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
     const Words<kOc> w(a, l), next(a, l + 1);
     const float* in_bias = a.layers[l].in_bias;
     const float* out_bias = a.layers[l].out_bias;
-    const float* conv = a.conv_state + (size_t(l) * a.D + s.c0) * km1;
-    float* conv_new = (a.conv_out ? a.conv_out : a.conv_state) + (size_t(l) * a.D + s.c0) * km1;
+    float* conv = a.conv_state + (size_t(l) * a.D + s.c0) * km1;
     float *pe = nullptr, *ph = nullptr;  // this layer's probe slots (kPr), or null
     if constexpr (kPr) {
       const FusedProbes& P = a.probes;
@@ -256,7 +255,7 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
         for (int j = 0; j < kFusedMaxConv; ++j)
           if (j < km1) sum = fmaf(cw[j], cs[j], sum);
         sum = fmaf(cw[km1], xv, sum);
-        float* st = conv_new + size_t(tid) * km1;
+        float* st = conv + size_t(tid) * km1;
 #pragma unroll
         for (int j = 0; j < kFusedMaxConv; ++j)
           if (j < km1) st[j] = j + 1 < km1 ? cs[j + 1 < kFusedMaxConv ? j + 1 : j] : xv;
@@ -362,7 +361,7 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
         const float u = on ? xch[c + cc] : 0.f;
         float yp = 0.f, sq = 0.f;
         if (on) {
-          float* hg = (a.ssm_out ? a.ssm_out : a.ssm_state) + (size_t(l) * a.D + s.c0 + c + cc) * a.N;
+          float* hg = a.ssm_state + (size_t(l) * a.D + s.c0 + c + cc) * a.N;
           for (int q = l16; q < a.N; q += 16) {
             const float hv = fmaf(__expf(delta * A[q]), h[size_t(cc) * a.N + q], delta * xd[a.R + q] * u);
             hg[q] = hv;

@@ -120,10 +120,6 @@ struct FusedArgs {
   const float* norm_f = nullptr;       // {dm}
   float* conv_state = nullptr;         // {n_layer, D, k - 1}
   float* ssm_state = nullptr;          // {n_layer, D, N}
-  // Where the step writes the new state (null: over the old one). A step run ahead of the host
-  // (cuda_decode_ahead.cpp) writes the other buffer of a pair, so that undoing it costs nothing.
-  float* conv_out = nullptr;           // {n_layer, D, k - 1}
-  float* ssm_out = nullptr;            // {n_layer, D, N}
   const int32_t* ids = nullptr;        // [0]: the input token
   uint64_t* ll = nullptr;              // exchange words (fused_ll_words)
   uint32_t* sync = nullptr;            // {epoch, blocks finished}
