@@ -85,8 +85,15 @@ __device__ __forceinline__ float softplus_select(float x) {
 }
 
 // Issues the copies of one tile (tokens [t0, t0 + nt)) into a raw stage. Rows past nt and
-// channels past d are left alone: prep never reads them.
-template <typename T, int CB, int PT>
+// channels past d are left alone: prep never reads them. kRolled: the 16-byte copy loops are not
+// unrolled. The prep warps' code per tile does not fit the instruction cache (ncu, session 8:
+// 15% of a 4096 x 2048 scan's warp samples stall for instructions), and rolled copy loops (15-17%
+// fewer instructions in those kernels) made the variants with two blocks per SM 2-5% faster
+// (H200: 1536 x 2048 56.6 -> 54.9 us, 8 x 1536 x 2048 209 -> 200, 8 x 4096 x 8192 1811 -> 1780,
+// queued). The one-block-per-SM variant with balanced spans lost 2-5% at 5120 channels with
+// them (gaining 1-3% at 4096 only with fewer step quads in flight as well), so it keeps the
+// unrolled loops; so do the general variants (probes), which were not measured.
+template <typename T, int CB, int PT, bool kRolled>
 __device__ __forceinline__ void load_raw_tile(const ScanParams& p, const ScanLaunch& k,
                                               const ScanSmem& lay, unsigned char* stage, int pt,
                                               int64_t t0, int nt, int c0, const T* gu, const T* gdt,
@@ -104,11 +111,21 @@ __device__ __forceinline__ void load_raw_tile(const ScanParams& p, const ScanLau
       int t = pt / kVpr;
       const T* pu = gu + (t0 + t) * p.ldu + cc;
       const T* pdt = gdt ? gdt + (t0 + t) * p.lddt + cc : nullptr;
-      for (; t < nt; t += kRowStep) {
-        const int o = t * CB + v * VEC;
-        cp_async16(su + o, pu);
-        pu += kRowStep * p.ldu;
-        if (pdt) cp_async16(sdt + o, pdt), pdt += kRowStep * p.lddt;
+      if constexpr (kRolled) {
+#pragma unroll 1
+        for (; t < nt; t += kRowStep) {
+          const int o = t * CB + v * VEC;
+          cp_async16(su + o, pu);
+          pu += kRowStep * p.ldu;
+          if (pdt) cp_async16(sdt + o, pdt), pdt += kRowStep * p.lddt;
+        }
+      } else {
+        for (; t < nt; t += kRowStep) {
+          const int o = t * CB + v * VEC;
+          cp_async16(su + o, pu);
+          pu += kRowStep * p.ldu;
+          if (pdt) cp_async16(sdt + o, pdt), pdt += kRowStep * p.lddt;
+        }
       }
     }
   } else {
@@ -126,11 +143,21 @@ __device__ __forceinline__ void load_raw_tile(const ScanParams& p, const ScanLau
     T* sC = reinterpret_cast<T*>(stage + lay.raw_C);
     if (k.vec_bc) {
       const int vpr = N / VEC;
-      for (int i = pt; i < nt * vpr; i += PT) {
-        const int t = i / vpr, n = (i - t * vpr) * VEC;
-        const int64_t tg = t0 + t;
-        cp_async16(sB + t * N + n, gB + tg * p.ldb + n);
-        cp_async16(sC + t * N + n, gC + tg * p.ldc + n);
+      if constexpr (kRolled) {
+#pragma unroll 1
+        for (int i = pt; i < nt * vpr; i += PT) {
+          const int t = i / vpr, n = (i - t * vpr) * VEC;
+          const int64_t tg = t0 + t;
+          cp_async16(sB + t * N + n, gB + tg * p.ldb + n);
+          cp_async16(sC + t * N + n, gC + tg * p.ldc + n);
+        }
+      } else {
+        for (int i = pt; i < nt * vpr; i += PT) {
+          const int t = i / vpr, n = (i - t * vpr) * VEC;
+          const int64_t tg = t0 + t;
+          cp_async16(sB + t * N + n, gB + tg * p.ldb + n);
+          cp_async16(sC + t * N + n, gC + tg * p.ldc + n);
+        }
       }
     } else {
       for (int i = pt; i < nt * N; i += PT) {
@@ -145,8 +172,8 @@ __device__ __forceinline__ void load_raw_tile(const ScanParams& p, const ScanLau
 }
 
 // Issues the copies of z for one tile (tokens [t0, t0 + nt)) into the z stage and commits them
-// (an empty group without a gate).
-template <typename T, int CB, int PT>
+// (an empty group without a gate). kRolled: as load_raw_tile's.
+template <typename T, int CB, int PT, bool kRolled>
 __device__ __forceinline__ void load_z_tile(const ScanParams& p, const ScanLaunch& k, T* sz,
                                             int pt, int64_t t0, int nt, int c0, const T* gz) {
   constexpr int VEC = 16 / int(sizeof(T));
@@ -158,7 +185,12 @@ __device__ __forceinline__ void load_z_tile(const ScanParams& p, const ScanLaunc
     if (cc < d) {
       int t = pt / kVpr;
       const T* pz = gz + (t0 + t) * p.ldz + cc;
-      for (; t < nt; t += kRowStep, pz += kRowStep * p.ldz) cp_async16(sz + t * CB + v * VEC, pz);
+      if constexpr (kRolled) {
+#pragma unroll 1
+        for (; t < nt; t += kRowStep, pz += kRowStep * p.ldz) cp_async16(sz + t * CB + v * VEC, pz);
+      } else {
+        for (; t < nt; t += kRowStep, pz += kRowStep * p.ldz) cp_async16(sz + t * CB + v * VEC, pz);
+      }
     }
   } else {
     for (int i = pt; i < nt * CB; i += PT) {
@@ -379,14 +411,14 @@ __device__ __forceinline__ void prep_warps(const ScanParams& p, const ScanLaunch
   };
   auto load = [&](int64_t tile) {
     if (tile < ntiles)
-      load_raw_tile<T, CB, V::kPrepThreads>(p, k, lay, raw_stage(tile), pt, tile * tt, tile_len(tile), c0, gu, gdt,
-                           gB, gC);
+      load_raw_tile<T, CB, V::kPrepThreads, !V::kSpans && !V::kGeneral>(p, k, lay, raw_stage(tile), pt, tile * tt, tile_len(tile),
+                                                        c0, gu, gdt, gB, gC);
     else
       cp_async_commit();  // an empty group keeps the wait counts uniform
   };
   auto load_z = [&](int64_t tile) {
     if (tile < ntiles)
-      load_z_tile<T, CB, V::kPrepThreads>(p, k, zst, pt, tile * tt, tile_len(tile), c0, gz);
+      load_z_tile<T, CB, V::kPrepThreads, !V::kSpans && !V::kGeneral>(p, k, zst, pt, tile * tt, tile_len(tile), c0, gz);
     else
       cp_async_commit();
   };
