@@ -409,16 +409,22 @@ __device__ __forceinline__ void prep_warps(const ScanParams& p, const ScanLaunch
     const int64_t left = it.len - tile * tt;
     return int(left < tt ? left : tt);
   };
-  auto load = [&](int64_t tile) {
+  // The copies before the pipeline starts (first: run once per piece, where the instruction
+  // cache is cold) take the rolled loops in every fast variant; those in the pipeline only where
+  // kRolledLoads.
+  constexpr bool kRolledLoads = !V::kSpans && !V::kGeneral;
+  constexpr bool kRolledFirst = !V::kGeneral;
+  auto load = [&](int64_t tile, auto first) {
     if (tile < ntiles)
-      load_raw_tile<T, CB, V::kPrepThreads, !V::kSpans && !V::kGeneral>(p, k, lay, raw_stage(tile), pt, tile * tt, tile_len(tile),
-                                                        c0, gu, gdt, gB, gC);
+      load_raw_tile<T, CB, V::kPrepThreads, (decltype(first)::value && kRolledFirst) || kRolledLoads>(
+          p, k, lay, raw_stage(tile), pt, tile * tt, tile_len(tile), c0, gu, gdt, gB, gC);
     else
       cp_async_commit();  // an empty group keeps the wait counts uniform
   };
-  auto load_z = [&](int64_t tile) {
+  auto load_z = [&](int64_t tile, auto first) {
     if (tile < ntiles)
-      load_z_tile<T, CB, V::kPrepThreads, !V::kSpans && !V::kGeneral>(p, k, zst, pt, tile * tt, tile_len(tile), c0, gz);
+      load_z_tile<T, CB, V::kPrepThreads, (decltype(first)::value && kRolledFirst) || kRolledLoads>(
+          p, k, zst, pt, tile * tt, tile_len(tile), c0, gz);
     else
       cp_async_commit();
   };
@@ -509,10 +515,10 @@ __device__ __forceinline__ void prep_warps(const ScanParams& p, const ScanLaunch
   // Copy groups are committed in the order raw 0, raw 1, z 0, raw 2, then per tile kt
   // (z kt + 1, raw kt + 3): z of tile kt lands while the prep warps work on tile kt + 1 and wait
   // for the scan, off the path that the scan waits on.
-  load(0);
-  load(1);
-  load_z(0);
-  load(2);
+  load(0, std::true_type{});
+  load(1, std::true_type{});
+  load_z(0, std::true_type{});
+  load(2, std::true_type{});
   cp_async_wait<3>();
   named_sync_id(kBarPrep, V::kPrepThreads);
   prep(0, 0);
@@ -531,8 +537,8 @@ __device__ __forceinline__ void prep_warps(const ScanParams& p, const ScanLaunch
     named_sync_id(kBarDone + st, V::kThreads);  // (also makes every thread's z copies visible)
     finish(kt, st);
     named_sync_id(kBarPrep, V::kPrepThreads);  // every prep thread is done with raw tile kt and z
-    load_z(kt + 1);
-    load(kt + 3);
+    load_z(kt + 1, std::false_type{});
+    load(kt + 3, std::false_type{});
   }
 }
 
