@@ -91,8 +91,9 @@ __device__ __forceinline__ float softplus_select(float x) {
 // fewer instructions in those kernels) made the variants with two blocks per SM 2-5% faster
 // (H200: 1536 x 2048 56.6 -> 54.9 us, 8 x 1536 x 2048 209 -> 200, 8 x 4096 x 8192 1811 -> 1780,
 // queued). The one-block-per-SM variant with balanced spans lost 2-5% at 5120 channels with
-// them (gaining 1-3% at 4096 only with fewer step quads in flight as well), so it keeps the
-// unrolled loops; so do the general variants (probes), which were not measured.
+// them (gaining 1-3% at 4096 only with fewer step quads in flight as well), so it rolls only the
+// copies before each piece's pipeline (prep_warps); the general variants (probes), which were
+// not measured, roll none.
 template <typename T, int CB, int PT, bool kRolled>
 __device__ __forceinline__ void load_raw_tile(const ScanParams& p, const ScanLaunch& k,
                                               const ScanSmem& lay, unsigned char* stage, int pt,
