@@ -93,7 +93,10 @@ __device__ __forceinline__ float softplus_select(float x) {
 // queued). The one-block-per-SM variant with balanced spans lost 2-5% at 5120 channels with
 // them (gaining 1-3% at 4096 only with fewer step quads in flight as well), so it rolls only the
 // copies before each piece's pipeline (prep_warps); the general variants (probes), which were
-// not measured, roll none.
+// not measured, roll none. The loops are spelled out twice on purpose: a shared helper taking the
+// body as a lambda compiled the unrolled form to reordered SASS (same instruction count) in the
+// span and general variants, which could not be measured on the GPU; written out, those variants
+// stay byte-identical to their measured build.
 template <typename T, int CB, int PT, bool kRolled>
 __device__ __forceinline__ void load_raw_tile(const ScanParams& p, const ScanLaunch& k,
                                               const ScanSmem& lay, unsigned char* stage, int pt,
