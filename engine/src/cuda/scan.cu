@@ -202,15 +202,17 @@ Choice pick(const ScanParams& p, const Device& dv, bool general, bool chunkable)
     const ScanKernelOps* ops;
     int S, tpc;
     double factor;
-    bool spans = false;  // compiled with balanced spans
+    bool spans = false;  // the span-only instantiation
   };
-  Cand cands[6];
+  Cand cands[7];
   int ncand = 0;
   if (general) {
     cands[ncand++] = p.N > 16 ? Cand{&tab.general64, 16, 4, 1.0} : Cand{&tab.general16, 4, 4, 1.0};
   } else {
-    const Cand all[6] = {{&tab.s1, 1, 16, 1.0}, {&tab.s2, 2, 8, 1.0},  {&tab.s4, 4, 4, 1.0},
-                         {&tab.s4wide, 4, 4, 0.97, true}, {&tab.s8, 8, 2, 1.0}, {&tab.s16, 16, 1, 1.0}};
+    const Cand all[7] = {{&tab.s1, 1, 16, 1.0},          {&tab.s2, 2, 8, 1.0},
+                         {&tab.s4, 4, 4, 1.0},           {&tab.s4wide, 4, 4, 0.97},
+                         {&tab.s4spans, 4, 4, 0.97, true}, {&tab.s8, 8, 2, 1.0},
+                         {&tab.s16, 16, 1, 1.0}};
     for (const Cand& c : all)
       if (p.states_per_thread == 0 || p.states_per_thread == c.S) cands[ncand++] = c;
   }
@@ -230,10 +232,11 @@ Choice pick(const ScanParams& p, const Device& dv, bool general, bool chunkable)
   // only where each wave holds distinct channel groups (so that a chunk's predecessor ran a
   // wave earlier) and where the model expects at least 10% off (H200: d_inner 5120 from
   // L = 8192, 4 chunks of 128-token tiles per group, 22-32% off; at 5120 × 2048 chunks lost).
-  // Balanced spans (the wide 4-state variant only) cost the same per token over one block per
-  // SM with equal work, plus a chunk's fill and drain per piece; automatically only where the
-  // groups need more than one block per SM and with the same 10% margin (H200: d_inner 5120,
-  // 132 spans: 5120 × 2048 0.146 -> 0.131 ms, 5120 × 8192 0.408 (4 chunks) -> 0.398).
+  // Balanced spans (the wide 4-state variant's span instantiation) cost the same per token over
+  // one block per SM with equal work, plus a chunk's fill and drain per piece; automatically
+  // only where the groups need more than one block per SM and with the same 10% margin (H200:
+  // d_inner 5120, 132 spans: 5120 × 2048 0.146 -> 0.131 ms, 5120 × 8192 0.408 (4 chunks) ->
+  // 0.398, session 5; with the span-only instantiation 0.106 and 0.334, session 9).
   const int64_t Lr = (p.L + 15) / 16 * 16;
   Choice best{};
   double best_cost = -1;
@@ -276,7 +279,8 @@ Choice pick(const ScanParams& p, const Device& dv, bool general, bool chunkable)
       // need more than one round of nb (r blocks per SM); each block runs at most
       // ceil(span / L) + 1 pieces, each with the fill and drain of a chunk (~2 tiles).
       if (p.spans > 1 && !cd.spans) continue;
-      if (cd.spans && chunkable && p.l_chunks <= 1 && p.spans != 1) {
+      if (cd.spans) {  // the span instantiation runs spans only
+        if (!chunkable || p.l_chunks > 1 || p.spans == 1) continue;
         const int64_t total = blocks * p.L;
         auto span_cost = [&](int64_t nb) {
           const int64_t span = (total + nb - 1) / nb;
@@ -285,11 +289,11 @@ Choice pick(const ScanParams& p, const Device& dv, bool general, bool chunkable)
           consider(0, per_token * double(r) * double(span + tt + 2 * tt * (pieces - 1)) *
                           (p.spans > 1 ? 1.0 : 1.0 / 0.9), span);
         };
-        if (p.spans > 1) {
+        if (p.spans > 1)
           span_cost(std::min<int64_t>(p.spans, blocks));
-          continue;
-        }
-        if (blocks > dv.sms) span_cost(dv.sms);  // one block per SM
+        else if (blocks > dv.sms)
+          span_cost(dv.sms);  // one block per SM
+        continue;
       }
       auto chunk_len = [&](int K) { return ((p.L + K - 1) / K + tt - 1) / tt * tt; };
       // A forced chunk count that leaves one chunk (a short L) is the plain launch.

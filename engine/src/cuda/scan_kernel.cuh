@@ -45,8 +45,9 @@ namespace mambascope::cuda {
 constexpr int kScanWarps = 4;  // one per SM sub-partition (prep warps: per variant)
 
 // A compiled variant: S states per lane, TPC lanes per channel (NP = S·TPC states, padded),
-// compiled for MinBlocks resident blocks per SM (the register budget: 128 per thread at 2).
-template <int S_, int TPC_, bool General_, int MinBlocks_ = General_ ? 1 : 2>
+// compiled for MinBlocks resident blocks per SM (the register budget: 128 per thread at 2);
+// Spans: launched only for balanced spans (below).
+template <int S_, int TPC_, bool General_, int MinBlocks_ = General_ ? 1 : 2, bool Spans_ = false>
 struct ScanVariant {
   // C·h per (token, channel) as the scan lanes store it (scan_warps.cuh): 1 = whole sums (the
   // lanes' reduce-scatter), 2 = each of two lanes' partial sums, added by the prep warps'
@@ -63,11 +64,19 @@ struct ScanVariant {
   // Steps per register block (U·S exps in flight) and the blocks per SM to fit registers for.
   static constexpr int U = S_ <= 4 ? 4 : 16 / S_;
   static constexpr int kMinBlocks = MinBlocks_;
-  // Balanced spans (one block per SM) are compiled into the one-block-per-SM fast variant only:
-  // the piece loop costs registers, which the two-blocks-per-SM variants would spill.
+  // Balanced spans (one block per SM) run in an instantiation of their own (kSpansOnly), with
+  // code for nothing else: the copies of the pipeline that the piece loop and the plain launch
+  // inline made a kernel of 16 K instructions, whose pieces stalled on instruction fetch (ncu,
+  // session 8); alone, 5120 × 2048 runs 9% faster (H200, session 9). The plain fast
+  // one-block-per-SM variant still compiles the loop in (kSpans), never taken: without it ptxas
+  // schedules the scan loop differently (addresses in uniform registers), and the plain launch
+  // at 4096 channels measured 2.6-10% slower. The piece loop costs registers, which the
+  // two-blocks-per-SM variants would spill.
   static constexpr bool kSpans = !General_ && MinBlocks_ == 1;
-  // Prep warps: two per sub-partition in that variant (registers allow 168 per thread), where
-  // the prep bounds the scan; one in the others.
+  static constexpr bool kSpansOnly = Spans_;
+  static_assert(!Spans_ || kSpans, "spans: the fast one-block-per-SM form");
+  // Prep warps: two per sub-partition with one block per SM (registers allow 168 per thread),
+  // where the prep bounds the scan; one in the others.
   static constexpr int kPrepWarps = kSpans ? 8 : 4;
   static constexpr int kPrepThreads = kPrepWarps * 32;
   static constexpr int kThreads = (kScanWarps + kPrepWarps) * 32;
@@ -204,7 +213,7 @@ __global__ void __launch_bounds__(V::kThreads, V::kMinBlocks)
       prep_warps<T, V>(p, k, lay, smem, int(threadIdx.x) - kScanWarps * 32, it, ntiles);
   };
   if constexpr (V::kSpans) {
-    if (k.span_len > 0) {
+    if (V::kSpansOnly || k.span_len > 0) {
       // Balanced spans run their pieces last to first (scan_chunks.cuh). The cursor lives in
       // shared memory so that nothing stays in registers across the pieces.
       __shared__ int64_t span_cursor[2];  // {first token, end of what is left} of the span
@@ -226,8 +235,9 @@ __global__ void __launch_bounds__(V::kThreads, V::kMinBlocks)
       }
     }
   }
-  run(k.chunks > 1 ? take_chunk_item(p, k)
-                   : ScanItem{int(blockIdx.y), int(blockIdx.x) * k.cb, 0, 0, p.L, false, false});
+  if constexpr (!V::kSpansOnly)
+    run(k.chunks > 1 ? take_chunk_item(p, k)
+                     : ScanItem{int(blockIdx.y), int(blockIdx.x) * k.cb, 0, 0, p.L, false, false});
 }
 
 // The per-variant entry points scan.cu dispatches to (instantiated in scan_{bf16,f16,f32}.cu).
@@ -275,6 +285,8 @@ int scan_blocks_per_sm(const ScanParams& p, const ScanLaunch& k) {
 
 template <typename T, class V>
 void launch_scan(const ScanParams& p, const ScanLaunch& k, cudaStream_t stream) {
+  if (V::kSpansOnly != (k.span_len > 0))
+    throw Error("selective_scan: internal error: spans are launched with the span variant only");
   const int smem = scan_smem_bytes<T, V>(p, k);
   auto kernel = selective_scan_kernel<T, V>;
   raise_smem_limit<T, V>(k.dev, smem);
@@ -298,8 +310,10 @@ using ScanS1 = ScanVariant<1, 16, false>;
 using ScanS2 = ScanVariant<2, 8, false>;
 using ScanS4 = ScanVariant<4, 4, false>;
 // The 4-state variant with the registers of one block per SM (where 128-token tiles allow only
-// one anyway): at two blocks' budget it sits at exactly 128 registers.
+// one anyway): at two blocks' budget it sits at exactly 128 registers. Plain (one launch of
+// whole groups, or chunks of L) and balanced spans.
 using ScanS4Wide = ScanVariant<4, 4, false, 1>;
+using ScanS4Spans = ScanVariant<4, 4, false, 1, true>;
 using ScanS8 = ScanVariant<8, 2, false>;
 using ScanS16 = ScanVariant<16, 1, false>;
 using ScanGeneral16 = ScanVariant<4, 4, true>;
@@ -307,7 +321,7 @@ using ScanGeneral64 = ScanVariant<16, 4, true>;
 
 // Every variant of one storage type, in the order scan.cu indexes them.
 struct ScanVariantTable {
-  ScanKernelOps s1, s2, s4, s4wide, s8, s16, general16, general64;
+  ScanKernelOps s1, s2, s4, s4wide, s4spans, s8, s16, general16, general64;
 };
 template <typename T>
 ScanVariantTable scan_variant_table();  // scan_{bf16,f16,f32}.cu
@@ -316,7 +330,7 @@ template <typename T>
 ScanVariantTable make_scan_variant_table() {
   return {scan_kernel_ops<T, ScanS1>(),        scan_kernel_ops<T, ScanS2>(),
           scan_kernel_ops<T, ScanS4>(),        scan_kernel_ops<T, ScanS4Wide>(),
-          scan_kernel_ops<T, ScanS8>(),
+          scan_kernel_ops<T, ScanS4Spans>(),   scan_kernel_ops<T, ScanS8>(),
           scan_kernel_ops<T, ScanS16>(),       scan_kernel_ops<T, ScanGeneral16>(),
           scan_kernel_ops<T, ScanGeneral64>()};
 }
