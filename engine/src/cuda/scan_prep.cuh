@@ -90,10 +90,10 @@ __device__ __forceinline__ float softplus_select(float x) {
 // 15% of a 4096 x 2048 scan's warp samples stall for instructions), and rolled copy loops (15-17%
 // fewer instructions in those kernels) made the variants with two blocks per SM 2-5% faster
 // (H200: 1536 x 2048 56.6 -> 54.9 us, 8 x 1536 x 2048 209 -> 200, 8 x 4096 x 8192 1811 -> 1780,
-// queued). So do the span-only variant's (H200, session 9: 5120 × 131072 0.6% faster than
-// unrolled). The plain one-block-per-SM variant rolls only the copies before the pipeline
-// (prep_warps): at 4096 channels rolling the rest gained 1-3% only with fewer step quads in
-// flight as well. The general variants (probes), which were not measured, roll none. The loops
+// queued). So do the one-block-per-SM variants' since session 9, together with two step quads
+// in flight instead of four (prep_warps; H200: 4096 × 8192 -2.3%, 4096 × 131072 -2.8%, 5120 ×
+// 131072 -0.6%); either alone had lost 2-5%. The general variants (probes), which were not
+// measured, roll none. The loops
 // are spelled out twice on purpose: a shared helper taking the body as a lambda compiled the
 // unrolled form to reordered SASS (same instruction count) in the plain wide and general
 // variants, which could not be measured on the GPU; written out, those variants stay
@@ -365,10 +365,11 @@ __device__ __forceinline__ void prep_warps(const ScanParams& p, const ScanLaunch
                                            const ScanItem& it, int64_t ntiles) {
   using Lanes = PrepLanes<V>;
   constexpr int CB = Lanes::CB, CPT = Lanes::CPT, kStep = Lanes::kStep;
-  // Step quads of a channel group in flight per prep thread: more where registers allow (one
-  // block per SM), but two in the span-only variant (H200, session 8: 5120 channels 1.8-2.7%
-  // faster with two; the plain launch at 4096 2.6-3% slower with two).
-  constexpr int kQuads = (V::kMinBlocks == 1 && !V::kSpansOnly ? 4 : 2) / CPT;
+  // Step quads of a channel group in flight per prep thread: two in the fast variants (less
+  // code), also where one block per SM would leave registers for four (H200, session 9: with
+  // rolled copy loops, 4096 × 131072 2.8% faster with two than with four, three between); the
+  // general variants (probes), not measured, keep four.
+  constexpr int kQuads = (V::kGeneral ? 4 : 2) / CPT;
   const int d = p.d, tt = k.tt, rsd = lay.rsd, b = it.b, c0 = it.c0;
   // Pointers start at the block's first token (it.tb > 0 only for chunks of L, which take no
   // probes or interventions: those index by the whole call's token).
@@ -415,10 +416,9 @@ __device__ __forceinline__ void prep_warps(const ScanParams& p, const ScanLaunch
     const int64_t left = it.len - tile * tt;
     return int(left < tt ? left : tt);
   };
-  // The copies before the pipeline starts (first: run once per piece, where the instruction
-  // cache is cold) take the rolled loops in every fast variant; those in the pipeline only where
-  // kRolledLoads: not in the plain one-block-per-SM variant (its measured form).
-  constexpr bool kRolledLoads = !V::kGeneral && (!V::kSpans || V::kSpansOnly);
+  // The copies take the rolled loops in every fast variant (load_raw_tile); `first` marks those
+  // before the pipeline starts.
+  constexpr bool kRolledLoads = !V::kGeneral;
   constexpr bool kRolledFirst = !V::kGeneral;
   auto load = [&](int64_t tile, auto first) {
     if (tile < ntiles)
