@@ -367,9 +367,10 @@ __device__ __forceinline__ void prep_warps(const ScanParams& p, const ScanLaunch
   constexpr int CB = Lanes::CB, CPT = Lanes::CPT, kStep = Lanes::kStep;
   // Step quads of a channel group in flight per prep thread: two in the fast variants (less
   // code), also where one block per SM would leave registers for four (H200, session 9: with
-  // rolled copy loops, 4096 × 131072 2.8% faster with two than with four, three between); the
-  // general variants (probes), not measured, keep four.
-  constexpr int kQuads = (V::kGeneral ? 4 : 2) / CPT;
+  // rolled copy loops, 4096 × 131072 2.8% faster with two than with four, three between); one
+  // in the span variant (5120 × 131072 1.2% faster than with two; the plain launches 0.3-3.8%
+  // slower with one); the general variants (probes), not measured, keep four.
+  constexpr int kQuads = V::kGeneral ? 4 / CPT : V::kSpansOnly ? 1 : 2 / CPT;
   const int d = p.d, tt = k.tt, rsd = lay.rsd, b = it.b, c0 = it.c0;
   // Pointers start at the block's first token (it.tb > 0 only for chunks of L, which take no
   // probes or interventions: those index by the whole call's token).
