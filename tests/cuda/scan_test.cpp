@@ -191,7 +191,8 @@ INSTANTIATE_TEST_SUITE_P(Tiles, ScanTiles,
 // - balanced spans: blocks take equal shares of the (batch entry, group, token) work, running a
 //   span's pieces last to first, a group cut between two spans handing its state on: cuts
 //   inside and between tiles, spans of two to six pieces, batch > 1 (a span crossing batch
-//   entries), L = 1, one group per span, every tile length.
+//   entries), L = 1, one group per span, every tile length, spans of whole tiles where L is
+//   whole tiles.
 // Each with the returned state (p.h) and with the launch's own carry buffer (p.h null: zero
 // initial state), launched twice: the second launch must find the ticket counter and flags zero
 // again (each launch leaves them so; no memset runs in between).
@@ -214,7 +215,16 @@ TEST_P(ScanChunks, StateHandedOnMatchesTheRecurrence) {
     EXPECT_LE(cfg.l_chunks, chunks);
     if (chunks > 1 && s.L >= int64_t(2) * cfg.tile_len) EXPECT_GT(cfg.l_chunks, 1);
     const int groups = (s.d + cfg.channels_per_block - 1) / cfg.channels_per_block;
-    EXPECT_EQ(cfg.spans, spans > 1 ? std::min(spans, s.batch * groups) : 0);
+    // Spans of equal length; of whole tiles where L is whole tiles (cuts on tile boundaries),
+    // which may leave fewer spans than asked for.
+    int64_t want_spans = spans > 1 ? std::min(spans, s.batch * groups) : 0;
+    if (want_spans > 0 && s.L % cfg.tile_len == 0) {
+      const int64_t total = int64_t(s.batch) * groups * s.L;
+      const int64_t span = ((total + want_spans - 1) / want_spans + cfg.tile_len - 1) /
+                           cfg.tile_len * cfg.tile_len;
+      want_spans = (total + span - 1) / span;
+    }
+    EXPECT_EQ(cfg.spans, want_spans);
     // Per chunk of batch entry 0, for the failure message: where it goes wrong.
     const int64_t len = cfg.l_chunks > 1 ? ((s.L + chunks - 1) / chunks + cfg.tile_len - 1) /
                                                cfg.tile_len * cfg.tile_len
@@ -268,6 +278,9 @@ INSTANTIATE_TEST_SUITE_P(
                       std::make_tuple(Shape{1, 777, 72, 5}, 1, 2, 4, 32),      // odd d_state, last group short
                       std::make_tuple(Shape{1, 2000, 640, 16}, 1, 7, 4, 128),  // up to four pieces
                       std::make_tuple(Shape{1, 300, 77, 16}, 1, 2, 4, 64),     // odd d: element-wise copies
+                      // L whole tiles: spans of whole tiles (33 asked for, 32 run) ...
+                      std::make_tuple(Shape{1, 256, 1280, 16}, 1, 33, 4, 64),
+                      std::make_tuple(Shape{2, 512, 192, 16}, 1, 5, 4, 128),   // ... across batch entries
                       // a group each (span = L)
                       std::make_tuple(Shape{1, 100, 64, 16}, 1, 2, 0, 16)));
 
