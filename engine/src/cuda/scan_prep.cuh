@@ -90,14 +90,12 @@ __device__ __forceinline__ float softplus_select(float x) {
 // 15% of a 4096 x 2048 scan's warp samples stall for instructions), and rolled copy loops (15-17%
 // fewer instructions in those kernels) made the variants with two blocks per SM 2-5% faster
 // (H200: 1536 x 2048 56.6 -> 54.9 us, 8 x 1536 x 2048 209 -> 200, 8 x 4096 x 8192 1811 -> 1780,
-// queued). So do the one-block-per-SM variants' since session 9, together with two step quads
-// in flight instead of four (prep_warps; H200: 4096 × 8192 -2.3%, 4096 × 131072 -2.8%, 5120 ×
-// 131072 -0.6%); either alone had lost 2-5%. The general variants (probes), which were not
-// measured, roll none. The loops
-// are spelled out twice on purpose: a shared helper taking the body as a lambda compiled the
-// unrolled form to reordered SASS (same instruction count) in the plain wide and general
-// variants, which could not be measured on the GPU; written out, those variants stay
-// byte-identical to their measured build.
+// queued). So do the one-block-per-SM variants' since session 9, together with fewer step
+// quads in flight (prep_warps; H200: 4096 × 8192 -2.3%, 4096 × 131072 -2.8%, 5120 × 131072
+// -0.6%); either alone had lost 2-5%. The general variants (probes), which were not measured,
+// roll none. The loops are spelled out twice on purpose: a shared helper taking the body as a
+// lambda compiled the unrolled form to reordered SASS (same instruction count), and written
+// out the general variants stay byte-identical to their measured build.
 template <typename T, int CB, int PT, bool kRolled>
 __device__ __forceinline__ void load_raw_tile(const ScanParams& p, const ScanLaunch& k,
                                               const ScanSmem& lay, unsigned char* stage, int pt,
@@ -417,20 +415,18 @@ __device__ __forceinline__ void prep_warps(const ScanParams& p, const ScanLaunch
     const int64_t left = it.len - tile * tt;
     return int(left < tt ? left : tt);
   };
-  // The copies take the rolled loops in every fast variant (load_raw_tile); `first` marks those
-  // before the pipeline starts.
-  constexpr bool kRolledLoads = !V::kGeneral;
-  constexpr bool kRolledFirst = !V::kGeneral;
-  auto load = [&](int64_t tile, auto first) {
+  // The copies take the rolled loops in every fast variant (load_raw_tile).
+  constexpr bool kRolled = !V::kGeneral;
+  auto load = [&](int64_t tile) {
     if (tile < ntiles)
-      load_raw_tile<T, CB, V::kPrepThreads, (decltype(first)::value && kRolledFirst) || kRolledLoads>(
+      load_raw_tile<T, CB, V::kPrepThreads, kRolled>(
           p, k, lay, raw_stage(tile), pt, tile * tt, tile_len(tile), c0, gu, gdt, gB, gC);
     else
       cp_async_commit();  // an empty group keeps the wait counts uniform
   };
-  auto load_z = [&](int64_t tile, auto first) {
+  auto load_z = [&](int64_t tile) {
     if (tile < ntiles)
-      load_z_tile<T, CB, V::kPrepThreads, (decltype(first)::value && kRolledFirst) || kRolledLoads>(
+      load_z_tile<T, CB, V::kPrepThreads, kRolled>(
           p, k, zst, pt, tile * tt, tile_len(tile), c0, gz);
     else
       cp_async_commit();
@@ -522,10 +518,10 @@ __device__ __forceinline__ void prep_warps(const ScanParams& p, const ScanLaunch
   // Copy groups are committed in the order raw 0, raw 1, z 0, raw 2, then per tile kt
   // (z kt + 1, raw kt + 3): z of tile kt lands while the prep warps work on tile kt + 1 and wait
   // for the scan, off the path that the scan waits on.
-  load(0, std::true_type{});
-  load(1, std::true_type{});
-  load_z(0, std::true_type{});
-  load(2, std::true_type{});
+  load(0);
+  load(1);
+  load_z(0);
+  load(2);
   cp_async_wait<3>();
   named_sync_id(kBarPrep, V::kPrepThreads);
   prep(0, 0);
@@ -544,8 +540,8 @@ __device__ __forceinline__ void prep_warps(const ScanParams& p, const ScanLaunch
     named_sync_id(kBarDone + st, V::kThreads);  // (also makes every thread's z copies visible)
     finish(kt, st);
     named_sync_id(kBarPrep, V::kPrepThreads);  // every prep thread is done with raw tile kt and z
-    load_z(kt + 1, std::false_type{});
-    load(kt + 3, std::false_type{});
+    load_z(kt + 1);
+    load(kt + 3);
   }
 }
 
