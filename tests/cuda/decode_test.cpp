@@ -118,11 +118,14 @@ INSTANTIATE_TEST_SUITE_P(Shapes, FusedStep,
 // block), clusters of 2, 4 and 8 blocks, one with a G (10) that the cluster size (4) does not
 // divide (G becomes 8); out_proj by columns (MAMBASCOPE_FUSED_OUTCOL=1) with clusters of 16 and
 // 8, four / two / one row groups per block (tiny, medium, wide bf16) and three column chunks per
-// thread (wide fp32). (By default the tiny and medium shapes take clusters of 16 with out_proj by
-// rows and the wide layer clusters of 16 by columns, so FusedStep covers both as chosen.)
+// thread (wide fp32); a ring of three slots (MAMBASCOPE_FUSED_SLOTS=3: every slot reused most
+// often) without and with clusters; C's column tiles one and two tiles ahead of the compute warps
+// (MAMBASCOPE_FUSED_CAHEAD: the producer waits for a release of the tile before last). (By default the tiny and medium shapes take clusters of 16
+// with out_proj by rows and the wide layer clusters of 16 by columns, so FusedStep covers both as
+// chosen.)
 struct Geometry {
   DType dt;
-  int shape, blocks, fold, prefetch, cluster = 1, outcol = 0;
+  int shape, blocks, fold, prefetch, cluster = 1, outcol = 0, slots = 0, c_ahead = -1;
 };
 class FusedGeometry : public ::testing::TestWithParam<Geometry> {};
 
@@ -137,10 +140,13 @@ TEST_P(FusedGeometry, LogitsAndStateMatchTheCpuAndThePerLayerKernels) {
       setenv("MAMBASCOPE_FUSED_PREFETCH", std::to_string(g.prefetch).c_str(), 1);
       setenv("MAMBASCOPE_FUSED_CLUSTER", std::to_string(g.cluster).c_str(), 1);
       setenv("MAMBASCOPE_FUSED_OUTCOL", std::to_string(g.outcol).c_str(), 1);
+      setenv("MAMBASCOPE_FUSED_SLOTS", std::to_string(g.slots).c_str(), 1);
+      setenv("MAMBASCOPE_FUSED_CAHEAD", std::to_string(g.c_ahead).c_str(), 1);
     }
     ~Env() {
       for (const char* v : {"MAMBASCOPE_FUSED_BLOCKS", "MAMBASCOPE_FUSED_FOLD", "MAMBASCOPE_FUSED_PREFETCH",
-                            "MAMBASCOPE_FUSED_CLUSTER", "MAMBASCOPE_FUSED_OUTCOL"})
+                            "MAMBASCOPE_FUSED_CLUSTER", "MAMBASCOPE_FUSED_OUTCOL", "MAMBASCOPE_FUSED_SLOTS",
+                            "MAMBASCOPE_FUSED_CAHEAD"})
         unsetenv(v);
     }
   } env(g);
@@ -174,7 +180,11 @@ INSTANTIATE_TEST_SUITE_P(Grids, FusedGeometry,
                                            Geometry{DType::BF16, kWide, 1000, 0, 0, 8}, Geometry{DType::F16, kMedium, 1000, 0, 0, 2},
                                            Geometry{DType::BF16, kTiny, 1000, 0, 0, 16, 1}, Geometry{DType::F16, kMedium, 1000, 0, 0, 16, 1},
                                            Geometry{DType::F32, kMedium, 64, 0, 0, 8, 1}, Geometry{DType::BF16, kWide, 1000, 0, 0, 16, 1},
-                                           Geometry{DType::F32, kWide, 1000, 0, 0, 16, 1}));
+                                           Geometry{DType::F32, kWide, 1000, 0, 0, 16, 1},
+                                           Geometry{DType::F16, kMedium, 5, 0, 0, 1, 0, 3},
+                                           Geometry{DType::BF16, kWide, 1000, 0, 0, 16, 1, 3},
+                                           Geometry{DType::BF16, kWide, 1000, 0, 0, 16, 1, 0, 1},
+                                           Geometry{DType::F32, kMedium, 64, 0, 0, 8, 1, 3, 2}));
 
 // fused_plan's geometry for the real shapes (bf16): clusters of 16 below 100 MB of in_proj +
 // out_proj per layer (130m, 1.4b, 2.8b), none above (a 7b-class layer, 200 MB); with clusters, G
@@ -194,6 +204,7 @@ TEST(FusedPlan, ClustersForSmallLayersWithTheFewestBlocksPerTileCount) {
     if (a.cluster == 1) continue;
     EXPECT_EQ(a.G % a.cluster, 0) << sh.dm;
     EXPECT_EQ(a.outcol > 0, sh.dm > 768) << sh.dm;  // by columns by default from 16 MB per layer
+    EXPECT_EQ(a.c_ahead, a.outcol > 0 ? cuda::kFusedCAhead : 0) << sh.dm;
     const int rpt = std::min(cuda::kFusedTileRows, a.slot_bytes / (2 * a.dm));
     auto tiles = [&](int G) { return (2 * cuda::fused_ncmax(a.D, G) + rpt - 1) / rpt; };
     if (a.G > a.cluster) EXPECT_GT(tiles(a.G - a.cluster), tiles(a.G)) << sh.dm;
@@ -205,6 +216,17 @@ TEST(FusedPlan, ClustersForSmallLayersWithTheFewestBlocksPerTileCount) {
     EXPECT_EQ(a.outcol, sh.dm == 768 ? 2 : 1) << sh.dm;
     EXPECT_EQ(a.dm % (4 * a.cluster), 0) << sh.dm;
     EXPECT_EQ(cuda::fused_r_words(a), int64_t(a.dm) * (a.G / a.cluster)) << sh.dm;
+    // A cap on the ring (MAMBASCOPE_FUSED_SLOTS) is taken as asked; below three it is ignored.
+    ASSERT_EQ(cuda::fused_plan(a, DType::BF16, 0), "") << sh.dm;
+    const int slots = a.n_slots;
+    EXPECT_GE(slots, 3) << sh.dm;
+    cuda::FusedRequest capped;
+    capped.slots = 3;
+    ASSERT_EQ(cuda::fused_plan(a, DType::BF16, 0, capped), "") << sh.dm;
+    EXPECT_EQ(a.n_slots, 3) << sh.dm;
+    capped.slots = 2;
+    ASSERT_EQ(cuda::fused_plan(a, DType::BF16, 0, capped), "") << sh.dm;
+    EXPECT_EQ(a.n_slots, slots) << sh.dm;
   }
 }
 

@@ -59,7 +59,8 @@ namespace {
 // Measurement and test overrides of the fused step's geometry: MAMBASCOPE_FUSED_BLOCKS=<G>
 // (grid size, at most the SM count), MAMBASCOPE_FUSED_FOLD=0|1 (x_proj sums in every block),
 // MAMBASCOPE_FUSED_PREFETCH=<bits> (FusedArgs::prefetch), MAMBASCOPE_FUSED_CLUSTER=<blocks>
-// (FusedArgs::cluster), MAMBASCOPE_FUSED_OUTCOL=0|1 (FusedArgs::outcol).
+// (FusedArgs::cluster), MAMBASCOPE_FUSED_OUTCOL=0|1 (FusedArgs::outcol), MAMBASCOPE_FUSED_SLOTS=<n>
+// (at most n ring slots), MAMBASCOPE_FUSED_CAHEAD=<tiles> (FusedArgs::c_ahead; 0: the whole ring).
 FusedRequest fused_request_from_env() {
   FusedRequest r;
   if (const char* g = std::getenv("MAMBASCOPE_FUSED_BLOCKS")) r.blocks = std::atoi(g);
@@ -67,6 +68,8 @@ FusedRequest fused_request_from_env() {
   if (const char* p = std::getenv("MAMBASCOPE_FUSED_PREFETCH")) r.prefetch = std::atoi(p);
   if (const char* c = std::getenv("MAMBASCOPE_FUSED_CLUSTER")) r.cluster = std::atoi(c);
   if (const char* o = std::getenv("MAMBASCOPE_FUSED_OUTCOL")) r.outcol = std::atoi(o) != 0;
+  if (const char* n = std::getenv("MAMBASCOPE_FUSED_SLOTS")) r.slots = std::atoi(n);
+  if (const char* c = std::getenv("MAMBASCOPE_FUSED_CAHEAD")) r.c_ahead = std::atoi(c);
   return r;
 }
 }  // namespace
@@ -352,6 +355,8 @@ std::vector<DecodePhase> CudaBackend::profile_fused(CudaState& st, int32_t feed,
   out.push_back({"SM clock MHz (block 0: cycles / ns)", p[kProfNs] ? 1e3 * double(p[kProfStep]) / double(p[kProfNs]) : 0.0});
   out.push_back({"grid blocks (not a time)", double(a.G)});
   out.push_back({"blocks per cluster (not a time)", double(a.cluster)});
+  out.push_back({"ring slots (not a time)", double(a.n_slots)});
+  out.push_back({"C tiles ahead (not a time)", double(a.c_ahead)});
   return out;
 }
 

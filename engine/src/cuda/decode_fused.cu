@@ -58,6 +58,9 @@ template <bool kOc> struct Words {
 // ahead of the ring with cp.async.bulk.prefetch.L2 measured no faster: 4-8 tiles ahead ±1%.)
 // With a.prefetch, it also asks L2 for slices of later matrices at fixed points of its stream
 // (FusedArgs::prefetch), where the ring alone would leave DRAM idle.
+// kOc: with out_proj by columns, C's tiles go at most a.c_ahead tiles ahead of the compute
+// warps (FusedArgs::c_ahead).
+template <bool kOc>
 __device__ void produce(const FusedArgs& a, const Slices& s, char* ring, uint64_t* full, uint64_t* empty) {
   uint32_t t = 0;
   auto in_rows = [&](int l, bool z) {  // prefetch this block's x or z rows of layer l's in_proj
@@ -65,7 +68,17 @@ __device__ void produce(const FusedArgs& a, const Slices& s, char* ring, uint64_
       prefetch_l2(static_cast<const char*>(a.layers[l].in_proj) + size_t(z ? a.D + s.c0 : s.c0) * s.in_row,
                   size_t(s.nc) * s.in_row);
   };
-  auto emit = [&](const void* s1, int b1, const void* s2 = nullptr, int b2 = 0) {
+  // ahead > 0: first waits until the compute warps have released tile t - ahead (its slot's
+  // phase (t - ahead) / n_slots; no later phase of that slot can have completed, since tile
+  // t - ahead + n_slots is not emitted yet).
+  auto emit = [&](const void* s1, int b1, const void* s2 = nullptr, int b2 = 0, uint32_t ahead = 0) {
+    if constexpr (kOc) {
+      if (ahead > 0 && t >= ahead) {
+        const uint32_t u = t - ahead;
+        while (!mbar_try_wait(&empty[u % uint32_t(a.n_slots)], (u / uint32_t(a.n_slots)) & 1u)) {
+        }
+      }
+    }
     const uint32_t slot = t % uint32_t(a.n_slots);
     while (!mbar_try_wait(&empty[slot], ((t / uint32_t(a.n_slots)) & 1u) ^ 1u)) {
     }
@@ -107,7 +120,8 @@ __device__ void produce(const FusedArgs& a, const Slices& s, char* ring, uint64_
     if (a.outcol) {  // this block's channels' out_proj columns: rows of the transposed copy
       for (int r = 0; r < s.nc; r += s.rpt_in)
         emit(static_cast<const char*>(a.out_cols) + (size_t(l) * a.D + s.c0 + r) * s.in_row,
-             min(s.rpt_in, s.nc - r) * s.in_row);
+             min(s.rpt_in, s.nc - r) * s.in_row, nullptr, 0,
+             a.c_ahead > 0 && a.c_ahead < a.n_slots ? uint32_t(a.c_ahead) : 0u);
       continue;
     }
     for (int r = 0; r < s.mc; r += s.rpt_out)
@@ -567,7 +581,7 @@ __global__ void __launch_bounds__(kFusedThreads, 1) fused_step_kernel(const Fuse
   if constexpr (kCl) cluster_sync_all();  // the first block's cbar is initialised for every block
   const Slices s(a, int(sizeof(T)));
   if (tid >= CT) {
-    if (tid == CT) produce(a, s, smem + L.ring, full, empty);
+    if (tid == CT) produce<kOc>(a, s, smem + L.ring, full, empty);
     return;
   }
   const bool prof = a.prof && blockIdx.x == 0 && tid == 0;

@@ -46,6 +46,7 @@ constexpr int kFusedFinalWords = 2 * kFusedMaxAlt + 2;          // per block: to
 constexpr int kFusedTileRows = 16;                              // matrix rows per weight tile
 constexpr int kFusedOutcolAcc = 16;  // outcol: a compute thread's column sums (d_model <= 16 · 256)
 constexpr int kFusedOutcolParts = 8;  // outcol: clusters (G / cluster) at most: a thread's words in flight
+constexpr int kFusedCAhead = 6;  // outcol: C's tiles ahead of the compute warps by default (FusedArgs::c_ahead)
 
 __host__ __device__ constexpr int fused_round16(int b) { return (b + 15) & ~15; }
 __host__ __device__ constexpr int fused_round4(int n) { return (n + 3) & ~3; }
@@ -136,6 +137,12 @@ struct FusedArgs {
   unsigned long long* prof = nullptr;  // {kProfSlots} or null
   FusedTrap* trap = nullptr;
   FusedProbes probes;                  // base null: the plain step
+  // outcol: C's out_proj column tiles go at most this many tiles ahead of the compute warps (0:
+  // as far as the ring allows). Streaming them while B waits for the x_proj partials slows that
+  // exchange more than the prefetched tiles save in C (H200, session 10: 2.8b 561 -> 585 tok/s
+  // at 6 of 8 slots, 1.4b +1% at 6 of 7; 7 and fewer than 6 measured slower). Last in the struct
+  // so that the other kernels' parameter offsets stay as they were.
+  int c_ahead = 0;
 };
 
 // Exchange words per layer and in total. A layer's residual region holds the residual, or with
@@ -190,6 +197,8 @@ struct FusedRequest {
   int prefetch = -1;  // FusedArgs::prefetch bits; -1 chosen by shape
   int cluster = 0;    // blocks per cluster (1: none); 0 chosen by shape where blocks is 0
   int outcol = -1;    // out_proj by columns: 0 off, 1 on where clusters allow it, -1 chosen by shape
+  int slots = 0;      // at most this many ring slots; 0: as many as shared memory holds (up to 16)
+  int c_ahead = -1;   // FusedArgs::c_ahead; -1 chosen by shape
 };
 // Fills the geometry (G, fold_x, slot size and count) for this device and shape; returns why
 // the fused step cannot run it, or "" if it can.

@@ -74,6 +74,7 @@ std::string plan_geometry(FusedArgs& a, DType dt, const cudaDeviceProp& prop, co
   a.fold_x = req.fold > 0 || a.cluster > 1;
   a.prefetch = req.prefetch > 0 ? req.prefetch : 0;
   a.outcol = req.outcol > 0 ? outcol_groups(a, es) : 0;
+  a.c_ahead = a.outcol == 0 ? 0 : req.c_ahead >= 0 ? req.c_ahead : kFusedCAhead;
   if (a.dm % 8 || a.D % 8) return "d_model and d_inner must be multiples of 8";
   if (a.N % 4 || a.N < 1) return "d_state must be a multiple of 4";
   if (a.k < 1 || a.k > kFusedMaxConv) return "d_conv must be 1..8";
@@ -104,7 +105,8 @@ std::string plan_geometry(FusedArgs& a, DType dt, const cudaDeviceProp& prop, co
     if (fused_ncmax(a.D, a.G) > kFusedComputeThreads)
       return "d_inner / blocks exceeds " + std::to_string(kFusedComputeThreads) + " channels per block (" +
              std::to_string(a.G) + " blocks)";
-    for (a.n_slots = 16; a.n_slots >= 3 && fused_smem(a).total > budget; --a.n_slots) {
+    const int max_slots = req.slots >= 3 ? std::min(req.slots, 16) : 16;
+    for (a.n_slots = max_slots; a.n_slots >= 3 && fused_smem(a).total > budget; --a.n_slots) {
     }
     if (a.n_slots < 3) return "the model's rows do not fit three shared-memory slots";
     const int smem = fused_smem(a).total;
