@@ -24,6 +24,7 @@ struct Options {
   std::string scan_only;          // "batch,d_inner,L,states_per_thread": one shape (profiling)
   bool explorer = false;          // --models: the app's decode path, with and without probes
   bool ring_stream = false;       // the fused decode step's weight-streaming ceiling
+  bool scan_probes = false;       // the scan also writes ‖h‖ per (token, channel), as the explorer records
 };
 
 inline void emit(const nlohmann::json& j) {

@@ -33,13 +33,15 @@ int main(int argc, char** argv) {
       else if (a == "--decode-tokens") o.decode_tokens = std::stoi(next());
       else if (a == "--dir") o.dir = next();
       else if (a == "--scan-only") o.scan_only = next(), o.scan = true;
+      else if (a == "--scan-probes") o.scan_probes = true, o.scan = true;
       else if (a == "--models") {
         std::stringstream ss(next());
         for (std::string m; std::getline(ss, m, ',');) o.models.push_back(m);
       } else {
         std::fprintf(stderr,
                      "usage: mambascope-bench [--scan] [--models 130m,1.4b,2.8b] [--cpu] "
-                     "[--long-prefill] [--decode-only] [--explorer] [--ring-stream] [--reps N] [--decode-tokens N] [--dir PATH]\n");
+                     "[--long-prefill] [--decode-only] [--explorer] [--ring-stream] [--scan-only B,D,L,SPT[,TILE[,CHUNKS[,SPANS]]]] "
+                     "[--scan-probes] [--reps N] [--decode-tokens N] [--dir PATH]\n");
         return 2;
       }
     } catch (const std::exception& e) {

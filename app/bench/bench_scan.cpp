@@ -102,7 +102,7 @@ double queued_ms(int reps, Call&& call) {
 }
 
 struct InputSet {
-  std::unique_ptr<DeviceMem> u, dt, z, bc, y, h;
+  std::unique_ptr<DeviceMem> u, dt, z, bc, y, h, hnorm;
 };
 
 }  // namespace
@@ -148,6 +148,8 @@ void bench_scan(const Options& o) {
     variants.push_back({0, 64, 1, sms});
   }
   variants.push_back({0, 0, 0});
+  // With the probes the scan runs its general variant, one per shape: the automatic choice only.
+  if (o.scan_probes) variants = {{0, 0, 0}};
   if (!o.scan_only.empty()) {
     Anchor a{};
     Variant v{};
@@ -175,6 +177,7 @@ void bench_scan(const Options& o) {
       s.y = std::make_unique<DeviceMem>(act);
       s.bc = std::make_unique<DeviceMem>(bcb);
       s.h = std::make_unique<DeviceMem>(sizeof(float) * an.batch * an.d * N);
+      if (o.scan_probes) s.hnorm = std::make_unique<DeviceMem>(sizeof(float) * size_t(tok) * an.d);
       cuda::fill_random(s.u->p, DType::BF16, act / 2, seed++, 0.f, 1.f, nullptr);
       cuda::fill_random(s.dt->p, DType::BF16, act / 2, seed++, 0.f, 0.5f, nullptr);
       cuda::fill_random(s.z->p, DType::BF16, act / 2, seed++, 0.f, 1.f, nullptr);
@@ -198,6 +201,7 @@ void bench_scan(const Options& o) {
       p.tile_len = v.tile;
       p.l_chunks = v.chunks;
       p.spans = v.spans;
+      if (s.hnorm) p.hnorm_out = static_cast<float*>(s.hnorm->p);
       return p;
     };
     const int reps = an.L >= 32768 ? std::min(o.reps, 5) : o.reps;
@@ -256,7 +260,8 @@ void bench_scan(const Options& o) {
       if (is_auto) auto_ms = m, auto_queued_ms = mq;
       if (m < best_ms) best_ms = m, best_name = name;
       emit({{"bench", "scan"}, {"batch", an.batch}, {"d_inner", an.d}, {"L", an.L}, {"N", N},
-            {"dtype", "bf16"}, {"variant", name}, {"states_per_thread", cfg.states_per_thread},
+            {"dtype", "bf16"}, {"variant", name}, {"probes", o.scan_probes ? "hnorm" : "none"},
+            {"states_per_thread", cfg.states_per_thread},
             {"channels_per_block", cfg.channels_per_block}, {"tile_len", cfg.tile_len},
             {"l_chunks", cfg.l_chunks}, {"spans", cfg.spans},
             {"ms", m}, {"queued_ms", mq}, {"gbps", moved / (m * 1e6)}, {"bandwidth_fraction", moved / (m * 1e6) / bw},

@@ -85,18 +85,16 @@ __device__ __forceinline__ float softplus_select(float x) {
 }
 
 // Issues the copies of one tile (tokens [t0, t0 + nt)) into a raw stage. Rows past nt and
-// channels past d are left alone: prep never reads them. kRolled: the 16-byte copy loops are not
-// unrolled. The prep warps' code per tile does not fit the instruction cache (ncu, session 8:
-// 15% of a 4096 x 2048 scan's warp samples stall for instructions), and rolled copy loops (15-17%
+// channels past d are left alone: prep never reads them. The 16-byte copy loops are not
+// unrolled: the prep warps' code per tile does not fit the instruction cache (ncu, session 8: 15%
+// of a 4096 x 2048 scan's warp samples stall for instructions), and rolled copy loops (15-17%
 // fewer instructions in those kernels) made the variants with two blocks per SM 2-5% faster
 // (H200: 1536 x 2048 56.6 -> 54.9 us, 8 x 1536 x 2048 209 -> 200, 8 x 4096 x 8192 1811 -> 1780,
 // queued). So do the one-block-per-SM variants' since session 9, together with fewer step
 // quads in flight (prep_warps; H200: 4096 × 8192 -2.3%, 4096 × 131072 -2.8%, 5120 × 131072
-// -0.6%); either alone had lost 2-5%. The general variants (probes), which were not measured,
-// roll none. The loops are spelled out twice on purpose: a shared helper taking the body as a
-// lambda compiled the unrolled form to reordered SASS (same instruction count), and written
-// out the general variants stay byte-identical to their measured build.
-template <typename T, int CB, int PT, bool kRolled>
+// -0.6%; either alone had lost 2-5%), and the general variants' (probes) since session 10
+// (`mambascope-bench --scan-probes`, below in docs/benchmarks.md).
+template <typename T, int CB, int PT>
 __device__ __forceinline__ void load_raw_tile(const ScanParams& p, const ScanLaunch& k,
                                               const ScanSmem& lay, unsigned char* stage, int pt,
                                               int64_t t0, int nt, int c0, const T* gu, const T* gdt,
@@ -114,21 +112,12 @@ __device__ __forceinline__ void load_raw_tile(const ScanParams& p, const ScanLau
       int t = pt / kVpr;
       const T* pu = gu + (t0 + t) * p.ldu + cc;
       const T* pdt = gdt ? gdt + (t0 + t) * p.lddt + cc : nullptr;
-      if constexpr (kRolled) {
 #pragma unroll 1
-        for (; t < nt; t += kRowStep) {
-          const int o = t * CB + v * VEC;
-          cp_async16(su + o, pu);
-          pu += kRowStep * p.ldu;
-          if (pdt) cp_async16(sdt + o, pdt), pdt += kRowStep * p.lddt;
-        }
-      } else {
-        for (; t < nt; t += kRowStep) {
-          const int o = t * CB + v * VEC;
-          cp_async16(su + o, pu);
-          pu += kRowStep * p.ldu;
-          if (pdt) cp_async16(sdt + o, pdt), pdt += kRowStep * p.lddt;
-        }
+      for (; t < nt; t += kRowStep) {
+        const int o = t * CB + v * VEC;
+        cp_async16(su + o, pu);
+        pu += kRowStep * p.ldu;
+        if (pdt) cp_async16(sdt + o, pdt), pdt += kRowStep * p.lddt;
       }
     }
   } else {
@@ -146,21 +135,12 @@ __device__ __forceinline__ void load_raw_tile(const ScanParams& p, const ScanLau
     T* sC = reinterpret_cast<T*>(stage + lay.raw_C);
     if (k.vec_bc) {
       const int vpr = N / VEC;
-      if constexpr (kRolled) {
 #pragma unroll 1
-        for (int i = pt; i < nt * vpr; i += PT) {
-          const int t = i / vpr, n = (i - t * vpr) * VEC;
-          const int64_t tg = t0 + t;
-          cp_async16(sB + t * N + n, gB + tg * p.ldb + n);
-          cp_async16(sC + t * N + n, gC + tg * p.ldc + n);
-        }
-      } else {
-        for (int i = pt; i < nt * vpr; i += PT) {
-          const int t = i / vpr, n = (i - t * vpr) * VEC;
-          const int64_t tg = t0 + t;
-          cp_async16(sB + t * N + n, gB + tg * p.ldb + n);
-          cp_async16(sC + t * N + n, gC + tg * p.ldc + n);
-        }
+      for (int i = pt; i < nt * vpr; i += PT) {
+        const int t = i / vpr, n = (i - t * vpr) * VEC;
+        const int64_t tg = t0 + t;
+        cp_async16(sB + t * N + n, gB + tg * p.ldb + n);
+        cp_async16(sC + t * N + n, gC + tg * p.ldc + n);
       }
     } else {
       for (int i = pt; i < nt * N; i += PT) {
@@ -175,8 +155,8 @@ __device__ __forceinline__ void load_raw_tile(const ScanParams& p, const ScanLau
 }
 
 // Issues the copies of z for one tile (tokens [t0, t0 + nt)) into the z stage and commits them
-// (an empty group without a gate). kRolled: as load_raw_tile's.
-template <typename T, int CB, int PT, bool kRolled>
+// (an empty group without a gate). Rolled loops, as load_raw_tile's.
+template <typename T, int CB, int PT>
 __device__ __forceinline__ void load_z_tile(const ScanParams& p, const ScanLaunch& k, T* sz,
                                             int pt, int64_t t0, int nt, int c0, const T* gz) {
   constexpr int VEC = 16 / int(sizeof(T));
@@ -188,12 +168,8 @@ __device__ __forceinline__ void load_z_tile(const ScanParams& p, const ScanLaunc
     if (cc < d) {
       int t = pt / kVpr;
       const T* pz = gz + (t0 + t) * p.ldz + cc;
-      if constexpr (kRolled) {
 #pragma unroll 1
-        for (; t < nt; t += kRowStep, pz += kRowStep * p.ldz) cp_async16(sz + t * CB + v * VEC, pz);
-      } else {
-        for (; t < nt; t += kRowStep, pz += kRowStep * p.ldz) cp_async16(sz + t * CB + v * VEC, pz);
-      }
+      for (; t < nt; t += kRowStep, pz += kRowStep * p.ldz) cp_async16(sz + t * CB + v * VEC, pz);
     }
   } else {
     for (int i = pt; i < nt * CB; i += PT) {
@@ -415,18 +391,16 @@ __device__ __forceinline__ void prep_warps(const ScanParams& p, const ScanLaunch
     const int64_t left = it.len - tile * tt;
     return int(left < tt ? left : tt);
   };
-  // The copies take the rolled loops in every fast variant (load_raw_tile).
-  constexpr bool kRolled = !V::kGeneral;
   auto load = [&](int64_t tile) {
     if (tile < ntiles)
-      load_raw_tile<T, CB, V::kPrepThreads, kRolled>(
+      load_raw_tile<T, CB, V::kPrepThreads>(
           p, k, lay, raw_stage(tile), pt, tile * tt, tile_len(tile), c0, gu, gdt, gB, gC);
     else
       cp_async_commit();  // an empty group keeps the wait counts uniform
   };
   auto load_z = [&](int64_t tile) {
     if (tile < ntiles)
-      load_z_tile<T, CB, V::kPrepThreads, kRolled>(
+      load_z_tile<T, CB, V::kPrepThreads>(
           p, k, zst, pt, tile * tt, tile_len(tile), c0, gz);
     else
       cp_async_commit();
