@@ -55,7 +55,9 @@ template <bool kOc> struct Words {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 
 // Producer: every tile the compute warps will wait for, in their order. (Asking L2 for tiles
-// ahead of the ring with cp.async.bulk.prefetch.L2 measured no faster: 4-8 tiles ahead ±1%.)
+// ahead of the ring with cp.async.bulk.prefetch.L2 measured no faster: 4-8 tiles ahead ±1% in
+// session 3; in session 10, once the GEMVs waited for DRAM, 5-30% slower on 2.8b, 4-32 tiles
+// ahead: the traffic lengthens the exchanges.)
 // With a.prefetch, it also asks L2 for slices of later matrices at fixed points of its stream
 // (FusedArgs::prefetch), where the ring alone would leave DRAM idle.
 // kOc: with out_proj by columns, C's tiles go at most a.c_ahead tiles ahead of the compute
