@@ -98,6 +98,36 @@ __device__ __forceinline__ void load_ops(ScanOps<V>& o, const ScanSrc& src, int 
   }
 }
 
+// The channel's TPC lanes add up their C·h of one register block (steps t .. t + U - 1): a
+// reduce-scatter over the U steps (lane g ends with step g mod U; TPC >= U in every variant),
+// then a sum over the remaining lanes. Lanes g < U store one whole sum each: 4 consecutive
+// floats per channel for U = 4. Called one block late (after the next block's steps), so that
+// the shuffles' latency hides behind that block's arithmetic instead of stalling the warp at
+// the loop's back edge.
+template <class V>
+__device__ __forceinline__ void reduce_scatter(float (&y)[V::U], int g) {
+  constexpr int U = V::U;
+  constexpr int kG = ScanLanes<V>::kGStride;
+#pragma unroll
+  for (int half = U / 2; half >= 1; half /= 2) {
+    const bool up = (g & half) != 0;
+#pragma unroll
+    for (int i = 0; i < half; ++i) {
+      const float send = up ? y[i] : y[i + half];
+      const float keep = up ? y[i + half] : y[i];
+      y[i] = keep + __shfl_xor_sync(0xffffffffu, send, half * kG);
+    }
+  }
+#pragma unroll
+  for (int o = U; o < V::TPC; o *= 2) y[0] += __shfl_xor_sync(0xffffffffu, y[0], o * kG);
+}
+template <class V>
+__device__ __forceinline__ void reduce_store(float (&y)[V::U], float* part, int t) {
+  const int g = ScanLanes<V>::group(int(threadIdx.x) & 31);
+  reduce_scatter<V>(y, g);
+  if (g < V::U) part[t + g] = y[0];
+}
+
 // One register block: the chain of U steps on `cur`, with the exps of each next step (the
 // block's own, or the first of `nxt`) issued inside the step before. `a` holds the exps of
 // cur's first step on entry and of nxt's first step on return; y gets the lane's share of C·h
@@ -108,6 +138,7 @@ __device__ __forceinline__ void run_steps(const ScanOps<V>& cur, const ScanOps<V
                                           const float (&A2)[V::S], float (&y)[V::U], int t,
                                           const ScanProbe* probe) {
   constexpr int U = V::U, S = V::S;
+  [[maybe_unused]] float sq[U];  // ‖h‖² of the lane's states per step (general variant, probes)
 #pragma unroll
   for (int j = 0; j < U; ++j) {
     float aj[S];
@@ -126,14 +157,10 @@ __device__ __forceinline__ void run_steps(const ScanOps<V>& cur, const ScanOps<V
     if constexpr (V::kGeneral) {
       const int tj = t + j;
       if (probe->hnorm) {
-        float sq = 0.f;
+        float q = 0.f;
 #pragma unroll
-        for (int s = 0; s < S; ++s) sq = fmaf(h[s], h[s], sq);
-#pragma unroll
-        for (int o = V::TPC / 2; o > 0; o >>= 1)
-          sq += __shfl_xor_sync(0xffffffffu, sq, o * ScanLanes<V>::kGStride);
-        if (probe->g == 0 && probe->valid && tj < probe->nt)
-          probe->hnorm[int64_t(tj) * probe->d] = sqrtf(sq);
+        for (int s = 0; s < S; ++s) q = fmaf(h[s], h[s], q);
+        sq[j] = q;
       }
       if (probe->hout && probe->valid && tj < probe->nt && tj >= probe->hout_first) {
         float* dst = probe->hout + (tj - probe->hout_first) * int64_t(probe->d) * probe->N;
@@ -143,32 +170,16 @@ __device__ __forceinline__ void run_steps(const ScanOps<V>& cur, const ScanOps<V
       }
     }
   }
-}
-
-// The channel's TPC lanes add up their C·h of one register block (steps t .. t + U - 1): a
-// reduce-scatter over the U steps (lane g ends with step g mod U; TPC >= U in every variant),
-// then a sum over the remaining lanes. Lanes g < U store one whole sum each: 4 consecutive
-// floats per channel for U = 4. Called one block late (after the next block's steps), so that
-// the shuffles' latency hides behind that block's arithmetic instead of stalling the warp at
-// the loop's back edge.
-template <class V>
-__device__ __forceinline__ void reduce_store(float (&y)[V::U], float* part, int t) {
-  constexpr int U = V::U;
-  constexpr int kG = ScanLanes<V>::kGStride;
-  const int g = ScanLanes<V>::group(int(threadIdx.x) & 31);
-#pragma unroll
-  for (int half = U / 2; half >= 1; half /= 2) {
-    const bool up = (g & half) != 0;
-#pragma unroll
-    for (int i = 0; i < half; ++i) {
-      const float send = up ? y[i] : y[i + half];
-      const float keep = up ? y[i + half] : y[i];
-      y[i] = keep + __shfl_xor_sync(0xffffffffu, send, half * kG);
+  if constexpr (V::kGeneral) {
+    // ‖h‖ of the block's U steps: the squares summed over the channel's TPC lanes as C·h is
+    // (lane g < U ends with step g's), then one root and one store per lane, instead of a
+    // shuffle chain and a store per step.
+    if (probe->hnorm) {
+      reduce_scatter<V>(sq, probe->g);
+      if (probe->g < U && probe->valid && t + probe->g < probe->nt)
+        probe->hnorm[int64_t(t + probe->g) * probe->d] = sqrtf(sq[0]);
     }
   }
-#pragma unroll
-  for (int o = U; o < V::TPC; o *= 2) y[0] += __shfl_xor_sync(0xffffffffu, y[0], o * kG);
-  if (g < U) part[t + g] = y[0];
 }
 
 // One lane's partial C·h of one register block (steps t .. t + U - 1) with two lanes per
