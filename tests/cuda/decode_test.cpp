@@ -224,10 +224,27 @@ TEST(FusedPlan, ClustersForSmallLayersWithTheFewestBlocksPerTileCount) {
     capped.slots = 3;
     ASSERT_EQ(cuda::fused_plan(a, DType::BF16, 0, capped), "") << sh.dm;
     EXPECT_EQ(a.n_slots, 3) << sh.dm;
+    EXPECT_EQ(a.c_ahead, 0) << sh.dm;  // C tiles a whole ring ahead or more: no limit
     capped.slots = 2;
     ASSERT_EQ(cuda::fused_plan(a, DType::BF16, 0, capped), "") << sh.dm;
     EXPECT_EQ(a.n_slots, slots) << sh.dm;
   }
+}
+
+// The by-columns kernels' xs never holds the gated y {d_inner}: their layout sizes it for the
+// normed input {d_model} and the folded x_proj partials, the others' as before. On the 2.8b
+// shape that leaves room for a 9th 20 KB ring slot in sm_90's 227 KB (less the kernels' 1152
+// bytes of static shared memory). Host arithmetic only: runs without a GPU.
+TEST(FusedSmem, ByColumnsLayoutSizesXsForTheNormedInputAndPartials) {
+  cuda::FusedArgs a;
+  a.n_layer = 64, a.dm = 2560, a.D = 5120, a.N = 16, a.R = 160, a.xr = 192, a.k = 4, a.V = 50280;
+  a.G = 112, a.cluster = 16, a.fold_x = true, a.outcol = 1, a.n_slots = 9, a.slot_bytes = 20480;
+  const cuda::FusedSmem cols = cuda::fused_smem_layout(a, true), rows = cuda::fused_smem_layout(a, false);
+  EXPECT_EQ(cols.acc - cols.xs, 4 * std::max(a.dm, a.xr * a.G / a.cluster));
+  EXPECT_EQ(rows.acc - rows.xs, 4 * a.D);
+  EXPECT_EQ(cuda::fused_smem(a).total, cols.total);  // the host takes the layout from a.outcol
+  EXPECT_LE(cols.total, 227 * 1024 - 1152);
+  EXPECT_GT(rows.total, 227 * 1024 - 1152);
 }
 
 // The graph is captured for one state object; alternating states must re-capture, not reuse.

@@ -123,7 +123,7 @@ __device__ void produce(const FusedArgs& a, const Slices& s, char* ring, uint64_
       for (int r = 0; r < s.nc; r += s.rpt_in)
         emit(static_cast<const char*>(a.out_cols) + (size_t(l) * a.D + s.c0 + r) * s.in_row,
              min(s.rpt_in, s.nc - r) * s.in_row, nullptr, 0,
-             a.c_ahead > 0 && a.c_ahead < a.n_slots ? uint32_t(a.c_ahead) : 0u);
+             uint32_t(a.c_ahead));
       continue;
     }
     for (int r = 0; r < s.mc; r += s.rpt_out)
@@ -555,7 +555,7 @@ template <typename T, bool kCl, bool kPr, bool kOc>
 __global__ void __launch_bounds__(kFusedThreads, 1) fused_step_kernel(const FusedArgs a) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   extern __shared__ __align__(128) char smem[];
-  const FusedSmem L = fused_smem(a);
+  const FusedSmem L = fused_smem_layout(a, kOc);
   uint64_t* full = reinterpret_cast<uint64_t*>(smem + L.bars);
   uint64_t* empty = full + a.n_slots;
   uint64_t* cbar = empty + a.n_slots;  // clusters: the partials' barrier (first block)

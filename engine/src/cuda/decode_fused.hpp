@@ -140,8 +140,10 @@ struct FusedArgs {
   // outcol: C's out_proj column tiles go at most this many tiles ahead of the compute warps (0:
   // as far as the ring allows). Streaming them while B waits for the x_proj partials slows that
   // exchange more than the prefetched tiles save in C (H200, session 10: 2.8b 561 -> 585 tok/s
-  // at 6 of 8 slots, 1.4b +1% at 6 of 7; 7 and fewer than 6 measured slower). Last in the struct
-  // so that the other kernels' parameter offsets stay as they were.
+  // at 6 of 8 slots, 1.4b +1% at 6 of 7; 7 and fewer than 6 measured slower; session 11, 2.8b
+  // with 9 slots: 5 / 6 / 7 / 8 ahead 578 / 587 / 587 / 573). fused_plan sets it below n_slots
+  // (0 where it asks a whole ring or more). Last in the struct so that the other kernels'
+  // parameter offsets stay as they were.
   int c_ahead = 0;
 };
 
@@ -162,14 +164,18 @@ struct FusedSmem {
   int resid, xs, acc, xch, zs, xd, cpart, ored, orecv, red, pen, cand, bars, ring, total;
 };
 __host__ __device__ inline int fused_ncmax(int D, int G) { return (D + G - 1) / G; }
-__host__ __device__ inline FusedSmem fused_smem(const FusedArgs& a) {
+// by_cols: the layout of the out_proj-by-columns kernels (a.outcol), whose xs never holds the
+// gated y {d_inner}: only the normed input {d_model} and the folded partials. The kernels pass
+// their compile-time flag, so that the others compute the layout exactly as before. (On the 2.8b
+// shape the 10 KB saved make a 9th ring slot.)
+__host__ __device__ inline FusedSmem fused_smem_layout(const FusedArgs& a, bool by_cols) {
   FusedSmem s{};
   const int nc = fused_ncmax(a.D, a.G), vc = (a.V + a.G - 1) / a.G;
   int o = 0;
   auto take = [&](int bytes) { const int at = o; o += fused_round16(bytes); return at; };
   s.resid = take(4 * a.dm);
   const int fold = a.fold_x ? a.xr * (a.G / a.cluster) : 0;  // fold_x: B's partials {xr, G / cluster}
-  const int xs_n = a.dm > a.D ? a.dm : a.D;
+  const int xs_n = by_cols || a.dm > a.D ? a.dm : a.D;
   s.xs = take(4 * (xs_n > fold ? xs_n : fold));
   s.acc = take(8 * nc);
   s.xch = take(4 * nc);
@@ -188,6 +194,7 @@ __host__ __device__ inline FusedSmem fused_smem(const FusedArgs& a) {
   s.total = o + a.n_slots * a.slot_bytes;
   return s;
 }
+__host__ inline FusedSmem fused_smem(const FusedArgs& a) { return fused_smem_layout(a, a.outcol > 0); }
 
 // What the caller asks of fused_plan: 0 / -1 leave the choice to it (environment variables
 // MAMBASCOPE_FUSED_BLOCKS and MAMBASCOPE_FUSED_FOLD in the driver, for measurements and tests).

@@ -74,7 +74,7 @@ std::string plan_geometry(FusedArgs& a, DType dt, const cudaDeviceProp& prop, co
   a.fold_x = req.fold > 0 || a.cluster > 1;
   a.prefetch = req.prefetch > 0 ? req.prefetch : 0;
   a.outcol = req.outcol > 0 ? outcol_groups(a, es) : 0;
-  a.c_ahead = a.outcol == 0 ? 0 : req.c_ahead >= 0 ? req.c_ahead : kFusedCAhead;
+  const int c_ahead = a.outcol == 0 ? 0 : req.c_ahead >= 0 ? req.c_ahead : kFusedCAhead;
   if (a.dm % 8 || a.D % 8) return "d_model and d_inner must be multiples of 8";
   if (a.N % 4 || a.N < 1) return "d_state must be a multiple of 4";
   if (a.k < 1 || a.k > kFusedMaxConv) return "d_conv must be 1..8";
@@ -109,6 +109,7 @@ std::string plan_geometry(FusedArgs& a, DType dt, const cudaDeviceProp& prop, co
     for (a.n_slots = max_slots; a.n_slots >= 3 && fused_smem(a).total > budget; --a.n_slots) {
     }
     if (a.n_slots < 3) return "the model's rows do not fit three shared-memory slots";
+    a.c_ahead = c_ahead < a.n_slots ? c_ahead : 0;  // a whole ring ahead or more: no limit
     const int smem = fused_smem(a).total;
     int fit = 1 << 30;  // the smaller of the two kernels'
     for (const bool pr : {false, true}) {
