@@ -189,6 +189,61 @@ __device__ __forceinline__ void cluster_partials(int C, int xr, int np, FusedTra
   }
 }
 
+// B for the by-columns kernels (large layers: 2-3 rounds of 16 channels per block): a
+// half-warp's channel rounds interleaved, so that their dt_proj dots, reductions and state
+// updates overlap instead of running one round after another. Writes the gated y of the
+// block's channels into zs (C's input) and the new state.
+constexpr int kBRounds = 3;
+template <typename T>
+__device__ __forceinline__ void b_rounds(const FusedArgs& a, const Slices& s, const float* h, const char* recs, int n,
+                                         int c, int l, const float* xd, const float* xch, float* zs, int warp,
+                                         int lane) {
+  const int l16 = lane & 15, wpos = 2 * warp + (lane >> 4), dtw_at = 16 + 4 * fused_round4(a.N);
+  for (int base = 0; base < n; base += 2 * W * kBRounds) {
+    int cc[kBRounds];
+    const char* rec[kBRounds];
+    float dt[kBRounds];
+#pragma unroll
+    for (int k = 0; k < kBRounds; ++k) {
+      cc[k] = base + 2 * W * k + wpos;
+      rec[k] = recs + size_t(cc[k] < n ? cc[k] : 0) * s.recB;
+      dt[k] = 0.f;
+    }
+    for (int r = l16; r < a.R; r += 16) {
+      const float xv = xd[r];
+#pragma unroll
+      for (int k = 0; k < kBRounds; ++k)
+        if (cc[k] < n) dt[k] = fmaf(to_f32(reinterpret_cast<const T*>(rec[k] + dtw_at)[r]), xv, dt[k]);
+    }
+#pragma unroll
+    for (int k = 0; k < kBRounds; ++k) dt[k] = half_sum(dt[k]);
+    float yp[kBRounds];
+#pragma unroll
+    for (int k = 0; k < kBRounds; ++k) {
+      yp[k] = 0.f;
+      if (cc[k] >= n) continue;
+      const float* rf = reinterpret_cast<const float*>(rec[k]);
+      const float delta = softplus(dt[k] + rf[0]), u = xch[c + cc[k]];
+      const float* A = rf + 4;
+      float* hg = a.ssm_state + (size_t(l) * a.D + s.c0 + c + cc[k]) * a.N;
+      for (int q = l16; q < a.N; q += 16) {
+        const float hv = fmaf(__expf(delta * A[q]), h[size_t(cc[k]) * a.N + q], delta * xd[a.R + q] * u);
+        hg[q] = hv;
+        yp[k] = fmaf(xd[a.R + a.N + q], hv, yp[k]);
+      }
+    }
+#pragma unroll
+    for (int k = 0; k < kBRounds; ++k) yp[k] = half_sum(yp[k]);
+#pragma unroll
+    for (int k = 0; k < kBRounds; ++k)
+      if (cc[k] < n && l16 == 0) {
+        const float* rf = reinterpret_cast<const float*>(rec[k]);
+        const float y = fmaf(rf[1], xch[c + cc[k]], yp[k]);
+        zs[c + cc[k]] = y * silu(zs[c + cc[k]]);
+      }
+  }
+}
+
 // kCl: the kernel for thread-block clusters (a.cluster > 1); the other one has no cluster code.
 // kPr: the kernel that also records the explorer's probes (FusedProbes) for the layers that have
 // a slot: z and u in A, x_proj's outputs (block 0), Δ, ‖h‖, y before the gate and h in B, the
@@ -363,7 +418,8 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
       const char* recs = ring.wait(t + 1);
       const int n = min(s.cptB, s.nc - c);
       const int l16 = lane & 15;
-      for (int base = 0; base < n; base += 2 * W) {
+      if constexpr (kOc && !kPr) b_rounds<T>(a, s, h, recs, n, c, l, xd, xch, zs, warp, lane);
+      for (int base = 0; !(kOc && !kPr) && base < n; base += 2 * W) {
         const int cc = base + 2 * warp + (lane >> 4);
         const bool on = cc < n;
         const char* rec = recs + size_t(on ? cc : 0) * s.recB;
