@@ -60,8 +60,8 @@ template <bool kOc> struct Words {
 // ahead: the traffic lengthens the exchanges.)
 // With a.prefetch, it also asks L2 for slices of later matrices at fixed points of its stream
 // (FusedArgs::prefetch), where the ring alone would leave DRAM idle.
-// kOc: with out_proj by columns, C's tiles go at most a.c_ahead tiles ahead of the compute
-// warps (FusedArgs::c_ahead).
+// kOc: with out_proj by columns, B's state and record tiles and C's tiles go at most a.c_ahead
+// tiles ahead of the compute warps (FusedArgs::c_ahead).
 template <bool kOc>
 __device__ void produce(const FusedArgs& a, const Slices& s, char* ring, uint64_t* full, uint64_t* empty) {
   uint32_t t = 0;
@@ -114,8 +114,8 @@ __device__ void produce(const FusedArgs& a, const Slices& s, char* ring, uint64_
     in_tiles(s.ra, 2 * s.nc);
     for (int c = 0; c < s.nc; c += s.cptB) {
       const int n = min(s.cptB, s.nc - c);
-      emit(a.ssm_state + (size_t(l) * a.D + s.c0 + c) * a.N, n * 4 * a.N);
-      emit(static_cast<const char*>(L.recB) + size_t(s.c0 + c) * s.recB, n * s.recB);
+      emit(a.ssm_state + (size_t(l) * a.D + s.c0 + c) * a.N, n * 4 * a.N, nullptr, 0, uint32_t(a.c_ahead));
+      emit(static_cast<const char*>(L.recB) + size_t(s.c0 + c) * s.recB, n * s.recB, nullptr, 0, uint32_t(a.c_ahead));
     }
     if (a.prefetch & 1) in_rows(l + 1, true);
     if (a.prefetch & 16) in_rows(l + 1, false);
@@ -187,6 +187,30 @@ __device__ __forceinline__ void cluster_partials(int C, int xr, int np, FusedTra
     for (int r = 0; r < C; ++r) sum += cpart[r * xr + j];
     st_word(P + size_t(j) * np + ci, sum, e);
   }
+}
+
+// A's x_proj partial sums in the by-columns kernels (large layers: ~40 channels per block): the
+// channels four at a time, their loads first and four sums, so that the FMA chain is a quarter
+// as long; advances cc past the channels taken (the caller finishes the rest one by one).
+template <typename T>
+__device__ __forceinline__ void x_proj_partials4(const char* tile, int recA, int wx_at, const float* xv, int n,
+                                                 int xr, int tid, int& cc, float& part0, float& part1) {
+  if (cc + 4 > n) return;
+  float p0[4] = {}, p1[4] = {};
+  for (; cc + 4 <= n; cc += 4) {
+    float w0[4], w1[4], x[4];
+#pragma unroll
+    for (int u = 0; u < 4; ++u) {
+      const T* wx = reinterpret_cast<const T*>(tile + size_t(cc + u) * recA + wx_at);
+      x[u] = xv[cc + u];
+      w0[u] = tid < xr ? to_f32(wx[tid]) : 0.f;
+      w1[u] = tid + CT < xr ? to_f32(wx[tid + CT]) : 0.f;
+    }
+#pragma unroll
+    for (int u = 0; u < 4; ++u) p0[u] = fmaf(w0[u], x[u], p0[u]), p1[u] = fmaf(w1[u], x[u], p1[u]);
+  }
+  part0 += (p0[0] + p0[1]) + (p0[2] + p0[3]);
+  part1 += (p1[0] + p1[1]) + (p1[2] + p1[3]);
 }
 
 // B for the by-columns kernels (large layers: 2-3 rounds of 16 channels per block): a
@@ -336,7 +360,9 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
         }
       }
       consumer_sync();
-      for (int cc = 0; cc < n; ++cc) {
+      int cc = 0;
+      if constexpr (kOc) x_proj_partials4<T>(tile, s.recA, 16 + 4 * kp, xch + c, n, a.xr, tid, cc, part0, part1);
+      for (; cc < n; ++cc) {
         const T* wx = reinterpret_cast<const T*>(tile + size_t(cc) * s.recA + 16 + 4 * kp);
         const float xv = xch[c + cc];
         if (tid < a.xr) part0 = fmaf(to_f32(wx[tid]), xv, part0);
