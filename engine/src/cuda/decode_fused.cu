@@ -90,6 +90,9 @@ __device__ void produce(const FusedArgs& a, const Slices& s, char* ring, uint64_
     if (b2) bulk_load(dst + b1, s2, uint32_t(b2), &full[slot]);
     ++t;
   };
+  // B waits for a state tile and its record tile together before releasing either, so its
+  // tiles are held back only from 2 ahead (1 would wait for a release that waits for it).
+  const uint32_t b_ahead = a.c_ahead > 1 ? uint32_t(a.c_ahead) : 0u;
   for (int l = 0; l < a.n_layer; ++l) {
     const FusedLayer L = a.layers[l];
     if (a.prefetch & 8)
@@ -114,8 +117,8 @@ __device__ void produce(const FusedArgs& a, const Slices& s, char* ring, uint64_
     in_tiles(s.ra, 2 * s.nc);
     for (int c = 0; c < s.nc; c += s.cptB) {
       const int n = min(s.cptB, s.nc - c);
-      emit(a.ssm_state + (size_t(l) * a.D + s.c0 + c) * a.N, n * 4 * a.N, nullptr, 0, uint32_t(a.c_ahead));
-      emit(static_cast<const char*>(L.recB) + size_t(s.c0 + c) * s.recB, n * s.recB, nullptr, 0, uint32_t(a.c_ahead));
+      emit(a.ssm_state + (size_t(l) * a.D + s.c0 + c) * a.N, n * 4 * a.N, nullptr, 0, b_ahead);
+      emit(static_cast<const char*>(L.recB) + size_t(s.c0 + c) * s.recB, n * s.recB, nullptr, 0, b_ahead);
     }
     if (a.prefetch & 1) in_rows(l + 1, true);
     if (a.prefetch & 16) in_rows(l + 1, false);
