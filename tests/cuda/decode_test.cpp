@@ -119,8 +119,9 @@ INSTANTIATE_TEST_SUITE_P(Shapes, FusedStep,
 // divide (G becomes 8); out_proj by columns (MAMBASCOPE_FUSED_OUTCOL=1) with clusters of 16 and
 // 8, four / two / one row groups per block (tiny, medium, wide bf16) and three column chunks per
 // thread (wide fp32); a ring of three slots (MAMBASCOPE_FUSED_SLOTS=3: every slot reused most
-// often) without and with clusters; B's and C's tiles held to one and two tiles ahead of the
-// compute warps (MAMBASCOPE_FUSED_CAHEAD). (By default the tiny and medium shapes take clusters
+// often) without and with clusters; C's tiles held to one and two tiles ahead of the compute
+// warps (MAMBASCOPE_FUSED_CAHEAD; B's tiles, which B waits for in pairs, only at two: one
+// deadlocked before a9b3ba7). (By default the tiny and medium shapes take clusters
 // of 16 with out_proj by rows and the wide layer clusters of 16 by columns, so FusedStep covers
 // both as chosen.)
 struct Geometry {
