@@ -137,14 +137,14 @@ struct FusedArgs {
   unsigned long long* prof = nullptr;  // {kProfSlots} or null
   FusedTrap* trap = nullptr;
   FusedProbes probes;                  // base null: the plain step
-  // outcol: C's out_proj column tiles (and, since session 11, B's state and record tiles) go at
-  // most this many tiles ahead of the compute warps (0: as far as the ring allows; B's tiles held
-  // as well: 2.8b +0.2% in session 11, +0.5% in session 10). Streaming them while B waits for the x_proj partials slows that
+  // outcol: C's out_proj column tiles go at most this many tiles ahead of the compute warps (0:
+  // as far as the ring allows). Streaming them while B waits for the x_proj partials slows that
   // exchange more than the prefetched tiles save in C (H200, session 10: 2.8b 561 -> 585 tok/s
   // at 6 of 8 slots, 1.4b +1% at 6 of 7; 7 and fewer than 6 measured slower; session 11, 2.8b
-  // with 9 slots: 5 / 6 / 7 / 8 ahead 578 / 587 / 587 / 573). fused_plan sets it below n_slots
-  // (0 where it asks a whole ring or more). Last in the struct so that the other kernels'
-  // parameter offsets stay as they were.
+  // with 9 slots: 5 / 6 / 7 / 8 ahead 578 / 587 / 587 / 573). B's state and record tiles are
+  // held the same way from 2 on (session 11: 2.8b +0.2%; +0.5% in session 10). fused_plan sets
+  // it below n_slots (0 where it asks a whole ring or more). Last in the struct so that the
+  // other kernels' parameter offsets stay as they were.
   int c_ahead = 0;
 };
 
