@@ -356,7 +356,7 @@ std::vector<DecodePhase> CudaBackend::profile_fused(CudaState& st, int32_t feed,
   out.push_back({"grid blocks (not a time)", double(a.G)});
   out.push_back({"blocks per cluster (not a time)", double(a.cluster)});
   out.push_back({"ring slots (not a time)", double(a.n_slots)});
-  out.push_back({"C tiles ahead (not a time)", double(a.c_ahead)});
+  out.push_back({"B and C tiles ahead (not a time; B from 2)", double(a.c_ahead)});
   return out;
 }
 
