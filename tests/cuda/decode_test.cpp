@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
@@ -186,6 +187,40 @@ INSTANTIATE_TEST_SUITE_P(Grids, FusedGeometry,
                                            Geometry{DType::BF16, kWide, 1000, 0, 0, 16, 1, 3},
                                            Geometry{DType::BF16, kWide, 1000, 0, 0, 16, 1, 0, 1},
                                            Geometry{DType::F32, kMedium, 64, 0, 0, 8, 1, 3, 2}));
+
+// A wait inside the fused step that can never finish traps and says where, instead of hanging
+// the GPU (before session 12 the weight ring's waits had no watchdog: the plan bug of a9b3ba7
+// hung the device). MAMBASCOPE_FUSED_FAULT=1 makes the producer leave out the lm_head's tiles,
+// so the compute warps wait for a tile that never comes; =2 makes it wait for the release of the
+// lm_head's first tile before sending it, so both sides wait for each other. The block's
+// watchdog warp must trap either. A trap ends the CUDA context, so each case runs in a child
+// process, with MAMBASCOPE_FUSED_WATCHDOG_MS=300 (the block traps after twice that).
+void decode_with_fault(const char* fault) {
+  setenv("MAMBASCOPE_FUSED_FAULT", fault, 1);
+  setenv("MAMBASCOPE_FUSED_WATCHDOG_MS", "300", 1);
+  const Checkpoint& ck = decode_model(DType::BF16, kTiny);
+  auto gpu = make_cuda_backend(ck);
+  if (cuda::decode_path(*gpu) != "fused") std::exit(2);
+  auto st = gpu->new_state();
+  try {
+    recurrent_logits(*gpu, *st, tokens(2, 300, 3));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    std::exit(0);
+  }
+  std::exit(1);
+}
+
+TEST(FusedWatchdog, AWeightTileThatNeverComesTrapsAndSaysWhere) {
+  SKIP_WITHOUT_GPU();
+  if (!device_is_hopper()) GTEST_SKIP() << "the fused step needs sm_90";
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  for (const char* fault : {"1", "2"})
+    EXPECT_EXIT(decode_with_fault(fault), ::testing::ExitedWithCode(0),
+                "block [0-9]+ of the fused decode step did not finish within 600 ms: its compute warps and its "
+                "weight ring's producer wait for each other")
+        << "MAMBASCOPE_FUSED_FAULT=" << fault;
+}
 
 // fused_plan's geometry for the real shapes (bf16): clusters of 16 below 100 MB of in_proj +
 // out_proj per layer (130m, 1.4b, 2.8b), none above (a 7b-class layer, 200 MB); with clusters, G

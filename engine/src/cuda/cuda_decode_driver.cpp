@@ -128,6 +128,10 @@ DecodeRuntime& CudaBackend::decode_runtime() {
     a.ids = static_cast<const int32_t*>(d_ids_.get());
     a.logits = d_logits1_.f32();
     a.trap = rt->trap.dev<FusedTrap>();
+    if (const char* f = std::getenv("MAMBASCOPE_FUSED_FAULT")) a.fault = std::atoi(f);  // a test hook
+    // How long a block's step may last before its watchdog warp traps (twice this).
+    if (const char* ms = std::getenv("MAMBASCOPE_FUSED_WATCHDOG_MS"); ms && std::atoll(ms) > 0)
+      a.watchdog_ns = (unsigned long long)std::min(std::atoll(ms), 86400000LL) * 1000000ull;  // at most a day
   }
   decode_rt_ = std::move(rt);
   return *decode_rt_;
@@ -152,7 +156,12 @@ void CudaBackend::sync_step() {
   std::string where;
   if (decode_rt_) {
     const FusedTrap& t = *decode_rt_->trap.host<FusedTrap>();
-    if (t.code)
+    const std::string waited = std::to_string(2 * decode_rt_->args.watchdog_ns / 1000000ull) + " ms";
+    if (t.code && t.phase == kFusedPhaseStuck)
+      where = " (block " + std::to_string(t.block) + " of the fused decode step did not finish within " + waited +
+              ": its compute warps and its weight ring's producer wait for each other or for a tile that never "
+              "comes, a bug in the step's plan; MAMBASCOPE_DECODE=kernels runs the per-layer kernels)";
+    else if (t.code)
       where = " (the fused decode step waited ~10 s for block data: block " + std::to_string(t.block) +
               ", layer " + std::to_string(t.layer) + ", phase " + std::to_string(t.phase) + ", epoch " +
               std::to_string(t.epoch) + ", saw " + std::to_string(t.seen) +

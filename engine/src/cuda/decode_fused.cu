@@ -62,6 +62,8 @@ template <bool kOc> struct Words {
 // (FusedArgs::prefetch), where the ring alone would leave DRAM idle.
 // kOc: with out_proj by columns, B's state and record tiles and C's tiles go at most a.c_ahead
 // tiles ahead of the compute warps (FusedArgs::c_ahead).
+// (FusedArgs::fault, a test hook: 1 leaves out the lm_head's tiles; 2 waits for the compute
+// warps to release the lm_head's first tile before sending it. The watchdog warp must catch both.)
 template <bool kOc>
 __device__ void produce(const FusedArgs& a, const Slices& s, char* ring, uint64_t* full, uint64_t* empty) {
   uint32_t t = 0;
@@ -133,9 +135,28 @@ __device__ void produce(const FusedArgs& a, const Slices& s, char* ring, uint64_
       emit(static_cast<const char*>(L.out_proj) + size_t(s.m0 + r) * s.out_row,
            min(s.rpt_out, s.mc - r) * s.out_row);
   }
+  if (a.fault == 2)
+    while (!mbar_try_wait(&empty[t % uint32_t(a.n_slots)], (t / uint32_t(a.n_slots)) & 1u)) {
+    }
+  if (a.fault == 1) return;
   emit(a.norm_f, 4 * a.dm);
   for (int r = 0; r < s.vc; r += s.rpt_in)
     emit(static_cast<const char*>(a.lm_head) + size_t(s.v0 + r) * s.in_row, min(s.rpt_in, s.vc - r) * s.in_row);
+}
+
+// The watchdog warp (one lane). The weight ring's waits, on both sides, have no watchdog of their
+// own: they are many, inlined and on the critical path (one in the producer's slot waits, a
+// round counter or sleeping waits, cost 1-3.5% on 1.4b and 2.8b). This lane covers them and every other wait of the block: if the
+// compute warps have not all arrived on `done` within 2 · watchdog_ns, it records the block and
+// traps, instead of leaving the GPU hung (the plan bug of a9b3ba7 did). It waits in the
+// hardware's mbarrier wait, which suspends it and wakes it at the phase's completion (on the
+// H200 within noise of no watchdog at all; a test_wait + nanosleep(500) loop measured the same
+// or 0.4% slower on 2.8b), and looks at the clock every 256 rounds.
+__device__ void watch(const FusedArgs& a, uint64_t* done) {
+  const uint64_t start = global_ns(), limit = 2 * a.watchdog_ns;
+  uint32_t rounds = 0;
+  while (!mbar_try_wait(done, 0))
+    if ((++rounds & 255u) == 0 && global_ns() - start >= limit) watchdog_trap(a.trap, -1, kFusedPhaseStuck, 0, 0);
 }
 
 // Residual from exchange words (or the embedding row for layer 0) → RMS-normalised with the
@@ -647,6 +668,7 @@ __global__ void __launch_bounds__(kFusedThreads, 1) fused_step_kernel(const Fuse
   uint64_t* obar = cbar + 1;           // outcol: this block's slice of the residual partials
   uint64_t* rbar = cbar + 2;           // outcol: the residual from the blocks of the cluster
   __shared__ uint32_t epoch_s;
+  __shared__ uint64_t done;  // the compute warps' end of the step (the watchdog warp's)
   __shared__ unsigned long long ring_cycles, t_start, ns_start;
   const int tid = int(threadIdx.x);
   if (tid == 0) {
@@ -655,6 +677,7 @@ __global__ void __launch_bounds__(kFusedThreads, 1) fused_step_kernel(const Fuse
       mbar_init(&empty[i], W);
     }
     mbar_init(cbar, 1);
+    mbar_init(&done, W);
     if (kOc) mbar_init(obar, 1), mbar_init(rbar, 1);
     mbar_fence_init();
     epoch_s = *reinterpret_cast<volatile uint32_t*>(a.sync) + 1u;
@@ -669,12 +692,14 @@ __global__ void __launch_bounds__(kFusedThreads, 1) fused_step_kernel(const Fuse
   const Slices s(a, int(sizeof(T)));
   if (tid >= CT) {
     if (tid == CT) produce<kOc>(a, s, smem + L.ring, full, empty);
+    if (tid == CT + 32) watch(a, &done);
     return;
   }
   const bool prof = a.prof && blockIdx.x == 0 && tid == 0;
   const Ring ring{smem + L.ring, full, empty, a.slot_bytes, a.n_slots, Ring::magic_for(a.n_slots),
                   prof ? &ring_cycles : nullptr};
   compute<T, kCl, kPr, kOc>(a, s, smem, L, ring, epoch_s, cbar, obar, rbar);
+  if ((tid & 31) == 0) mbar_arrive(&done);
   if (tid == 0) {
     if (prof) {
       a.prof[kProfRing] += ring_cycles;

@@ -134,6 +134,21 @@ __device__ __forceinline__ int xs_index(int k, int half) {
 }
 template <typename T> __host__ __device__ constexpr int xs_half(int K) { return sizeof(T) == 2 ? K / 2 : 0; }
 
+// Records where a wait got stuck (FusedTrap) and ends the kernel.
+__device__ __forceinline__ void watchdog_trap(FusedTrap* trap, int layer, int phase, uint32_t epoch, uint32_t seen) {
+  if (trap) {
+    volatile FusedTrap* t = trap;
+    t->code = 1;
+    t->block = int(blockIdx.x);
+    t->layer = layer;
+    t->phase = phase;
+    t->epoch = epoch;
+    t->seen = seen;
+    __threadfence_system();
+  }
+  __trap();
+}
+
 // Counts the rounds of one wait; after ~10 s of waiting it records where and traps.
 struct Watchdog {
   uint64_t start = 0;
@@ -147,17 +162,7 @@ struct Watchdog {
       return;
     }
     if (now - start < 10000000000ull) return;
-    if (trap) {
-      volatile FusedTrap* t = trap;
-      t->code = 1;
-      t->block = int(blockIdx.x);
-      t->layer = layer;
-      t->phase = phase;
-      t->epoch = epoch;
-      t->seen = seen;
-      __threadfence_system();
-    }
-    __trap();
+    watchdog_trap(trap, layer, phase, epoch, seen);
   }
 };
 

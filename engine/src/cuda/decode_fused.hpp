@@ -39,7 +39,7 @@ namespace mambascope::cuda {
 
 constexpr int kFusedConsumerWarps = 8;  // 16 measured slower (130m 406 µs/token: registers spill)
 constexpr int kFusedComputeThreads = 32 * kFusedConsumerWarps;
-constexpr int kFusedThreads = kFusedComputeThreads + 32;  // + the producer warp
+constexpr int kFusedThreads = kFusedComputeThreads + 64;  // + the producer warp and the watchdog warp
 constexpr int kFusedMaxConv = 8;                                // d_conv
 constexpr int kFusedMaxXr = 512;                                // dt_rank + 2 d_state
 constexpr int kFusedFinalWords = 2 * kFusedMaxAlt + 2;          // per block: top 8 + (max, sum)
@@ -71,11 +71,17 @@ struct FusedLayer {
   const float* out_bias;   // {d_model} or null
 };
 
-// Where a stuck wait is reported (mapped pinned memory): the kernel traps after ~10 s.
+// Where a stuck wait is reported (mapped pinned memory): the kernel traps after ~10 s of
+// waiting for other blocks' words, or when a block has not finished its step after
+// 2 · FusedArgs::watchdog_ns (the watchdog warp: a weight-ring wait that cannot end). Phases: 0
+// the residual's words, 1 the x_proj partials, 2 B's x_proj sums, 3 the gated y, 4 the lm_head's
+// lists, 5 the cluster's partials, 6 the cluster's residual slices, 7 the gathered residual, 8
+// the block's step (the watchdog warp).
 struct FusedTrap {
   int code, block, layer, phase;
   unsigned epoch, seen;
 };
+constexpr int kFusedPhaseStuck = 8;
 
 // Profile slots (clock64 cycles of block 0, summed over steps): per phase the time spent
 // waiting for other blocks' words and the phase's whole time; weight-ring waits; the step.
@@ -136,6 +142,14 @@ struct FusedArgs {
   SampleOut* host = nullptr;
   unsigned long long* prof = nullptr;  // {kProfSlots} or null
   FusedTrap* trap = nullptr;
+  // A block that has not finished its step after twice this traps (MAMBASCOPE_FUSED_WATCHDOG_MS;
+  // default 10 s, as the exchange waits, which then report first).
+  unsigned long long watchdog_ns = 10000000000ull;
+  // Test hook (MAMBASCOPE_FUSED_FAULT): 1, the producer leaves out the lm_head's tiles, so the
+  // compute warps wait for a tile that never comes; 2, it waits for the compute warps to release
+  // the lm_head's first tile before sending it (a deadlock, as the plan bug of a9b3ba7 made).
+  // The watchdog warp must report either.
+  int fault = 0;
   FusedProbes probes;                  // base null: the plain step
   // outcol: C's out_proj column tiles go at most this many tiles ahead of the compute warps (0:
   // as far as the ring allows). Streaming them while B waits for the x_proj partials slows that
