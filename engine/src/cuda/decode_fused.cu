@@ -146,9 +146,10 @@ __device__ void produce(const FusedArgs& a, const Slices& s, char* ring, uint64_
 
 // The watchdog warp (one lane). The weight ring's waits, on both sides, have no watchdog of their
 // own: they are many, inlined and on the critical path (one in the producer's slot waits, a
-// round counter or sleeping waits, cost 1-3.5% on 1.4b and 2.8b). This lane covers them and every other wait of the block: if the
-// compute warps have not all arrived on `done` within 2 · watchdog_ns, it records the block and
-// traps, instead of leaving the GPU hung (the plan bug of a9b3ba7 did). It waits in the
+// round counter or sleeping waits, cost 1-3.5% on 1.4b and 2.8b). This lane covers them and
+// every other wait of the block: if the compute warps have not all arrived on `done` within
+// 2 · watchdog_ns, it records the block and traps, instead of leaving the GPU hung (the plan bug
+// of a9b3ba7 did). It waits in the
 // hardware's mbarrier wait, which suspends it and wakes it at the phase's completion (on the
 // H200 within noise of no watchdog at all; a test_wait + nanosleep(500) loop measured the same
 // or 0.4% slower on 2.8b), and looks at the clock every 256 rounds.
