@@ -356,7 +356,7 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
     load_and_norm<T>(a, w.R, l == 0, resid, xs, red, ring, t, e, tid, lane, l, wacc, r_np, rec_resid, rbar);
     if (prof) clk[kProfWaitA] += wait_acc;
     mark(kProfANorm);
-    gemv_rows<T>(ring, t, s.ra, s.rpt_in, a.dm, xs, tid, [&](int r, float v) {  // x rows (+ z's first)
+    gemv_rows<T, !kOc>(ring, t, s.ra, s.rpt_in, a.dm, xs, tid, [&](int r, float v) {  // x rows (+ z's first)
       if (r < s.nc) acc[r] = v;
       else zs[r - s.nc] = v;
     });
@@ -434,7 +434,7 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
     // ---- A': the rest of in_proj's z rows, while the x_proj partials travel: only B's gate needs
     // them, so they are off the path from the residual to the exchange (xs still holds the normed
     // input).
-    gemv_rows<T>(ring, t, 2 * s.nc - s.ra, s.rpt_in, a.dm, xs, tid,
+    gemv_rows<T, !kOc>(ring, t, 2 * s.nc - s.ra, s.rpt_in, a.dm, xs, tid,
                  [&](int r, float v) { zs[s.ra - s.nc + r] = v; });
     consumer_sync();
     if (tid < s.nc) {
@@ -532,7 +532,7 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
     }
     timed_poll(w.Y, a.D, xs, l, 3, kProfWaitC, xs_half<T>(a.D));  // the out_proj GEMV's x
     consumer_sync();
-    gemv_rows<T>(ring, t, s.mc, s.rpt_out, a.D, xs, tid, [&](int r, float v) {
+    gemv_rows<T, !kOc>(ring, t, s.mc, s.rpt_out, a.D, xs, tid, [&](int r, float v) {
       const int m = s.m0 + r;
       const float nr = resid[m] + v + (out_bias ? out_bias[m] : 0.f);
       st_word(next.R + m, nr, e);
@@ -563,7 +563,7 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
 #pragma unroll
   for (int j = 0; j < kFusedMaxAlt; ++j) lv[j] = -INFINITY, li[j] = 0x7fffffff;
   float wm = -INFINITY, wz = 0.f;
-  gemv_rows<T>(ring, t, s.vc, s.rpt_in, a.dm, xs, tid, [&](int row, float v) {
+  gemv_rows<T, !kOc>(ring, t, s.vc, s.rpt_in, a.dm, xs, tid, [&](int row, float v) {
     a.logits[s.v0 + row] = v;
     if (!a.sample) return;
     if (penal && (pen[row >> 5] >> (row & 31) & 1u)) v = v > 0.f ? v / a.rep_penalty : v * a.rep_penalty;
