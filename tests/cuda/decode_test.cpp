@@ -6,12 +6,15 @@
 // Sampler's semantics: greedy ties, the alternatives, the top-p cut with ties at the boundary,
 // draws beyond the 64 most likely tokens, and empirical frequencies over many seeded draws.
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <limits>
 #include <map>
 #include <numeric>
 #include <string>
@@ -371,6 +374,62 @@ TEST(FusedStepGraph, GreedyGenerationMatchesTheCpuSamplerOnItsOwnLogits) {
   }
 }
 
+// A copy of the bf16 medium model whose embedding row `row` (tied: also the lm_head's) is NaN,
+// so that every step's logit `row` is NaN while the others stay finite (the row is never fed).
+std::unique_ptr<Checkpoint> nan_row_model(int row) {
+  const auto dir = std::filesystem::temp_directory_path() / "mambascope_decode_test_nan_row";
+  ModelConfig c = decode_model(DType::BF16, kMedium).config();
+  write_random_checkpoint(dir, c, DType::BF16, 17);
+  std::fstream f(dir / "model.safetensors", std::ios::in | std::ios::out | std::ios::binary);
+  uint64_t n = 0;
+  f.read(reinterpret_cast<char*>(&n), 8);
+  std::string header(size_t(n), '\0');
+  f.read(header.data(), std::streamsize(n));
+  const auto t = nlohmann::json::parse(header).at("backbone.embeddings.weight");
+  const int64_t d = t.at("shape")[1].get<int64_t>();
+  const int64_t at = 8 + int64_t(n) + t.at("data_offsets")[0].get<int64_t>() + int64_t(row) * d * 2;
+  const std::vector<uint16_t> nan(size_t(d), 0x7fc0);  // bf16 quiet NaN
+  f.seekp(at);
+  f.write(reinterpret_cast<const char*>(nan.data()), std::streamsize(d * 2));
+  f.close();
+  return Checkpoint::open(dir);
+}
+
+// The CPU Sampler refuses a NaN or +inf logit; the GPU paths must too, with its message, instead
+// of handing back a token id outside the vocabulary (whose embedding the next step would read out
+// of bounds). Greedy with alternatives runs inside the fused step (sm_90), temperature sampling in
+// the sampler kernel. The device stays usable afterwards.
+TEST(FusedStepGraph, NonFiniteLogitsAreAnErrorNotACrash) {
+  SKIP_WITHOUT_GPU();
+  const int kNanRow = 7;
+  const auto ck = nan_row_model(kNanRow);
+  auto gpu = make_cuda_backend(*ck);
+  auto prompt = tokens(10, 2000, 5);
+  std::replace(prompt.begin(), prompt.end(), kNanRow, kNanRow + 1);  // a NaN input would poison every logit
+  for (float temperature : {0.f, 0.8f}) {
+    auto st = gpu->new_state();
+    std::vector<float> logits;
+    gpu->forward(prompt, *st, ForwardOptions{}, logits);
+    ASSERT_TRUE(std::isnan(logits[kNanRow]));
+    ASSERT_TRUE(std::isfinite(logits[kNanRow + 1]));
+    SamplingParams sp;
+    sp.temperature = temperature;
+    sp.n_alternatives = 3;
+    int seen = 0;
+    try {
+      cuda::generate_on_gpu(*gpu, *st, 11, 8, sp, [&](const cuda::GpuToken&) { return ++seen > 0; }, prompt);
+      ADD_FAILURE() << "generation went on over NaN logits (temperature " << temperature << ")";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("non-finite logit"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(seen, 0) << "a token was reported from NaN logits";
+    EXPECT_EQ(cudaGetLastError(), cudaSuccess);
+    auto fresh = gpu->new_state();
+    EXPECT_NO_THROW(gpu->forward(prompt, *fresh, ForwardOptions{}, logits));
+    EXPECT_TRUE(std::isfinite(logits[kNanRow + 1]));
+  }
+}
+
 // ---- the sampler kernel on crafted logits ----------------------------------------------------
 
 int draws_wanted() {
@@ -531,6 +590,32 @@ TEST(GpuSampling, GreedyIsTheArgmaxWithTiesToTheLowerId) {
   for (size_t j = 0; j < 4; ++j) {
     EXPECT_EQ(t.alternatives[j].id, alts[j].id) << j;
     EXPECT_NEAR(t.alternatives[j].prob, alts[j].prob, 1e-6) << j;
+  }
+}
+
+TEST(GpuSampling, NonFiniteLogitsGiveTheMarkerAsTheCpuSamplerThrows) {
+  SKIP_WITHOUT_GPU();
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  std::vector<std::vector<float>> cases(4, random_logits(5000, 8, 2.f));
+  cases[0][123] = nan;
+  cases[1][4999] = inf;
+  std::fill(cases[2].begin(), cases[2].end(), -inf);
+  for (size_t c = 0; c < cases.size(); ++c) {
+    GpuSampler g(cases[c]);
+    for (float temperature : {0.f, 0.8f}) {
+      SamplingParams sp;
+      sp.temperature = temperature;
+      sp.top_k = temperature > 0 ? 10 : 0;
+      sp.n_alternatives = 2;
+      const int32_t id = g.draw(sp, {}, 0).id;
+      Sampler cpu(sp);
+      if (c < 3) {
+        EXPECT_EQ(id, cuda::kNonFiniteToken) << "case " << c << ", temperature " << temperature;
+        EXPECT_THROW(cpu.sample(cases[c], {}), Error) << "case " << c;
+      } else {
+        EXPECT_GE(id, 0) << "finite logits, temperature " << temperature;
+      }
+    }
   }
 }
 

@@ -114,9 +114,14 @@ class ProbeRing {
   cudaStream_t copy_ = nullptr;  // device-to-host copies, beside the compute stream
 };
 
-// A sampled token and its alternatives, as the sampling kernels left them in SampleOut.
+// A sampled token and its alternatives, as the sampling kernels left them in SampleOut; throws,
+// as the CPU Sampler does, where the step's logits were not finite.
 inline void read_token(const SampleOut& out, int n_alt, GpuToken& tok) {
   tok.id = out.ids[0];
+  if (tok.id == kNonFiniteToken)
+    throw Error(
+        "the model produced a non-finite logit (NaN or +inf) on the GPU: the weights or the "
+        "computation are broken; check the checkpoint, or try --backend cpu");
   tok.alternatives.resize(size_t(n_alt));
   for (int j = 0; j < n_alt; ++j) tok.alternatives[size_t(j)] = Alternative{out.ids[1 + j], out.prob[j]};
 }

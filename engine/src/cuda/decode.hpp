@@ -73,6 +73,9 @@ void transpose_matrix(const void* src, void* dst, int rows, int cols, DType dt, 
 // What a sampling step hands back to the host: written by the kernel straight into mapped
 // pinned memory, so the only device-to-host traffic per token is this struct.
 constexpr int kMaxCandidates = 64;
+// ids[0] = kNonFiniteToken: some logit was NaN or +inf (or none was above -inf), as the CPU
+// Sampler refuses; the step's next input is then token 0, so that nothing reads out of range.
+constexpr int32_t kNonFiniteToken = -1;
 struct SampleOut {
   int32_t ids[1 + kMaxCandidates];  // the token, then the alternatives' ids
   float prob[kMaxCandidates];       // the alternatives' probabilities

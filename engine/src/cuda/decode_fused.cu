@@ -640,8 +640,13 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
           a.host->prob[lane] = __expf(top_v[lane] - M) / Z;
         }
         if (lane == 0) {
-          const int token = top_i[0];
-          a.host->ids[0] = token;
+          // Z >= 1 where the logits are finite (the largest one's term is 1); a NaN logit makes
+          // its block's sum, and so Z, NaN; +inf makes M infinite; no logit above -inf leaves
+          // Z at 0 (and the lists empty). Then the host gets the marker, and the next input is
+          // a valid id.
+          const bool finite = Z >= 1.f && M < INFINITY;
+          const int token = finite ? top_i[0] : 0;
+          a.host->ids[0] = finite ? token : kNonFiniteToken;
           a.out[0] = token;
           if (a.window > 0) a.ring[a.counters[0] % a.window] = token;
           a.counters[0] += 1;

@@ -308,8 +308,10 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(const SampleArgs a) {
     token = sh.found;
   }
   if (tid == 0) {
-    a.out[0] = token;
-    a.host->ids[0] = token;
+    // Z >= 1 whenever the arg-max is finite (its own term is 1); a NaN anywhere makes Z NaN.
+    if (!(Z >= 1.0) || !(m < INFINITY)) token = -1;
+    a.out[0] = token < 0 ? 0 : token;
+    a.host->ids[0] = token < 0 ? kNonFiniteToken : token;
     if (a.window > 0) a.ring[a.counters[0] % a.window] = token;
     a.counters[0] += 1;
     a.counters[1] += 1;
