@@ -563,7 +563,7 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
 #pragma unroll
   for (int j = 0; j < kFusedMaxAlt; ++j) lv[j] = -INFINITY, li[j] = 0x7fffffff;
   float wm = -INFINITY, wz = 0.f;
-  gemv_rows<T, !kOc>(ring, t, s.vc, s.rpt_in, a.dm, xs, tid, [&](int row, float v) {
+  gemv_rows<T, !kOc, !kOc>(ring, t, s.vc, s.rpt_in, a.dm, xs, tid, [&](int row, float v) {
     a.logits[s.v0 + row] = v;
     if (!a.sample) return;
     if (penal && (pen[row >> 5] >> (row & 31) & 1u)) v = v > 0.f ? v / a.rep_penalty : v * a.rep_penalty;

@@ -378,6 +378,38 @@ __device__ __forceinline__ float warp_sum2(float r0, float r1, int lane) {
   return half_sum(v);
 }
 
+// dot_rows for two pairs of rows at once (one loop: four independent FMA chains per chunk of x).
+template <typename T>
+__device__ __forceinline__ void dot_rows4(const uint4* a0, const uint4* a1, const uint4* b0, const uint4* b1, int nv,
+                                          const float* xs, int half, int lane, float (&r)[4]) {
+  float e[4] = {0.f, 0.f, 0.f, 0.f}, o[4] = {0.f, 0.f, 0.f, 0.f};
+  for (int c = lane; c < nv; c += 32) {
+    const uint4 w[4] = {a0[c], a1[c], b0[c], b1[c]};
+    const float4 xe = *reinterpret_cast<const float4*>(xs + 4 * c);
+    float4 xo = xe;
+    if constexpr (sizeof(T) == 2) xo = *reinterpret_cast<const float4*>(xs + half + 4 * c);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) fma16(T{}, w[i], xe, xo, e[i], o[i]);
+  }
+#pragma unroll
+  for (int i = 0; i < 4; ++i) r[i] = e[i] + o[i];
+}
+
+// Four rows' sums over the warp in 7 shuffles (not 20): a reduce-scatter leaves row i's sum on
+// lane 8i, then rows 1 and 3 move to lanes 0 and 16. Fixed order: the same bits on every run.
+// Returns (row 0, row 1) on lane 0 and (row 2, row 3) on lane 16.
+__device__ __forceinline__ float2 warp_sum4(const float (&r)[4], int lane) {
+  const bool up = lane & 16, mid = lane & 8;
+  float p = up ? r[2] : r[0], q = up ? r[3] : r[1];
+  p += __shfl_xor_sync(0xffffffffu, up ? r[0] : r[2], 16);
+  q += __shfl_xor_sync(0xffffffffu, up ? r[1] : r[3], 16);
+  float v = mid ? q : p;
+  v += __shfl_xor_sync(0xffffffffu, mid ? p : q, 8);
+#pragma unroll
+  for (int o = 4; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return make_float2(v, __shfl_down_sync(0xffffffffu, v, 8));
+}
+
 // Rows [0, rows) of a matrix that the producer streams through the ring in tiles of rpt rows
 // (K values each, contiguous), dotted with xs {K} (xs_index layout). Every warp owns whole rows,
 // two at a time (x read once for both), so no barrier is needed: a tile's rows go to wpt warps
@@ -392,7 +424,11 @@ static_assert((W & (W - 1)) == 0 && 2 * W >= kFusedTileRows, "one pair of rows p
 // kClosedForm: log2(wpt) by a count of leading zeros instead of the loop (the same value); only
 // the by-rows kernels take it: the by-columns kernels measured 0.4-1.4% slower with it (ptxas
 // schedules their whole step differently), the by-rows ones ~1% faster.
-template <typename T, bool kClosedForm = false, typename F>
+// kPairTiles: where every warp works on every tile (wpt = W), two tiles at a time: four rows per
+// warp in one loop and one reduction (the lm_head of the by-rows kernels, whose per-tile latency,
+// not the weight stream, set its pace: 130m's lm_head took 28 µs with its products, 16 without).
+// Lane 0 then owns the first tile's two rows and lane 16 the second's, each in ascending order.
+template <typename T, bool kClosedForm = false, bool kPairTiles = false, typename F>
 __device__ __forceinline__ void gemv_rows(const Ring& ring, uint32_t& t, int rows, int rpt, int K,
                                           const float* xs, int tid, F&& done) {
   constexpr int VEC = 16 / sizeof(T);
@@ -408,7 +444,31 @@ __device__ __forceinline__ void gemv_rows(const Ring& ring, uint32_t& t, int row
   const int wpt = 1 << lw, tpg = W >> lw;  // warps per tile, tiles per group
   const int sub = warp >> lw, r0 = warp & (wpt - 1);
   const int ntiles = (rows + rpt - 1) / rpt;
-  for (int g = 0; g < ntiles; g += tpg) {
+  int g = 0;
+  if constexpr (kPairTiles) {
+    for (; tpg == 1 && g + 1 < ntiles; g += 2) {
+      const int Ra = rpt, Rb = min(rpt, rows - (g + 1) * rpt);  // only the pair's second tile can be short
+      const bool two_a = r0 + wpt < Ra, one_b = r0 < Rb, two_b = r0 + wpt < Rb;  // warp-uniform
+      const uint4* wa = reinterpret_cast<const uint4*>(ring.wait(t));
+      const uint4* wb = reinterpret_cast<const uint4*>(ring.wait(t + 1u));
+      const int rb0 = one_b ? r0 : 0, rb1 = two_b ? r0 + wpt : rb0;
+      float r[4];
+      dot_rows4<T>(wa + size_t(r0) * nv, wa + size_t(two_a ? r0 + wpt : r0) * nv, wb + size_t(rb0) * nv,
+                   wb + size_t(rb1) * nv, nv, xs, half, lane, r);
+      ring.release(t, lane);
+      ring.release(t + 1u, lane);
+      t += 2u;
+      const float2 v = warp_sum4(r, lane);
+      if (lane == 0) {
+        done(g * rpt + r0, v.x);
+        if (two_a) done(g * rpt + r0 + wpt, v.y);
+      } else if (lane == 16 && one_b) {
+        done((g + 1) * rpt + r0, v.x);
+        if (two_b) done((g + 1) * rpt + r0 + wpt, v.y);
+      }
+    }
+  }
+  for (; g < ntiles; g += tpg) {
     const int ti = g + sub, ng = min(tpg, ntiles - g);
     for (int q = 0; q < sub && q < ng; ++q) ring.skip(t + uint32_t(q), lane);
     if (ti < ntiles) {
