@@ -6,7 +6,6 @@
 // Sampler's semantics: greedy ties, the alternatives, the top-p cut with ties at the boundary,
 // draws beyond the 64 most likely tokens, and empirical frequencies over many seeded draws.
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -25,6 +24,7 @@
 #include "mambascope/sampler.hpp"
 
 #if MAMBASCOPE_HAVE_CUDA
+#include "checkpoint/safetensors.hpp"
 #include "cuda/cuda_backend.hpp"
 #include "cuda/decode.hpp"
 #include "cuda/decode_fused.hpp"
@@ -378,19 +378,17 @@ TEST(FusedStepGraph, GreedyGenerationMatchesTheCpuSamplerOnItsOwnLogits) {
 // so that every step's logit `row` is NaN while the others stay finite (the row is never fed).
 std::unique_ptr<Checkpoint> nan_row_model(int row) {
   const auto dir = std::filesystem::temp_directory_path() / "mambascope_decode_test_nan_row";
-  ModelConfig c = decode_model(DType::BF16, kMedium).config();
-  write_random_checkpoint(dir, c, DType::BF16, 17);
-  std::fstream f(dir / "model.safetensors", std::ios::in | std::ios::out | std::ios::binary);
-  uint64_t n = 0;
-  f.read(reinterpret_cast<char*>(&n), 8);
-  std::string header(size_t(n), '\0');
-  f.read(header.data(), std::streamsize(n));
-  const auto t = nlohmann::json::parse(header).at("backbone.embeddings.weight");
-  const int64_t d = t.at("shape")[1].get<int64_t>();
-  const int64_t at = 8 + int64_t(n) + t.at("data_offsets")[0].get<int64_t>() + int64_t(row) * d * 2;
-  const std::vector<uint16_t> nan(size_t(d), 0x7fc0);  // bf16 quiet NaN
-  f.seekp(at);
-  f.write(reinterpret_cast<const char*>(nan.data()), std::streamsize(d * 2));
+  write_random_checkpoint(dir, decode_model(DType::BF16, kMedium).config(), DType::BF16, 17);
+  const auto file = dir / "model.safetensors";
+  std::vector<std::byte> bytes(std::filesystem::file_size(file));
+  std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+  f.read(reinterpret_cast<char*>(bytes.data()), std::streamsize(bytes.size()));
+  for (const SafetensorsEntry& t : parse_safetensors(bytes.data(), bytes.size(), file.string()))
+    if (t.name == "backbone.embeddings.weight") {
+      const std::vector<uint16_t> nan(size_t(t.shape[1]), 0x7fc0);  // bf16 quiet NaN
+      f.seekp(std::streamoff(t.begin + size_t(row) * nan.size() * 2));
+      f.write(reinterpret_cast<const char*>(nan.data()), std::streamsize(nan.size() * 2));
+    }
   f.close();
   return Checkpoint::open(dir);
 }

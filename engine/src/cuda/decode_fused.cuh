@@ -395,9 +395,9 @@ __device__ __forceinline__ void dot_rows4(const uint4* a0, const uint4* a1, cons
   for (int i = 0; i < 4; ++i) r[i] = e[i] + o[i];
 }
 
-// Four rows' sums over the warp in 7 shuffles (not 20): a reduce-scatter leaves row i's sum on
-// lane 8i, then rows 1 and 3 move to lanes 0 and 16. Fixed order: the same bits on every run.
-// Returns (row 0, row 1) on lane 0 and (row 2, row 3) on lane 16.
+// Four rows' sums over the warp in 7 shuffles (two warp_sum2: 10): a reduce-scatter leaves row
+// i's sum on lane 8i, then rows 1 and 3 move to lanes 0 and 16. Fixed order: the same bits on
+// every run. Returns (row 0, row 1) on lane 0 and (row 2, row 3) on lane 16.
 __device__ __forceinline__ float2 warp_sum4(const float (&r)[4], int lane) {
   const bool up = lane & 16, mid = lane & 8;
   float p = up ? r[2] : r[0], q = up ? r[3] : r[1];
