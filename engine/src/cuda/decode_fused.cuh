@@ -459,12 +459,11 @@ __device__ __forceinline__ void gemv_rows(const Ring& ring, uint32_t& t, int row
       ring.release(t + 1u, lane);
       t += 2u;
       const float2 v = warp_sum4(r, lane);
-      if (lane == 0) {
-        done(g * rpt + r0, v.x);
-        if (two_a) done(g * rpt + r0 + wpt, v.y);
-      } else if (lane == 16 && one_b) {
-        done((g + 1) * rpt + r0, v.x);
-        if (two_b) done((g + 1) * rpt + r0 + wpt, v.y);
+      if (lane == 0 || (lane == 16 && one_b)) {  // one branch: the two owners' callbacks run at once
+        const bool up = lane == 16;
+        const int row = (g + int(up)) * rpt + r0;
+        done(row, v.x);
+        if (up ? two_b : two_a) done(row + wpt, v.y);
       }
     }
   }
