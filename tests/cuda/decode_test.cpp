@@ -197,8 +197,10 @@ INSTANTIATE_TEST_SUITE_P(Grids, FusedGeometry,
 // so the compute warps wait for a tile that never comes; =2 makes it wait for the release of the
 // lm_head's first tile before sending it, so both sides wait for each other. The block's
 // watchdog warp must trap either. A trap ends the CUDA context, so each case runs in a child
-// process, with MAMBASCOPE_FUSED_WATCHDOG_MS=300 (the block traps after twice that).
-void decode_with_fault(const char* fault) {
+// process, with MAMBASCOPE_FUSED_WATCHDOG_MS=300 (the block traps after twice that). Through
+// forward() (the stream's wait) and through generate_on_gpu (the host waits for the token's
+// fields in mapped memory, and the trap must still come back as an error, not as a hang).
+void decode_with_fault(const char* fault, bool generating) {
   setenv("MAMBASCOPE_FUSED_FAULT", fault, 1);
   setenv("MAMBASCOPE_FUSED_WATCHDOG_MS", "300", 1);
   const Checkpoint& ck = decode_model(DType::BF16, kTiny);
@@ -206,7 +208,14 @@ void decode_with_fault(const char* fault) {
   if (cuda::decode_path(*gpu) != "fused") std::exit(2);
   auto st = gpu->new_state();
   try {
-    recurrent_logits(*gpu, *st, tokens(2, 300, 3));
+    if (generating) {
+      SamplingParams sp;
+      sp.temperature = 0;
+      sp.n_alternatives = 3;
+      cuda::generate_on_gpu(*gpu, *st, 1, 4, sp, [](const cuda::GpuToken&) { return true; });
+    } else {
+      recurrent_logits(*gpu, *st, tokens(2, 300, 3));
+    }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s\n", e.what());
     std::exit(0);
@@ -218,11 +227,12 @@ TEST(FusedWatchdog, AWeightTileThatNeverComesTrapsAndSaysWhere) {
   SKIP_WITHOUT_GPU();
   if (!device_is_hopper()) GTEST_SKIP() << "the fused step needs sm_90";
   GTEST_FLAG_SET(death_test_style, "threadsafe");
-  for (const char* fault : {"1", "2"})
-    EXPECT_EXIT(decode_with_fault(fault), ::testing::ExitedWithCode(0),
-                "block [0-9]+ of the fused decode step did not finish within 600 ms: its compute warps and its "
-                "weight ring's producer wait for each other")
-        << "MAMBASCOPE_FUSED_FAULT=" << fault;
+  for (bool generating : {false, true})
+    for (const char* fault : {"1", "2"})
+      EXPECT_EXIT(decode_with_fault(fault, generating), ::testing::ExitedWithCode(0),
+                  "block [0-9]+ of the fused decode step did not finish within 600 ms: its compute warps and "
+                  "its weight ring's producer wait for each other")
+          << "MAMBASCOPE_FUSED_FAULT=" << fault << (generating ? ", generating" : "");
 }
 
 // fused_plan's geometry for the real shapes (bf16): clusters of 16 below 100 MB of in_proj +

@@ -5,6 +5,7 @@
 #include <cublas_v2.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <functional>
 #include <span>
 #include <string>
@@ -285,6 +286,11 @@ class CudaBackend final : public Backend {
   bool fused_for(const CudaState& st);  // whether this step runs the fused kernel
   FusedArgs fused_args(CudaState& st);
   void sync_step();                     // waits for the stream; names a stuck fused step
+  void report_step_error(cudaError_t e, const char* call);  // sync_step's message for any wait
+  // generate(): the host waits for the token's fields in mapped memory rather than for the
+  // stream (MAMBASCOPE_DECODE_SPIN=0 turns it off).
+  void arm_token(SampleOut& out, int n_alt);
+  void wait_token(const SampleOut& out, int n_alt);
   void record_probes(ProbeRecorder& rec, int layer, int64_t position, int64_t L,
                      const LayerCaptureView& cap) const;
   // One frame: token i of `cap` (layer `layer`); frozen_means(layer) where frozen_ is set.
@@ -325,6 +331,10 @@ class CudaBackend final : public Backend {
   DeviceMemory d_rollback_;
   std::vector<RollbackPart> rollback_;  // of the generate() call in progress
   bool ahead_ = false;  // a step is in flight beyond the token the host is looking at
+  bool spin_on_token_ = [] {
+    const char* v = std::getenv("MAMBASCOPE_DECODE_SPIN");
+    return !(v && std::string(v) == "0");
+  }();
   RecordedDecodeStats recorded_stats_;  // generate_recorded's host time
   std::unique_ptr<DecodeRuntime> decode_rt_;
   // prefill activations, grown on demand

@@ -5,6 +5,8 @@
 // device-to-host transfer per token. A step that records probes, SSM outputs or residuals, or
 // applies interventions, runs the per-layer kernels uncaptured and copies those per layer.
 #include <algorithm>
+#include <climits>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <span>
@@ -150,8 +152,9 @@ FusedArgs CudaBackend::fused_args(CudaState& st) {
   return a;
 }
 
-void CudaBackend::sync_step() {
-  const cudaError_t e = cudaStreamSynchronize(stream_);
+void CudaBackend::sync_step() { report_step_error(cudaStreamSynchronize(stream_), "cudaStreamSynchronize"); }
+
+void CudaBackend::report_step_error(cudaError_t e, const char* call) {
   if (e == cudaSuccess) return;
   std::string where;
   if (decode_rt_) {
@@ -167,7 +170,7 @@ void CudaBackend::sync_step() {
               std::to_string(t.epoch) + ", saw " + std::to_string(t.seen) +
               "; MAMBASCOPE_DECODE=kernels runs the per-layer kernels)";
   }
-  throw_cuda_error(std::string(cudaGetErrorString(e)) + where, "cudaStreamSynchronize", __FILE__, __LINE__);
+  throw_cuda_error(std::string(cudaGetErrorString(e)) + where, call, __FILE__, __LINE__);
 }
 
 bool CudaBackend::fused_sampling(FusedArgs& a, const SampleArgs* sampling) {
@@ -306,15 +309,60 @@ void CudaBackend::generate(CudaState& st, int32_t feed, int n, const SamplingPar
     generate_recorded(st, n, a, extras_plan(rec), *probes, on_token);
     return;
   }
-  const SampleOut* out = decode_runtime().sample_out.host<SampleOut>();
+  SampleOut* out = decode_runtime().sample_out.host<SampleOut>();
   GpuToken tok;
-  for (int i = 0; i < n; ++i) {
-    MS_CUDA_CHECK(cudaGraphLaunch(sample_graph_.exec, stream_));
-    sync_step();  // the one wait per token
-    st.advance(1);
-    read_token(*out, a.n_alt, tok);
-    if (!on_token(tok)) break;
+  try {
+    for (int i = 0; i < n; ++i) {
+      if (spin_on_token_) arm_token(*out, a.n_alt);
+      MS_CUDA_CHECK(cudaGraphLaunch(sample_graph_.exec, stream_));
+      if (spin_on_token_) wait_token(*out, a.n_alt);
+      else sync_step();  // the one wait per token
+      st.advance(1);
+      read_token(*out, a.n_alt, tok);
+      if (!on_token(tok)) break;
+    }
+  } catch (...) {
+    try {
+      sync_step();
+    } catch (...) {  // the device failed: the first error is the one to report
+    }
+    throw;
   }
+  if (spin_on_token_) sync_step();  // the last step's tail (the state's last writes)
+}
+
+// The token's fields get values no step writes (ids: INT32_MIN, probabilities: a NaN with a
+// payload that arithmetic never makes) before each launch, so that the host sees the token as
+// soon as the step has written it, before the kernel has finished and the stream has signalled
+// it; the next launch is stream-ordered behind the kernel anyway.
+namespace {
+constexpr uint32_t kProbUnset = 0x7fbadbadu;
+}
+void CudaBackend::arm_token(SampleOut& out, int n_alt) {
+  volatile int32_t* ids = out.ids;
+  volatile uint32_t* prob = reinterpret_cast<volatile uint32_t*>(out.prob);
+  for (int j = 0; j <= n_alt; ++j) ids[j] = INT32_MIN;
+  for (int j = 0; j < n_alt; ++j) prob[j] = kProbUnset;
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+}
+
+void CudaBackend::wait_token(const SampleOut& out, int n_alt) {
+  const volatile int32_t* ids = out.ids;
+  const volatile uint32_t* prob = reinterpret_cast<const volatile uint32_t*>(out.prob);
+  for (uint32_t spins = 1;; ++spins) {
+    bool all = ids[0] != INT32_MIN;
+    for (int j = 0; all && j < n_alt; ++j) all = ids[1 + j] != INT32_MIN && prob[j] != kProbUnset;
+    if (all) break;
+    // Now and then ask the stream: an error (a trapped step) is reported as sync_step reports
+    // it, and a finished stream ends the wait whatever the fields hold (a sampler that writes
+    // fewer alternatives than asked, where the vocabulary has fewer).
+    if ((spins & 1023u) == 0) {
+      const cudaError_t e = cudaStreamQuery(stream_);
+      if (e == cudaSuccess) break;
+      if (e != cudaErrorNotReady) report_step_error(e, "cudaStreamQuery");
+    }
+  }
+  std::atomic_thread_fence(std::memory_order_seq_cst);
 }
 
 std::string CudaBackend::decode_path() {
