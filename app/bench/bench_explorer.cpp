@@ -2,6 +2,7 @@
 // probes (the CLI's generate and chat) and with the app's probe policy (every layer, h of one
 // layer); on the GPU the steps after the first sample on the device either way. The tokens/s are the Session's own decode timing, on a
 // random bf16 checkpoint with the GPT-NeoX tokenizer from assets/, beside `--models`' rates.
+#include <chrono>
 #include <cstdlib>
 #include <stdexcept>
 #include <vector>
@@ -18,6 +19,8 @@
 #endif
 
 namespace mambascope::bench {
+
+using Clock = std::chrono::steady_clock;
 
 void bench_explorer(const Options& o) {
 #if MAMBASCOPE_HAVE_CUDA
@@ -51,10 +54,15 @@ void bench_explorer(const Options& o) {
       // own work). Measured twice: while the recorder's ring fills (every frame fresh memory, as
       // at the start of the app's session) and once it is full (frames reuse dropped ones).
       auto measure = [&](nlohmann::json& j, const char* suffix) {
-        std::vector<double> rates;
+        std::vector<double> rates, gaps;  // gaps: µs between consecutive tokens' events
         const cuda::RecordedDecodeStats s0 = cuda::recorded_decode_stats(*be);
         for (int rep = 0; rep < 3; ++rep) {
-          const GenerateResult res = session.generate(r, {});
+          Clock::time_point last{};
+          const GenerateResult res = session.generate(r, [&](const TokenEvent&) {
+            const auto now = Clock::now();
+            if (last != Clock::time_point{}) gaps.push_back(1e6 * std::chrono::duration<double>(now - last).count());
+            last = now;
+          });
           if (res.reason == StopReason::Error) throw std::runtime_error(res.error);
           rates.push_back(res.new_tokens / res.decode_seconds);
         }
@@ -62,6 +70,17 @@ void bench_explorer(const Options& o) {
         const double tps = median(rates);
         j["tok_per_s" + sf] = tps;
         j["us_per_token" + sf] = 1e6 / tps;
+        // Where a session's token time goes beyond the step: the typical gap between two tokens'
+        // events and the time in gaps of more than twice it (snapshots, the first token's host
+        // sampling), per token.
+        if (!gaps.empty()) {
+          const double med = median(gaps);
+          double excess = 0;
+          for (double g : gaps)
+            if (g > 2 * med) excess += g - med;
+          j["token_gap_median_us" + sf] = med;
+          j["token_gap_excess_us_per_token" + sf] = excess / double(gaps.size());
+        }
         const cuda::RecordedDecodeStats s1 = cuda::recorded_decode_stats(*be);
         if (const int64_t k = s1.steps - s0.steps; k > 0) {
           j["host_wait_us" + sf] = 1e6 * (s1.wait_s - s0.wait_s) / double(k);
