@@ -9,6 +9,7 @@
 // stops. A step with a Δ intervention at its position runs the same work uncaptured.
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <string>
 #include <utility>
 #include <vector>
@@ -265,8 +266,11 @@ void CudaBackend::generate_recorded(CudaState& st, int n, const SampleArgs& args
 void CudaBackend::fetch_logits(std::vector<float>& out) {
   undo_ahead();
   out.resize(size_t(cfg_.vocab_size));
+  // Through the pinned buffer: a copy into pageable memory is staged by the driver (slower).
+  MS_CUDA_CHECK(cudaMemcpyAsync(h_logits_.as<float>(), d_logits1_.get(), sizeof(float) * out.size(),
+                                cudaMemcpyDeviceToHost, stream_));
   MS_CUDA_CHECK(cudaStreamSynchronize(stream_));
-  MS_CUDA_CHECK(cudaMemcpy(out.data(), d_logits1_.get(), sizeof(float) * out.size(), cudaMemcpyDeviceToHost));
+  std::memcpy(out.data(), h_logits_.as<float>(), sizeof(float) * out.size());
 }
 
 void CudaBackend::run_extras_step(CudaState& st, const ExtrasPlan& plan, const ForwardOptions& opts,

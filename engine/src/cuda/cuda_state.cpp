@@ -6,16 +6,17 @@
 
 namespace mambascope::cuda {
 
-CudaState::CudaState(size_t n_conv, size_t n_ssm)
-    : n_conv_(n_conv), n_ssm_(n_ssm), conv_(n_conv * sizeof(float)), ssm_(n_ssm * sizeof(float)) {
-  MS_CUDA_CHECK(cudaMemset(conv_.get(), 0, conv_.bytes()));
-  MS_CUDA_CHECK(cudaMemset(ssm_.get(), 0, ssm_.bytes()));
+CudaState::CudaState(size_t n_conv, size_t n_ssm, Uninitialised) : n_conv_(n_conv), n_ssm_(n_ssm) {
+  mem_.reserve((ssm_at() + n_ssm_) * sizeof(float));
+}
+
+CudaState::CudaState(size_t n_conv, size_t n_ssm) : CudaState(n_conv, n_ssm, Uninitialised{}) {
+  MS_CUDA_CHECK(cudaMemset(mem_.get(), 0, mem_.bytes()));
 }
 
 std::unique_ptr<BackendState> CudaState::clone() const {
-  auto s = std::make_unique<CudaState>(n_conv_, n_ssm_);
-  MS_CUDA_CHECK(cudaMemcpy(s->conv(), conv(), n_conv_ * sizeof(float), cudaMemcpyDeviceToDevice));
-  MS_CUDA_CHECK(cudaMemcpy(s->ssm(), ssm(), n_ssm_ * sizeof(float), cudaMemcpyDeviceToDevice));
+  std::unique_ptr<CudaState> s(new CudaState(n_conv_, n_ssm_, Uninitialised{}));
+  MS_CUDA_CHECK(cudaMemcpy(s->mem_.get(), mem_.get(), mem_.bytes(), cudaMemcpyDeviceToDevice));
   s->position_ = position_;
   return s;
 }
