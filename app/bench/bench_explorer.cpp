@@ -96,6 +96,27 @@ void bench_explorer(const Options& o) {
                                           : "Session: " + cuda::decode_path(*be) +
                                                 " step + device sampling after the first token"}};
       measure(j, "");
+      if (!probes) {
+        // What the snapshots cost (one every 64 tokens): the same decode in a session that
+        // keeps none, and one state clone (the snapshot's device part) on its own.
+        Session bare(model, be, pol, 0);
+        GenerateRequest w = r;
+        w.prompt_ids.assign(16, 1);
+        w.max_new_tokens = 8;
+        bare.generate(w, {});
+        std::vector<double> rates;
+        for (int rep = 0; rep < 3; ++rep) {
+          const GenerateResult res = bare.generate(r, {});
+          if (res.reason == StopReason::Error) throw std::runtime_error(res.error);
+          rates.push_back(res.new_tokens / res.decode_seconds);
+        }
+        j["tok_per_s_no_snapshots"] = median(rates);
+        auto st = be->new_state();
+        std::vector<std::unique_ptr<BackendState>> kept;
+        const auto t0 = Clock::now();
+        for (int i = 0; i < 16; ++i) kept.push_back(st->clone());
+        j["state_clone_us"] = 1e6 * std::chrono::duration<double>(Clock::now() - t0).count() / 16;
+      }
       if (probes) {
         const int64_t held = int64_t(session.probes().tokens().size());
         if (held < pol.max_tokens) {  // fill the ring
