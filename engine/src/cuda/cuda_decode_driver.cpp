@@ -5,8 +5,8 @@
 // device-to-host transfer per token. A step that records probes, SSM outputs or residuals, or
 // applies interventions, runs the per-layer kernels uncaptured and copies those per layer.
 #include <algorithm>
-#include <climits>
 #include <atomic>
+#include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <span>
