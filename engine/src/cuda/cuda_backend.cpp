@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -103,13 +104,29 @@ void CudaBackend::prefill(std::span<const int32_t> tokens, CudaState& st, const 
     // those and the new ones (the recorder indexes positions contiguously).
     if (rec && lay.T < L) rec->clear();
   }
+  // Where the call wants the last token's logits and nothing else per token, the last layer's
+  // z (the gate) and out_proj matter for the last token only: its state needs x for every token,
+  // its output only the last row. MAMBASCOPE_PREFILL_TRIM=0 runs them for every token.
+  static const bool trim_allowed = [] {
+    const char* v = std::getenv("MAMBASCOPE_PREFILL_TRIM");
+    return !(v && std::string(v) == "0");
+  }();
+  const bool last_only = trim_allowed && L > 1 && !opts.all_logits && !opts.residuals && !opts.ssm_outputs;
   for (int64_t l = 0; l < cfg_.n_layer; ++l) {
     const DecodeLayer& w = w_.layers[size_t(l)];
     const DecodeLayer sv = layer_view(st, l);
+    const bool trim = last_only && l == cfg_.n_layer - 1 && !(rec && rec->policy().records_layer(int(l)));
     // hidden_states = self.norm(residual)                     -> hidden {L, d_model}
     add_rms_norm(resid, nullptr, w.norm_w, shape_.eps, L, dm, a_hidden_.get(), dt, dm, stream_);
     // xz = in_proj(hidden)                                    -> xz {L, 2 d_inner}
-    linear(blas_, a_hidden_.get(), dm, w.in_proj, dt, L, dm, 2 * di, xz, dt, 2 * di, 0.f, stream_);
+    if (trim) {  // x for every token, z for the last (the other rows' gates are never read)
+      linear(blas_, a_hidden_.get(), dm, w.in_proj, dt, L, dm, di, xz, dt, 2 * di, 0.f, stream_);
+      linear(blas_, static_cast<const char*>(a_hidden_.get()) + (L - 1) * dm * es, dm,
+             static_cast<const char*>(w.in_proj) + di * dm * es, dt, 1, dm, di, xz + ((L - 1) * 2 * di + di) * es, dt,
+             2 * di, 0.f, stream_);
+    } else {
+      linear(blas_, a_hidden_.get(), dm, w.in_proj, dt, L, dm, 2 * di, xz, dt, 2 * di, 0.f, stream_);
+    }
     add_bias(xz, dt, 2 * di, w.in_bias, L, 2 * di, stream_);
     // x = silu(conv1d(x))                                     -> x {L, d_inner}
     conv1d_causal_silu(xz, 2 * di, sv.conv_state, w.conv_w, w.conv_b, L, di, cfg_.d_conv,
@@ -164,9 +181,11 @@ void CudaBackend::prefill(std::span<const int32_t> tokens, CudaState& st, const 
     }
     // y = ssm(x, Δ, A, B, C, D) * silu(z), in the call's mode -> y {L, d_inner}
     run_ssm(l, p, opts.mode);
-    // residual = residual + out_proj(y)
-    linear(blas_, a_y_.get(), di, w.out_proj, dt, L, di, dm, resid, DType::F32, dm, 1.f, stream_);
-    add_bias(resid, DType::F32, dm, w.out_bias, L, dm, stream_);
+    // residual = residual + out_proj(y)  (trim: the last token's row only)
+    const int64_t r0 = trim ? L - 1 : 0;
+    linear(blas_, static_cast<const char*>(a_y_.get()) + r0 * di * es, di, w.out_proj, dt, L - r0, di, dm,
+           resid + r0 * dm, DType::F32, dm, 1.f, stream_);
+    add_bias(resid + r0 * dm, DType::F32, dm, w.out_bias, L - r0, dm, stream_);
 
     if (opts.ssm_outputs)
       MS_CUDA_CHECK(cudaMemcpyAsync(opts.ssm_outputs->data() + l * L * di, p_ypre_.get(),
