@@ -280,6 +280,53 @@ TEST(GpuBackend, PrefillInPiecesAndClonedStatesContinueIdentically) {
   EXPECT_LT(rel_error(rest2, tail), 1e-4);
 }
 
+// A prefill that wants only the last token's logits runs the last layer's gate half of in_proj
+// and its out_proj for that token alone (the other rows' gates and outputs are never read): its
+// logits and state equal those of the same prefill asked for every token's logits (the full
+// computation), against the CPU too, in every dtype, mode that prefills and a one-layer model
+// (whose gate rows start as whatever the buffer held), also after a decode step from that state.
+TEST(GpuBackend, LastLogitsOnlyPrefillEqualsTheFullOne) {
+  SKIP_WITHOUT_GPU();
+  ModelConfig one;
+  one.d_model = 64; one.n_layer = 1; one.vocab_size = 300; one.d_state = 16; one.d_conv = 4;
+  one.expand = 2; one.d_inner = 128; one.dt_rank = 4; one.use_bias = false; one.use_conv_bias = true;
+  one.tie_embeddings = true;
+  for (DType dt : {DType::F32, DType::BF16}) {
+    // Against the CPU as GpuVsCpu; against the full prefill tighter: only the GEMMs' shapes (and
+    // so cuBLAS's summation order) differ, then bf16's rounding of in_proj's outputs.
+    const double tol = dt == DType::F32 ? 2e-4 : 3e-2, same = dt == DType::F32 ? 1e-5 : 1e-2;
+    for (const Checkpoint* ck : {&random_model(dt), &random_checkpoint("cuda_test_one_layer", one, dt, 7)}) {
+      auto gpu = make_cuda_backend(*ck);
+      auto cpu = make_cpu_backend(*ck, 2);
+      for (ScanMode mode : {ScanMode::Scan, ScanMode::Convolution}) {
+        for (int L : {2, 37, 300}) {
+          const auto ids = random_tokens(L, 300, uint32_t(L));
+          const std::string what = std::string(dtype_name(dt)) + ", " + std::to_string(ck->config().n_layer) +
+                                   " layers, " + mode_name(mode) + ", L " + std::to_string(L);
+          auto s_last = gpu->new_state(), s_full = gpu->new_state(), s_cpu = cpu->new_state();
+          ForwardOptions o;
+          o.mode = mode;
+          std::vector<float> last, ref_cpu;
+          gpu->forward(ids, *s_last, o, last);
+          const auto full = run(*gpu, *s_full, ids, mode);
+          cpu->forward(ids, *s_cpu, ForwardOptions{}, ref_cpu);
+          ASSERT_EQ(last.size(), size_t(300)) << what;
+          EXPECT_LT(rel_error(last, std::vector<float>(full.end() - 300, full.end())), same) << what;
+          EXPECT_LT(rel_error(last, ref_cpu), tol) << what;
+          const HostState hl = s_last->to_host(), hf = s_full->to_host();
+          EXPECT_LT(rel_error(hl.ssm, hf.ssm), same) << what;
+          EXPECT_LT(rel_error(hl.conv, hf.conv), same) << what;
+          const int32_t next = 5;
+          EXPECT_LT(rel_error(run(*gpu, *s_last, std::span(&next, 1), ScanMode::Recurrent),
+                              run(*gpu, *s_full, std::span(&next, 1), ScanMode::Recurrent)),
+                    same)
+              << what;
+        }
+      }
+    }
+  }
+}
+
 // Probes over many layers and tokens, a long prefill in pieces of every kind (one token, shorter
 // and longer than the recorder's bound): the frames the GPU copies back through its staging ring
 // equal the CPU's, with the ring holding every recorded layer (the default) or only two (each
