@@ -214,12 +214,18 @@ TEST(GpuOps, Conv1dSiluOverMoreTilesThanTheGrid) {
   }
 }
 
+// The small test shape: d_inner 136 is not a multiple of the scan's channel block.
+ModelConfig small_config(int n_layer) {
+  ModelConfig c;
+  c.d_model = 64; c.n_layer = n_layer; c.vocab_size = 300; c.d_state = 16; c.d_conv = 4;
+  c.expand = 2; c.d_inner = 136; c.dt_rank = 4;
+  c.use_bias = false; c.use_conv_bias = true; c.tie_embeddings = true;
+  return c;
+}
+
 // A small random model (written once per dtype).
 const Checkpoint& random_model(DType dt, bool lti = false) {
-  ModelConfig c;
-  c.d_model = 64; c.n_layer = 3; c.vocab_size = 300; c.d_state = 16; c.d_conv = 4;
-  c.expand = 2; c.d_inner = 136;  // not a multiple of the scan's channel block
-  c.dt_rank = 4; c.use_bias = false; c.use_conv_bias = true; c.tie_embeddings = true;
+  ModelConfig c = small_config(3);
   c.lti = lti;
   return random_checkpoint(lti ? "cuda_test_lti" : "cuda_test", c, dt, 42);
 }
@@ -287,10 +293,8 @@ TEST(GpuBackend, PrefillInPiecesAndClonedStatesContinueIdentically) {
 // (whose gate rows start as whatever the buffer held), also after a decode step from that state.
 TEST(GpuBackend, LastLogitsOnlyPrefillEqualsTheFullOne) {
   SKIP_WITHOUT_GPU();
-  ModelConfig one;
-  one.d_model = 64; one.n_layer = 1; one.vocab_size = 300; one.d_state = 16; one.d_conv = 4;
-  one.expand = 2; one.d_inner = 128; one.dt_rank = 4; one.use_bias = false; one.use_conv_bias = true;
-  one.tie_embeddings = true;
+  ModelConfig one = small_config(1);
+  one.d_inner = 128;
   for (DType dt : {DType::F32, DType::BF16}) {
     // Against the CPU as GpuVsCpu; against the full prefill tighter: only the GEMMs' shapes (and
     // so cuBLAS's summation order) differ, then bf16's rounding of in_proj's outputs.
@@ -333,10 +337,8 @@ TEST(GpuBackend, LastLogitsOnlyPrefillEqualsTheFullOne) {
 // layer after the second waits for the oldest to land); at once or in pieces, scan or recurrent.
 TEST(GpuBackend, ProbesOfALongPrefillInPiecesMatchTheCpu) {
   SKIP_WITHOUT_GPU();
-  ModelConfig c;
-  c.d_model = 64; c.n_layer = 6; c.vocab_size = 300; c.d_state = 16; c.d_conv = 4;
-  c.expand = 2; c.d_inner = 136; c.dt_rank = 4; c.use_bias = true; c.use_conv_bias = true;
-  c.tie_embeddings = true;
+  ModelConfig c = small_config(6);
+  c.use_bias = true;
   const Checkpoint& ck = random_checkpoint("cuda_test_6_layers", c, DType::F32, 11);
   auto gpu = make_cuda_backend(ck);
   auto cpu = make_cpu_backend(ck, 2);
