@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -190,6 +191,48 @@ INSTANTIATE_TEST_SUITE_P(Grids, FusedGeometry,
                                            Geometry{DType::BF16, kWide, 1000, 0, 0, 16, 1, 3},
                                            Geometry{DType::BF16, kWide, 1000, 0, 0, 16, 1, 0, 1},
                                            Geometry{DType::F32, kMedium, 64, 0, 0, 8, 1, 3, 2}));
+
+// The weight stream's L2 priorities (FusedArgs::l2, MAMBASCOPE_FUSED_L2, read when a backend
+// first decodes) change which lines L2 keeps, never what a copy delivers: logits and state are the
+// same bits with none, each bit alone and both (the by-rows kernels of the tiny and medium
+// shapes; the wide layer's by-columns kernels ignore them and must come out the same too).
+size_t bits_differing(const std::vector<float>& a, const std::vector<float>& b) {
+  if (a.size() != b.size()) return std::max(a.size(), b.size());
+  size_t n = 0;
+  for (size_t i = 0; i < a.size(); ++i) n += std::memcmp(&a[i], &b[i], sizeof(float)) != 0;
+  return n;
+}
+class FusedL2 : public ::testing::TestWithParam<std::tuple<DType, int>> {};
+
+TEST_P(FusedL2, PrioritiesLeaveEveryBitAsItWas) {
+  SKIP_WITHOUT_GPU();
+  const auto [dt, shape] = GetParam();
+  const Checkpoint& ck = decode_model(dt, shape);
+  const auto ids = tokens(20, int(ck.config().vocab_size), 9);
+  std::vector<float> logits0, ssm0, conv0;
+  for (const int bits : {0, 1, 2, 3}) {
+    SCOPED_TRACE("MAMBASCOPE_FUSED_L2=" + std::to_string(bits));
+    setenv("MAMBASCOPE_FUSED_L2", std::to_string(bits).c_str(), 1);
+    auto gpu = make_cuda_backend(ck);
+    auto st = gpu->new_state();
+    const auto logits = recurrent_logits(*gpu, *st, ids);  // the first decode reads the variable
+    unsetenv("MAMBASCOPE_FUSED_L2");
+    if (device_is_hopper()) EXPECT_EQ(cuda::decode_path(*gpu), "fused");
+    const HostState h = st->to_host();
+    if (bits == 0) {
+      logits0 = logits, ssm0 = h.ssm, conv0 = h.conv;
+      ASSERT_FALSE(logits0.empty());
+      continue;
+    }
+    EXPECT_EQ(bits_differing(logits, logits0), 0u);
+    EXPECT_EQ(bits_differing(h.ssm, ssm0), 0u);
+    EXPECT_EQ(bits_differing(h.conv, conv0), 0u);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, FusedL2,
+                         ::testing::Combine(::testing::Values(DType::F32, DType::BF16),
+                                            ::testing::Values(kTiny, kMedium, kWide)));
 
 // A wait inside the fused step that can never finish traps and says where, instead of hanging
 // the GPU (before session 12 the weight ring's waits had no watchdog: the plan bug of a9b3ba7

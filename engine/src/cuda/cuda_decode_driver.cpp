@@ -62,7 +62,8 @@ namespace {
 // (grid size, at most the SM count), MAMBASCOPE_FUSED_FOLD=0|1 (x_proj sums in every block),
 // MAMBASCOPE_FUSED_PREFETCH=<bits> (FusedArgs::prefetch), MAMBASCOPE_FUSED_CLUSTER=<blocks>
 // (FusedArgs::cluster), MAMBASCOPE_FUSED_OUTCOL=0|1 (FusedArgs::outcol), MAMBASCOPE_FUSED_SLOTS=<n>
-// (at most n ring slots), MAMBASCOPE_FUSED_CAHEAD=<tiles> (FusedArgs::c_ahead; 0: the whole ring).
+// (at most n ring slots), MAMBASCOPE_FUSED_CAHEAD=<tiles> (FusedArgs::c_ahead; 0: the whole ring),
+// MAMBASCOPE_FUSED_L2=<bits> (FusedArgs::l2, the streamed lines' L2 priorities; 0: none).
 FusedRequest fused_request_from_env() {
   FusedRequest r;
   if (const char* g = std::getenv("MAMBASCOPE_FUSED_BLOCKS")) r.blocks = std::atoi(g);
@@ -72,6 +73,7 @@ FusedRequest fused_request_from_env() {
   if (const char* o = std::getenv("MAMBASCOPE_FUSED_OUTCOL")) r.outcol = std::atoi(o) != 0;
   if (const char* n = std::getenv("MAMBASCOPE_FUSED_SLOTS")) r.slots = std::atoi(n);
   if (const char* c = std::getenv("MAMBASCOPE_FUSED_CAHEAD")) r.c_ahead = std::atoi(c);
+  if (const char* l = std::getenv("MAMBASCOPE_FUSED_L2")) r.l2 = std::atoi(l);
   return r;
 }
 }  // namespace

@@ -72,6 +72,17 @@ __device__ void produce(const FusedArgs& a, const Slices& s, char* ring, uint64_
       prefetch_l2(static_cast<const char*>(a.layers[l].in_proj) + size_t(z ? a.D + s.c0 : s.c0) * s.in_row,
                   size_t(s.nc) * s.in_row);
   };
+  // The by-rows kernels give every copy an L2 eviction priority (FusedArgs::l2); the by-columns
+  // ones (kOc) plain copies: there the priorities measured within the spread (1.4b, 2.8b), and
+  // any change to this function moves ptxas's schedule of their whole step.
+  uint64_t pol_normal = 0, pol_first = 0;
+  if constexpr (!kOc) {
+    asm volatile("createpolicy.fractional.L2::evict_normal.b64 %0, 1.0;" : "=l"(pol_normal));
+    asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(pol_first));
+  }
+  const uint64_t h_mat = (a.l2 & kFusedL2MatFirst) ? pol_first : pol_normal;
+  const uint64_t h_head = (a.l2 & kFusedL2HeadFirst) ? pol_first : pol_normal;
+  uint64_t hint = pol_normal;  // norm weights, records and the state: evict_normal
   // ahead > 0: first waits until the compute warps have released tile t - ahead (its slot's
   // phase (t - ahead) / n_slots; no later phase of that slot can have completed, since tile
   // t - ahead + n_slots is not emitted yet).
@@ -88,8 +99,13 @@ __device__ void produce(const FusedArgs& a, const Slices& s, char* ring, uint64_
     }
     mbar_arrive_expect(&full[slot], uint32_t(b1 + b2));
     char* dst = ring + size_t(slot) * a.slot_bytes;
-    bulk_load(dst, s1, uint32_t(b1), &full[slot]);
-    if (b2) bulk_load(dst + b1, s2, uint32_t(b2), &full[slot]);
+    if constexpr (kOc) {
+      bulk_load(dst, s1, uint32_t(b1), &full[slot]);
+      if (b2) bulk_load(dst + b1, s2, uint32_t(b2), &full[slot]);
+    } else {
+      bulk_load_hint(dst, s1, uint32_t(b1), &full[slot], hint);
+      if (b2) bulk_load_hint(dst + b1, s2, uint32_t(b2), &full[slot], hint);
+    }
     ++t;
   };
   // B waits for a state tile and its record tile together before releasing either, so its
@@ -101,7 +117,9 @@ __device__ void produce(const FusedArgs& a, const Slices& s, char* ring, uint64_
       prefetch_l2(static_cast<const char*>(L.out_proj) + size_t(s.m0) * s.out_row, size_t(s.mc) * s.out_row);
     if (a.prefetch & 2) in_rows(l, true);
     if (a.prefetch & 4) in_rows(l, false);
+    hint = pol_normal;
     emit(L.norm_w, 4 * a.dm);
+    hint = h_mat;
     // in_proj's rows of this block's channels, x then z, in the compute warps' two passes (rows
     // [0, s.ra), then the rest of z after conv and x_proj's partials).
     const char* in = static_cast<const char*>(L.in_proj);
@@ -114,14 +132,18 @@ __device__ void produce(const FusedArgs& a, const Slices& s, char* ring, uint64_
       }
     };
     in_tiles(0, s.ra);
+    hint = pol_normal;
     for (int c = 0; c < s.nc; c += s.cptA)
       emit(static_cast<const char*>(L.recA) + size_t(s.c0 + c) * s.recA, min(s.cptA, s.nc - c) * s.recA);
+    hint = h_mat;
     in_tiles(s.ra, 2 * s.nc);
+    hint = pol_normal;
     for (int c = 0; c < s.nc; c += s.cptB) {
       const int n = min(s.cptB, s.nc - c);
       emit(a.ssm_state + (size_t(l) * a.D + s.c0 + c) * a.N, n * 4 * a.N, nullptr, 0, b_ahead);
       emit(static_cast<const char*>(L.recB) + size_t(s.c0 + c) * s.recB, n * s.recB, nullptr, 0, b_ahead);
     }
+    hint = h_mat;
     if (a.prefetch & 1) in_rows(l + 1, true);
     if (a.prefetch & 16) in_rows(l + 1, false);
     if (a.outcol) {  // this block's channels' out_proj columns: rows of the transposed copy
@@ -139,7 +161,9 @@ __device__ void produce(const FusedArgs& a, const Slices& s, char* ring, uint64_
     while (!mbar_try_wait(&empty[t % uint32_t(a.n_slots)], (t / uint32_t(a.n_slots)) & 1u)) {
     }
   if (a.fault == 1) return;
+  hint = pol_normal;
   emit(a.norm_f, 4 * a.dm);
+  hint = h_head;
   for (int r = 0; r < s.vc; r += s.rpt_in)
     emit(static_cast<const char*>(a.lm_head) + size_t(s.v0 + r) * s.in_row, min(s.rpt_in, s.vc - r) * s.in_row);
 }

@@ -160,6 +160,16 @@ struct FusedArgs {
   // it below n_slots (0 where it asks a whole ring or more). Last in the struct so that the
   // other kernels' parameter offsets stay as they were.
   int c_ahead = 0;
+  // L2 eviction priorities of the weights the producer streams (kFusedL2* bits; 0: every copy
+  // evict_normal), in the by-rows kernels only. A step reads each weight once, while the exchange
+  // words, the state and the per-channel records are read again within the step or at the next
+  // token: a weight stream marked evict_first leaves those in L2 (fused_plan chooses;
+  // MAMBASCOPE_FUSED_L2 overrides). Last in the struct, as c_ahead.
+  int l2 = 0;
+};
+enum : int {
+  kFusedL2MatFirst = 1,   // in_proj and out_proj rows: evict_first
+  kFusedL2HeadFirst = 2,  // the lm_head: evict_first
 };
 
 // Exchange words per layer and in total. A layer's residual region holds the residual, or with
@@ -221,6 +231,7 @@ struct FusedRequest {
   int outcol = -1;    // out_proj by columns: 0 off, 1 on where clusters allow it, -1 chosen by shape
   int slots = 0;      // at most this many ring slots; 0: as many as shared memory holds (up to 16)
   int c_ahead = -1;   // FusedArgs::c_ahead; -1 chosen by shape
+  int l2 = -1;        // FusedArgs::l2 bits; -1 chosen by shape
 };
 // Fills the geometry (G, fold_x, slot size and count) for this device and shape; returns why
 // the fused step cannot run it, or "" if it can.
