@@ -113,7 +113,7 @@ std::string plan_geometry(FusedArgs& a, DType dt, const cudaDeviceProp& prop, co
     if (fused_ncmax(a.D, a.G) > kFusedComputeThreads)
       return "d_inner / blocks exceeds " + std::to_string(kFusedComputeThreads) + " channels per block (" +
              std::to_string(a.G) + " blocks)";
-    const int max_slots = req.slots >= 3 ? std::min(req.slots, 16) : 16;
+    const int max_slots = req.slots >= 3 ? std::min(req.slots, 16) : a.outcol ? 16 : kFusedRowsSlots;
     for (a.n_slots = max_slots; a.n_slots >= 3 && fused_smem(a).total > budget; --a.n_slots) {
     }
     if (a.n_slots < 3) return "the model's rows do not fit three shared-memory slots";
