@@ -234,7 +234,7 @@ struct FusedRequest {
   int prefetch = -1;  // FusedArgs::prefetch bits; -1 chosen by shape
   int cluster = 0;    // blocks per cluster (1: none); 0 chosen by shape where blocks is 0
   int outcol = -1;    // out_proj by columns: 0 off, 1 on where clusters allow it, -1 chosen by shape
-  int slots = 0;      // at most this many ring slots; 0: as many as shared memory holds (up to 16)
+  int slots = 0;      // at most this many ring slots (up to 16); 0: by rows kFusedRowsSlots, by columns as many as fit
   int c_ahead = -1;   // FusedArgs::c_ahead; -1 chosen by shape
   int l2 = -1;        // FusedArgs::l2 bits; -1 chosen by shape
 };
