@@ -246,11 +246,6 @@ INSTANTIATE_TEST_SUITE_P(Shapes, FusedL2,
 void decode_with_fault(const char* fault, bool generating) {
   setenv("MAMBASCOPE_FUSED_FAULT", fault, 1);
   setenv("MAMBASCOPE_FUSED_WATCHDOG_MS", "300", 1);
-  // The ring as large as shared memory holds (the plan's choice before session 15): fault 2's
-  // wait is for a parity, and with a short ring that the producer keeps full (the by-rows plans'
-  // 5 slots) the parity it waits for can be an earlier phase's, already complete, so the step
-  // runs through instead of deadlocking (seen on the H200: "FAULT=2, generating" exited 1).
-  setenv("MAMBASCOPE_FUSED_SLOTS", "16", 1);
   const Checkpoint& ck = decode_model(DType::BF16, kTiny);
   auto gpu = make_cuda_backend(ck);
   if (cuda::decode_path(*gpu) != "fused") std::exit(2);

@@ -157,9 +157,15 @@ __device__ void produce(const FusedArgs& a, const Slices& s, char* ring, uint64_
       emit(static_cast<const char*>(L.out_proj) + size_t(s.m0 + r) * s.out_row,
            min(s.rpt_out, s.mc - r) * s.out_row);
   }
-  if (a.fault == 2)
-    while (!mbar_try_wait(&empty[t % uint32_t(a.n_slots)], (t / uint32_t(a.n_slots)) & 1u)) {
+  if (a.fault == 2) {  // first tile t - n_slots's release (as emit waits), then tile t's, never sent:
+    // without the first wait a short ring kept full leaves the slot one phase behind, and the
+    // parity of tile t's release is then an earlier, complete phase's
+    const uint32_t slot = t % uint32_t(a.n_slots), ph = (t / uint32_t(a.n_slots)) & 1u;
+    while (!mbar_try_wait(&empty[slot], ph ^ 1u)) {
     }
+    while (!mbar_try_wait(&empty[slot], ph)) {
+    }
+  }
   if (a.fault == 1) return;
   hint = pol_normal;
   emit(a.norm_f, 4 * a.dm);
