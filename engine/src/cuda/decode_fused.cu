@@ -244,9 +244,9 @@ __device__ __forceinline__ void cluster_partials(int C, int xr, int np, FusedTra
   }
 }
 
-// A's x_proj partial sums in the by-columns kernels (large layers: ~40 channels per block): the
-// channels four at a time, their loads first and four sums, so that the FMA chain is a quarter
-// as long; advances cc past the channels taken (the caller finishes the rest one by one).
+// A's x_proj partial sums (~40 channels per block by columns, 16 by rows on 130m): the channels
+// four at a time, their loads first and four sums, so that the FMA chain is a quarter as long;
+// advances cc past the channels taken (the caller finishes the rest one by one).
 template <typename T>
 __device__ __forceinline__ void x_proj_partials4(const char* tile, int recA, int wx_at, const float* xv, int n,
                                                  int xr, int tid, int& cc, float& part0, float& part1) {
@@ -416,7 +416,7 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
       }
       consumer_sync();
       int cc = 0;
-      if constexpr (kOc) x_proj_partials4<T>(tile, s.recA, 16 + 4 * kp, xch + c, n, a.xr, tid, cc, part0, part1);
+      x_proj_partials4<T>(tile, s.recA, 16 + 4 * kp, xch + c, n, a.xr, tid, cc, part0, part1);
       for (; cc < n; ++cc) {
         const T* wx = reinterpret_cast<const T*>(tile + size_t(cc) * s.recA + 16 + 4 * kp);
         const float xv = xch[c + cc];
@@ -482,10 +482,17 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
     timed_poll(a.fold_x ? w.P : w.XD, a.fold_x ? a.xr * np : a.xr, a.fold_x ? part : xd, l, 2, kProfWaitB, 0);
     consumer_sync();
     if (a.fold_x) {
-      for (int j = tid; j < a.xr; j += CT) {
+      for (int j = tid; j < a.xr; j += CT) {  // 8 loads at a time, then their sum in order
         float sum = 0.f;
 #pragma unroll 1
-        for (int g = 0; g < np; ++g) sum += part[j * np + g];
+        for (int g0 = 0; g0 < np; g0 += 8) {
+          float v[8];
+#pragma unroll
+          for (int g = 0; g < 8; ++g) v[g] = g0 + g < np ? part[j * np + g0 + g] : 0.f;
+#pragma unroll
+          for (int g = 0; g < 8; ++g)
+            if (g0 + g < np) sum += v[g];
+        }
         xd[j] = sum;
       }
       consumer_sync();
