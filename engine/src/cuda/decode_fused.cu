@@ -517,15 +517,19 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
         if (on)
           for (int r = l16; r < a.R; r += 16) dt = fmaf(to_f32(dtw[r]), xd[r], dt);
         dt = half_sum(dt);
+        // The gate, D and C are read before the state's global stores, which the compiler must
+        // otherwise keep them behind (it cannot tell the pointers apart): off the chain to y.
+        const float gate = on ? silu(zs[c + cc]) : 0.f, Dv = reinterpret_cast<const float*>(rec)[1];
         const float delta = softplus(dt + reinterpret_cast<const float*>(rec)[0]);
         const float u = on ? xch[c + cc] : 0.f;
         float yp = 0.f, sq = 0.f;
         if (on) {
           float* hg = a.ssm_state + (size_t(l) * a.D + s.c0 + c + cc) * a.N;
           for (int q = l16; q < a.N; q += 16) {
+            const float Cq = xd[a.R + a.N + q];
             const float hv = fmaf(__expf(delta * A[q]), h[size_t(cc) * a.N + q], delta * xd[a.R + q] * u);
             hg[q] = hv;
-            yp = fmaf(xd[a.R + a.N + q], hv, yp);
+            yp = fmaf(Cq, hv, yp);
             if constexpr (kPr) {
               sq = fmaf(hv, hv, sq);
               if (ph) ph[size_t(s.c0 + c + cc) * a.N + q] = hv;
@@ -535,8 +539,8 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
         yp = half_sum(yp);
         if constexpr (kPr) sq = half_sum(sq);
         if (on && l16 == 0) {
-          const float y = fmaf(reinterpret_cast<const float*>(rec)[1], u, yp);
-          const float yg = y * silu(zs[c + cc]);
+          const float y = fmaf(Dv, u, yp);
+          const float yg = y * gate;
           if (by_cols) zs[c + cc] = yg;  // C's input: this block's channels only
           else st_word(w.Y + s.c0 + c + cc, yg, e);
           if constexpr (kPr) {
