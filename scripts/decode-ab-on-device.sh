@@ -10,11 +10,13 @@
 #
 # Each run is `MAMBASCOPE_BENCH_QUICK=1 mambascope-bench --models M --decode-only
 # --decode-tokens ${TOK:-256}`; one line per run (tok/s and block 0's profile phases, µs a token)
-# goes to stdout and to $OUT/ab.log, the runs' JSON lines to $OUT/ab/LABEL-MODEL-ROUND.jsonl.
+# goes to stdout and to $OUT/ab.log, the runs' JSON lines (LABEL-MODEL-ROUND.jsonl) into
+# $OUT/ab.tgz: one file, since the device tool brings back only so many.
 set -u
 bins=${1:-/tmp/g}
 out=${OUT:-/tmp/decode-ab}
-mkdir -p "$out/ab"
+runs=$(mktemp -d)
+mkdir -p "$out"
 : "${CONFIGS:?set CONFIGS, e.g. CONFIGS=\"a:BIN=a b:BIN=b\"}"
 export LD_LIBRARY_PATH=$bins:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-} MAMBASCOPE_ASSETS_DIR=$PWD/assets
 for r in $(seq 1 "${ROUNDS:-2}"); do
@@ -23,10 +25,10 @@ for r in $(seq 1 "${ROUNDS:-2}"); do
       label=${c%%:*} envs=${c#*:}
       envs=${envs//,/ } bin=mambascope-bench
       for x in $envs; do case $x in BIN=*) bin=bench-${x#BIN=} ;; esac; done
-      json=$out/ab/$label-$model-$r.jsonl
+      json=$runs/$label-$model-$r.jsonl
       # shellcheck disable=SC2086  # envs is a list of VAR=value words
       env $envs MAMBASCOPE_BENCH_QUICK=1 timeout 200 "$bins/$bin" --models "$model" --decode-only \
-        --decode-tokens "${TOK:-256}" > "$json" 2>> "$out/ab/errors.log"
+        --decode-tokens "${TOK:-256}" > "$json" 2>> "$runs/errors.log"
       python3 - "$json" "$label" <<'PY' | tee -a "$out/ab.log"
 import json, sys
 keys = ['step (block 0)', 'F lm_head', 'A in_proj', 'A wait (residual)', 'B wait (x_proj)',
@@ -46,4 +48,7 @@ PY
     done
   done
 done
-sort "$out/ab/errors.log" | uniq -c | head
+sort "$runs/errors.log" | uniq -c | head
+# Several calls of the script in one device call add to the same archive.
+[ -f "$out/ab.tgz" ] && tar -C "$runs" --skip-old-files -xzf "$out/ab.tgz"
+tar -C "$runs" -czf "$out/ab.tgz" . && rm -rf "$runs"
