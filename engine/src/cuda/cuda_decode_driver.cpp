@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <span>
@@ -126,7 +127,11 @@ DecodeRuntime& CudaBackend::decode_runtime() {
     MS_CUDA_CHECK(cudaMemset(rt->ll.get(), 0, rt->ll.bytes()));
     rt->sync.reserve(2 * sizeof(uint32_t));
     MS_CUDA_CHECK(cudaMemset(rt->sync.get(), 0, rt->sync.bytes()));
+#ifdef MAMBASCOPE_FUSED_TRACE
+    rt->prof.reserve(sizeof(unsigned long long) * (kProfSlots + size_t(a.G) * (a.n_layer + 1) * 2 * kFusedTraceStamps));
+#else
     rt->prof.reserve(sizeof(unsigned long long) * kProfSlots);
+#endif
     a.ll = static_cast<uint64_t*>(rt->ll.get());
     a.sync = static_cast<uint32_t*>(rt->sync.get());
     a.ids = static_cast<const int32_t*>(d_ids_.get());
@@ -401,6 +406,23 @@ std::vector<DecodePhase> CudaBackend::profile_fused(CudaState& st, int32_t feed,
   st.advance(n);
   unsigned long long p[kProfSlots];
   MS_CUDA_CHECK(cudaMemcpy(p, rt.prof.get(), sizeof(p), cudaMemcpyDeviceToHost));
+#ifdef MAMBASCOPE_FUSED_TRACE
+  // The last profiled step's stamps, appended to the file: {G, n_layer, stamps, cluster} as int32,
+  // then the stamps as uint64 (scripts/fused_trace.py reads them).
+  if (const char* path = std::getenv("MAMBASCOPE_FUSED_TRACE_OUT")) {
+    std::vector<unsigned long long> tr(size_t(a.G) * (a.n_layer + 1) * 2 * kFusedTraceStamps);
+    MS_CUDA_CHECK(cudaMemcpy(tr.data(), static_cast<unsigned long long*>(rt.prof.get()) + kProfSlots,
+                             tr.size() * sizeof(tr[0]), cudaMemcpyDeviceToHost));
+    if (FILE* f = std::fopen(path, "ab")) {
+      const int hdr[4] = {a.G, a.n_layer, kFusedTraceStamps, a.cluster};
+      std::fwrite(hdr, sizeof(hdr), 1, f);
+      std::fwrite(tr.data(), sizeof(tr[0]), tr.size(), f);
+      std::fclose(f);
+    } else {
+      std::fprintf(stderr, "mambascope: cannot write the fused step's trace to %s\n", path);
+    }
+  }
+#endif
   // Cycles of block 0 to µs through its own wall clock over the same steps.
   const double us_per_cycle = p[kProfStep] ? double(p[kProfNs]) * 1e-3 / double(p[kProfStep]) : 0.0;
   const double steps = double(std::max<unsigned long long>(1, p[kProfSteps]));

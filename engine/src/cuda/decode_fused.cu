@@ -349,6 +349,18 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
     clk[slot] += now - tp;
     tp = now;
   };
+#ifdef MAMBASCOPE_FUSED_TRACE
+  // A diagnostic build only (docs/cuda.md, "The step's timeline"): every block's thread 0 stamps
+  // (clock64, globaltimer) at fixed points of each layer, into a.prof past the profile slots.
+  auto stamp = [&](int layer, int k) {
+    if (!a.prof || tid != 0) return;
+    unsigned long long* tr = a.prof + kProfSlots + (size_t(b) * (a.n_layer + 1) + layer) * 2 * kFusedTraceStamps;
+    tr[2 * k] = clock64();
+    tr[2 * k + 1] = global_ns();
+  };
+#else
+  auto stamp = [](int, int) {};
+#endif
   // Waits for n exchange words into dst (xs_index layout with `half`); block 0 thread 0 books
   // the time when profiling.
   auto timed_poll = [&](const uint64_t* src, int n, float* dst, int layer, int phase, int slot, int half) {
@@ -381,16 +393,19 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
     float cs[kFusedMaxConv];  // this thread's channel's conv window, loaded under the wait
 #pragma unroll
     for (int j = 0; j < kFusedMaxConv; ++j) cs[j] = (j < km1 && tid < s.nc) ? conv[size_t(tid) * km1 + j] : 0.f;
+    stamp(l, 0);
     consumer_sync();
     wait_acc = 0;
     load_and_norm<T>(a, w.R, l == 0, resid, xs, red, ring, t, e, tid, lane, l, wacc, r_np, rec_resid, rbar);
     if (prof) clk[kProfWaitA] += wait_acc;
+    stamp(l, 1);
     mark(kProfANorm);
     gemv_rows<T, !kOc>(ring, t, s.ra, s.rpt_in, a.dm, xs, tid, [&](int r, float v) {  // x rows (+ z's first)
       if (r < s.nc) acc[r] = v;
       else zs[r - s.nc] = v;
     });
     consumer_sync();
+    stamp(l, 2);
     mark(kProfAGemv);
     float part0 = 0.f, part1 = 0.f;  // x_proj rows tid and tid + CT (xr <= 2 CT)
     for (int c = 0; c < s.nc; c += s.cptA) {
@@ -425,6 +440,7 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
       }
       ring.release(t++, lane);
     }
+    stamp(l, 3);
     if constexpr (!kCl) {
       if (tid < a.xr) st_word(w.P + size_t(tid) * a.G + b, part0, e);
       if (tid + CT < a.xr) st_word(w.P + size_t(tid + CT) * a.G + b, part1, e);
@@ -432,6 +448,7 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
       cluster_partials(a.cluster, a.xr, a.G / a.cluster, a.trap, w.P, reinterpret_cast<float*>(smem + L.cpart), cbar,
                        l, part0, part1, tid, e);
     }
+    stamp(l, 4);
     mark(kProfA);
     // ---- X: x_proj outputs j = b + G·warp (+ G·W ...), summed over the blocks' partials ----
     for (int j = b + a.G * warp; !a.fold_x && j < a.xr; j += a.G * W) {
@@ -473,6 +490,7 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
         if (pe) pe[2 * a.D + s.c0 + tid] = zs[tid];
       }
     }
+    stamp(l, 5);
     mark(kProfAGemv);
     // ---- B: dt_proj + softplus + state update + D + gate ----------------------------------------
     // fold_x: every partial {xr, G} of this layer (into xs, free between A and C: the z GEMV
@@ -481,6 +499,7 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
     const int np = kCl ? a.G / a.cluster : a.G;  // partials per x_proj output
     timed_poll(a.fold_x ? w.P : w.XD, a.fold_x ? a.xr * np : a.xr, a.fold_x ? part : xd, l, 2, kProfWaitB, 0);
     consumer_sync();
+    stamp(l, 6);
     if (a.fold_x) {
       for (int j = tid; j < a.xr; j += CT) {  // 8 loads at a time, then their sum in order
         float sum = 0.f;
@@ -557,6 +576,7 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
       ring.release(t + 1, lane);
       t += 2;
     }
+    stamp(l, 7);
     mark(kProfB);
     // ---- C: out_proj + residual --------------------------------------------------------------
     if (by_cols) {
@@ -573,6 +593,7 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
     }
     timed_poll(w.Y, a.D, xs, l, 3, kProfWaitC, xs_half<T>(a.D));  // the out_proj GEMV's x
     consumer_sync();
+    stamp(l, 8);
     gemv_rows<T, !kOc>(ring, t, s.mc, s.rpt_out, a.D, xs, tid, [&](int r, float v) {
       const int m = s.m0 + r;
       const float nr = resid[m] + v + (out_bias ? out_bias[m] : 0.f);
@@ -581,6 +602,7 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
         if (pe && a.probes.resid_at >= 0) pe[a.probes.resid_at + m] = nr;
       }
     });
+    stamp(l, 9);
     mark(kProfC);
   }
 
@@ -594,11 +616,13 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
       if (id >= 0 && id < s.vc) atomicOr(&pen[id >> 5], 1u << (id & 31));
     }
   }
+  stamp(a.n_layer, 0);
   consumer_sync();
   wait_acc = 0;
   load_and_norm<T>(a, Words<kOc>(a, a.n_layer).R, a.n_layer == 0, resid, xs, red, ring, t, e, tid, lane,
                    a.n_layer, wacc, r_np, rec_resid, rbar);
   if (prof) clk[kProfWaitF] += wait_acc;
+  stamp(a.n_layer, 1);
   float lv[kFusedMaxAlt];  // a row owner's (lane 0 or 16) top 8 and online softmax over its rows (ascending ids)
   int li[kFusedMaxAlt];
 #pragma unroll
@@ -623,6 +647,7 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
         }
     }
   });
+  stamp(a.n_layer, 2);
   mark(kProfF);
   if (a.sample) {
     // Row owners (lanes 0 and 16 of each warp: gemv_rows) publish their lists; warp 0 merges
@@ -695,6 +720,7 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
         }
       }
     }
+    stamp(a.n_layer, 3);
     mark(kProfMerge);
   }
   if (prof) {
