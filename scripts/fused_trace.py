@@ -110,7 +110,10 @@ def main():
         late = [sum(1 for l in mid if max(range(G), key=lambda b: t[b][l][7]) in firsts), len(mid)]
         rows.append(('layers whose last B is a cluster first block: %d of %d' % tuple(late), []))
     for name, xs in rows:
-        print('  %-62s %s' % (name, stats(xs) if xs else ''))
+        if name.startswith('layers'):
+            print('  ' + name)
+        else:
+            print('  %-62s %s' % (name, stats(xs) if xs else 'n/a (out_proj by columns: C is not stamped)'))
 
 
 if __name__ == '__main__':
