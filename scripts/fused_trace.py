@@ -22,12 +22,18 @@ NAMES = ['start', 'normed', 'x rows', 'x_proj partials', 'partials sent', 'z row
 
 
 def read_runs(path):
-    data = (gzip.open if path.endswith('.gz') else open)(path, 'rb').read()
+    try:
+        data = (gzip.open if path.endswith('.gz') else open)(path, 'rb').read()
+    except OSError as e:
+        sys.exit('cannot read the trace %s: %s' % (path, e))
     runs, pos = [], 0
     while pos + 16 <= len(data):
         G, nl, K, cl = struct.unpack_from('4i', data, pos)
         pos += 16
         n = G * (nl + 1) * K * 2
+        if min(G, nl, K, cl) <= 0 or pos + 8 * n > len(data):
+            sys.exit('%s: run %d is cut short or not a fused-step trace (header %d blocks, %d layers, '
+                     '%d stamps)' % (path, len(runs), G, nl, K))
         vals = struct.unpack_from('%dQ' % n, data, pos)
         pos += 8 * n
         runs.append((G, nl, K, cl, vals))
@@ -72,7 +78,10 @@ def main():
     runs = read_runs(sys.argv[1])
     if not runs:
         sys.exit('no trace in ' + sys.argv[1])
-    G, nl, K, cl, vals = runs[int(sys.argv[2]) if len(sys.argv) > 2 else -1]
+    pick = sys.argv[2] if len(sys.argv) > 2 else '-1'
+    if not pick.lstrip('-').isdigit() or not -len(runs) <= int(pick) < len(runs):
+        sys.exit('run %s: the file holds runs 0..%d' % (pick, len(runs) - 1))
+    G, nl, K, cl, vals = runs[int(pick)]
     t, ghz = timeline(G, nl, K, vals)
     col = lambda l, k: [t[b][l][k] for b in range(G) if t[b][l][k] is not None]
     print('%d runs in the file; this one: %d blocks, clusters of %d, %d layers, SM clock %.3f GHz'
