@@ -128,7 +128,7 @@ DecodeRuntime& CudaBackend::decode_runtime() {
     rt->sync.reserve(2 * sizeof(uint32_t));
     MS_CUDA_CHECK(cudaMemset(rt->sync.get(), 0, rt->sync.bytes()));
 #ifdef MAMBASCOPE_FUSED_TRACE
-    rt->prof.reserve(sizeof(unsigned long long) * (kProfSlots + size_t(a.G) * (a.n_layer + 1) * 2 * kFusedTraceStamps));
+    rt->prof.reserve(sizeof(unsigned long long) * (kProfSlots + fused_trace_words(a.G, a.n_layer)));
 #else
     rt->prof.reserve(sizeof(unsigned long long) * kProfSlots);
 #endif
@@ -410,7 +410,7 @@ std::vector<DecodePhase> CudaBackend::profile_fused(CudaState& st, int32_t feed,
   // The last profiled step's stamps, appended to the file: {G, n_layer, stamps, cluster} as int32,
   // then the stamps as uint64 (scripts/fused_trace.py reads them).
   if (const char* path = std::getenv("MAMBASCOPE_FUSED_TRACE_OUT")) {
-    std::vector<unsigned long long> tr(size_t(a.G) * (a.n_layer + 1) * 2 * kFusedTraceStamps);
+    std::vector<unsigned long long> tr(fused_trace_words(a.G, a.n_layer));
     MS_CUDA_CHECK(cudaMemcpy(tr.data(), static_cast<unsigned long long*>(rt.prof.get()) + kProfSlots,
                              tr.size() * sizeof(tr[0]), cudaMemcpyDeviceToHost));
     if (FILE* f = std::fopen(path, "ab")) {

@@ -94,13 +94,16 @@ enum FusedProf {
   kProfWaitA, kProfANorm, kProfAGemv, kProfA, kProfWaitX, kProfX, kProfWaitB, kProfB, kProfWaitC,
   kProfC, kProfWaitF, kProfF, kProfMerge, kProfRing, kProfStep, kProfNs, kProfSteps, kProfSlots
 };
-// A diagnostic build (-DMAMBASCOPE_FUSED_TRACE, scripts/fused-trace.sh) also stamps every block's
+// A diagnostic build (-DMAMBASCOPE_FUSED_TRACE, scripts/fused_trace.py) also stamps every block's
 // phases of every layer past the profile slots: {G, n_layer + 1, kFusedTraceStamps, (clock64,
 // globaltimer)}; layer n_layer is the lm_head. Stamps: 0 layer start, 1 residual normed, 2 x rows
 // of in_proj, 3 x_proj partials, 4 partials sent (cluster first blocks: summed and published),
 // 5 z rows, 6 B's x_proj sums in, 7 B done, 8 C's y in, 9 C done (by rows); lm_head: 0, 1, 2 its
 // GEMV done, 3 the lists merged (block 0) or sent.
 constexpr int kFusedTraceStamps = 10;
+__host__ __device__ inline size_t fused_trace_words(int G, int n_layer) {
+  return size_t(G) * (n_layer + 1) * 2 * kFusedTraceStamps;
+}
 
 // What the step records for the explorer (the recorded step, cuda_decode_extras.cpp), in the
 // layout of its ExtrasPlan: per layer a small slot {delta, hnorm, z, x (d_inner each), xdbl
