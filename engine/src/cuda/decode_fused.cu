@@ -340,6 +340,7 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
   float* zs = reinterpret_cast<float*>(smem + L.zs);
   float* xd = reinterpret_cast<float*>(smem + L.xd);
   float* red = reinterpret_cast<float*>(smem + L.red);
+  float* kred = reinterpret_cast<float*>(smem + L.kred);  // by rows: gemv_ksplit's partials
   const bool prof = a.prof && b == 0 && tid == 0;
   long long clk[kProfSlots] = {};
   long long tp = prof ? clock64() : 0;
@@ -400,10 +401,12 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
     if (prof) clk[kProfWaitA] += wait_acc;
     stamp(l, 1);
     mark(kProfANorm);
-    gemv_rows<T, !kOc>(ring, t, s.ra, s.rpt_in, a.dm, xs, tid, [&](int r, float v) {  // x rows (+ z's first)
+    auto x_rows = [&](int r, float v) {  // x rows (+ z's first)
       if (r < s.nc) acc[r] = v;
       else zs[r - s.nc] = v;
-    });
+    };
+    if constexpr (kOc) gemv_rows<T>(ring, t, s.ra, s.rpt_in, a.dm, xs, tid, x_rows);
+    else gemv_ksplit<T>(ring, t, s.ra, s.rpt_in, a.dm, xs, kred, tid, x_rows);
     consumer_sync();
     stamp(l, 2);
     mark(kProfAGemv);
@@ -481,8 +484,9 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
     // ---- A': the rest of in_proj's z rows, while the x_proj partials travel: only B's gate needs
     // them, so they are off the path from the residual to the exchange (xs still holds the normed
     // input).
-    gemv_rows<T, !kOc>(ring, t, 2 * s.nc - s.ra, s.rpt_in, a.dm, xs, tid,
-                 [&](int r, float v) { zs[s.ra - s.nc + r] = v; });
+    auto z_rows = [&](int r, float v) { zs[s.ra - s.nc + r] = v; };
+    if constexpr (kOc) gemv_rows<T>(ring, t, 2 * s.nc - s.ra, s.rpt_in, a.dm, xs, tid, z_rows);
+    else gemv_ksplit<T>(ring, t, 2 * s.nc - s.ra, s.rpt_in, a.dm, xs, kred, tid, z_rows);
     consumer_sync();
     if (tid < s.nc) {
       zs[tid] += in_bias ? in_bias[a.D + s.c0 + tid] : 0.f;
@@ -594,7 +598,7 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
     timed_poll(w.Y, a.D, xs, l, 3, kProfWaitC, xs_half<T>(a.D));  // the out_proj GEMV's x
     consumer_sync();
     stamp(l, 8);
-    gemv_rows<T, !kOc>(ring, t, s.mc, s.rpt_out, a.D, xs, tid, [&](int r, float v) {
+    gemv_ksplit<T>(ring, t, s.mc, s.rpt_out, a.D, xs, kred, tid, [&](int r, float v) {
       const int m = s.m0 + r;
       const float nr = resid[m] + v + (out_bias ? out_bias[m] : 0.f);
       st_word(next.R + m, nr, e);

@@ -497,6 +497,63 @@ __device__ __forceinline__ void gemv_rows(const Ring& ring, uint32_t& t, int row
   }
 }
 
+// Rows [0, rows) of a matrix streamed through the ring in tiles of rpt <= 16 rows (K values
+// each, contiguous), dotted with xs {K} (xs_index layout), with K split over the W warps instead
+// of the rows (gemv_rows): each warp reads only its slice of x, so a tile costs shared memory its
+// weights plus x once (gemv_rows reads the whole x in every warp: twice the tile's bytes on
+// 130m's in_proj). Lane 4 g + q takes rows g and g + 8 and every fourth 16-byte chunk of the
+// warp's slice from q; odd g start one step later in the chunk cycle, so that the two rows of a
+// quarter-warp (rows a multiple of 128 bytes apart) read other banks. A row's partials: over the
+// lane's chunks, then the 4 lanes (2 shuffles), then the warps in order in red (two buffers of W
+// x 16, by tile parity: one barrier per tile): the same bits on every run. done(r, v) runs on
+// thread r (< the tile's rows).
+template <typename T, typename F>
+__device__ __forceinline__ void gemv_ksplit(const Ring& ring, uint32_t& t, int rows, int rpt, int K, const float* xs,
+                                            float* red, int tid, F&& done) {
+  constexpr int VEC = 16 / sizeof(T);
+  const int lane = tid & 31, warp = tid >> 5, g = lane >> 2, q = lane & 3, half = xs_half<T>(K);
+  const int nv = K / VEC, per = (nv + W - 1) / W;
+  const int c_begin = min(nv, warp * per), c_end = min(nv, c_begin + per);
+  const int nk = (per + 3) >> 2, shift = g & 1;  // chunk steps of 4; odd rows start one step on
+  const int ntiles = (rows + rpt - 1) / rpt;
+  for (int i = 0; i < ntiles; ++i) {
+    const int R = min(rpt, rows - i * rpt);
+    const uint4* tile = reinterpret_cast<const uint4*>(ring.wait(t));
+    const uint4* w0 = tile + size_t(min(g, R - 1)) * nv;
+    const uint4* w1 = tile + size_t(min(g + 8, R - 1)) * nv;
+    const bool two = R > 8;  // warp-uniform: a second group of 8 rows
+    float e0 = 0.f, o0 = 0.f, e1 = 0.f, o1 = 0.f;
+    for (int k = 0; k < nk; ++k) {
+      int kk = k + shift;
+      if (kk >= nk) kk -= nk;
+      const int c = c_begin + 4 * kk + q;
+      if (c < c_end) {
+        const float4 xe = *reinterpret_cast<const float4*>(xs + 4 * c);
+        float4 xo = xe;
+        if constexpr (sizeof(T) == 2) xo = *reinterpret_cast<const float4*>(xs + half + 4 * c);
+        fma16(T{}, w0[c], xe, xo, e0, o0);
+        if (two) fma16(T{}, w1[c], xe, xo, e1, o1);
+      }
+    }
+    ring.release(t++, lane);
+    float r0 = e0 + o0, r1 = e1 + o1;
+    r0 += __shfl_xor_sync(0xffffffffu, r0, 1);
+    r1 += __shfl_xor_sync(0xffffffffu, r1, 1);
+    r0 += __shfl_xor_sync(0xffffffffu, r0, 2);
+    r1 += __shfl_xor_sync(0xffffffffu, r1, 2);
+    float* buf = red + (i & 1) * (W * kFusedTileRows) + warp * kFusedTileRows;
+    if (q == 0) buf[g] = r0, buf[g + 8] = r1;
+    consumer_sync();
+    if (tid < R) {
+      const float* col = red + (i & 1) * (W * kFusedTileRows) + tid;
+      float sum = 0.f;
+#pragma unroll
+      for (int w = 0; w < W; ++w) sum += col[w * kFusedTileRows];
+      done(i * rpt + tid, sum);
+    }
+  }
+}
+
 // C by columns (FusedArgs::outcol): the block's gated y ys {nc} times its channels' rows of
 // out_proj transposed (tiles of rpt rows of dm values from the ring) → a partial residual for all
 // dm outputs. A compute thread owns 16-byte column chunks (chunk q: outputs q·VEC ..), the

@@ -201,7 +201,7 @@ __host__ __device__ inline int64_t fused_ll_words(const FusedArgs& a) {
 
 // Shared memory of one block, in bytes from the dynamic base (same on host and device).
 struct FusedSmem {
-  int resid, xs, acc, xch, zs, xd, cpart, ored, orecv, red, pen, cand, bars, ring, total;
+  int resid, xs, acc, xch, zs, xd, cpart, ored, orecv, red, pen, cand, kred, bars, ring, total;
 };
 __host__ __device__ inline int fused_ncmax(int D, int G) { return (D + G - 1) / G; }
 // by_cols: the layout of the out_proj-by-columns kernels (a.outcol), whose xs never holds the
@@ -227,6 +227,10 @@ __host__ __device__ inline FusedSmem fused_smem_layout(const FusedArgs& a, bool 
   s.red = take(4 * 64);
   s.pen = take(4 * ((vc + 31) / 32));
   s.cand = take(4 * (kFusedConsumerWarps + kFusedTileRows) * kFusedFinalWords);
+  // By rows: gemv_ksplit's partial sums {2, W, 16} (set without take() where unused, which
+  // leaves the by-columns kernels' code as it was).
+  s.kred = o;
+  if (!by_cols) o += 4 * 2 * kFusedConsumerWarps * kFusedTileRows;
   // full, empty per slot; the cluster partials' barrier; outcol: the partials' and the residual's
   s.bars = take(16 * a.n_slots + (a.outcol ? 32 : 16));
   o = (o + 127) & ~127;
