@@ -47,10 +47,11 @@ constexpr int kFusedTileRows = 16;                              // matrix rows p
 constexpr int kFusedOutcolAcc = 16;  // outcol: a compute thread's column sums (d_model <= 16 · 256)
 constexpr int kFusedOutcolParts = 8;  // outcol: clusters (G / cluster) at most: a thread's words in flight
 // Ring slots of the by-rows kernels (small layers; fused_plan): with the weight stream
-// evict_first, 5 slots run ahead far enough. H200, same call, 130m QUICK decode, 3 rounds: 8 slots
-// (what shared memory holds) 4356-4367 tok/s, 7 4332-4395, 6 4311-4380, 5 4388-4404 (block 0's
-// step 224.0 -> 221.3 µs), 4 4107-4148.
-constexpr int kFusedRowsSlots = 5;
+// evict_first, a short ring runs ahead far enough. H200, same call, 130m QUICK decode, 3 rounds
+// (session 15, the GEMV by rows): 8 slots (what shared memory holds) 4356-4367 tok/s, 7
+// 4332-4395, 6 4311-4380, 5 4388-4404, 4 4107-4148. With the K-split GEMV (session 18, 6 rounds
+// over two calls): 6 slots 4474-4496, 5 4446-4453, 7 4379-4387, 4 4255-4261.
+constexpr int kFusedRowsSlots = 6;
 constexpr int kFusedCAhead = 6;  // outcol: C's tiles ahead of the compute warps by default (FusedArgs::c_ahead)
 
 __host__ __device__ constexpr int fused_round16(int b) { return (b + 15) & ~15; }
