@@ -31,8 +31,9 @@ struct Slices {
     recA = fused_recA_bytes(a.k, a.xr, es), recB = fused_recB_bytes(a.N, a.R, es);
     cptA = a.slot_bytes / recA;
     cptB = min(a.slot_bytes / recB, a.slot_bytes / (4 * a.N));
-    // Phase A's in_proj rows: the x rows, rounded up to whole rounds of the GEMV's warp groups
-    // (z's first rows fill the last one), so that the two passes run the rounds of one.
+    // Phase A's in_proj rows: the x rows, rounded up to whole rounds of gemv_rows' warp groups
+    // (z's first rows fill the last one), so that the two passes run the rounds of one (the
+    // by-columns kernels; gemv_ksplit's rounds are tiles of rpt_in rows, which divide them).
     const int rr = gemv_round_rows(rpt_in);
     ra = min(2 * nc, (nc + rr - 1) / rr * rr);
   }

@@ -431,8 +431,9 @@ __device__ __forceinline__ float2 warp_sum4(const float (&r)[4], int lane) {
 // each lane sees ascending r. Advances t past the tiles.
 static_assert((W & (W - 1)) == 0 && 2 * W >= kFusedTileRows, "one pair of rows per warp and tile");
 // kClosedForm: log2(wpt) by a count of leading zeros instead of the loop (the same value); only
-// the by-rows kernels take it: the by-columns kernels measured 0.4-1.4% slower with it (ptxas
-// schedules their whole step differently), the by-rows ones ~1% faster.
+// the by-rows kernels take it (since session 18 for their lm_head alone: their in_proj and
+// out_proj go through gemv_ksplit): the by-columns kernels measured 0.4-1.4% slower with it
+// (ptxas schedules their whole step differently), the by-rows ones ~1% faster.
 // kPairTiles: where every warp works on every tile (wpt = W), two tiles at a time: four rows per
 // warp in one loop and one reduction (the lm_head of the by-rows kernels, whose per-tile latency,
 // not the weight stream, set its pace: 130m's lm_head took 28 µs with its products, 16 without).
