@@ -454,32 +454,37 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
     }
     stamp(l, 4);
     mark(kProfA);
-    // ---- X: x_proj outputs j = b + G·warp (+ G·W ...), summed over the blocks' partials ----
-    for (int j = b + a.G * warp; !a.fold_x && j < a.xr; j += a.G * W) {
-      const uint64_t* src = w.P + size_t(j) * a.G;
-      float v[8];
-      uint32_t pending = 0;
-#pragma unroll
-      for (int q = 0; q < 8; ++q)
-        if (lane + 32 * q < a.G) pending |= 1u << q;
-      Watchdog wd;
-      while (pending) {
-        uint32_t seen = 0;
+    // ---- X (no clusters): x_proj outputs summed over the blocks' partials. With clusters fold_x
+    // is always on; the by-rows cluster kernels leave this phase's code out (the by-columns ones
+    // keep their code as it was).
+    if constexpr (!(kCl && !kOc)) {
+      // ---- X: x_proj outputs j = b + G·warp (+ G·W ...), summed over the blocks' partials ----
+      for (int j = b + a.G * warp; !a.fold_x && j < a.xr; j += a.G * W) {
+        const uint64_t* src = w.P + size_t(j) * a.G;
+        float v[8];
+        uint32_t pending = 0;
 #pragma unroll
         for (int q = 0; q < 8; ++q)
-          if (pending & (1u << q)) {
-            const uint64_t x = ld_word(src + lane + 32 * q);
-            if (word_ready(x, e)) v[q] = word_value(x), pending &= ~(1u << q);
-            else seen = uint32_t(x >> 32);
-          }
-        if (pending) wd.tick(a.trap, l, 1, e, seen);
-      }
-      float sum = 0.f;
+          if (lane + 32 * q < a.G) pending |= 1u << q;
+        Watchdog wd;
+        while (pending) {
+          uint32_t seen = 0;
 #pragma unroll
-      for (int q = 0; q < 8; ++q)
-        if (lane + 32 * q < a.G) sum += v[q];
-      sum = warp_sum(sum);
-      if (lane == 0) st_word(w.XD + j, sum, e);
+          for (int q = 0; q < 8; ++q)
+            if (pending & (1u << q)) {
+              const uint64_t x = ld_word(src + lane + 32 * q);
+              if (word_ready(x, e)) v[q] = word_value(x), pending &= ~(1u << q);
+              else seen = uint32_t(x >> 32);
+            }
+          if (pending) wd.tick(a.trap, l, 1, e, seen);
+        }
+        float sum = 0.f;
+#pragma unroll
+        for (int q = 0; q < 8; ++q)
+          if (lane + 32 * q < a.G) sum += v[q];
+        sum = warp_sum(sum);
+        if (lane == 0) st_word(w.XD + j, sum, e);
+      }
     }
     mark(kProfX);
     // ---- A': the rest of in_proj's z rows, while the x_proj partials travel: only B's gate needs
@@ -502,7 +507,8 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
     // above has read it by then), then the sums in a fixed order.
     float* part = xs;
     const int np = kCl ? a.G / a.cluster : a.G;  // partials per x_proj output
-    timed_poll(a.fold_x ? w.P : w.XD, a.fold_x ? a.xr * np : a.xr, a.fold_x ? part : xd, l, 2, kProfWaitB, 0);
+    if constexpr (kCl && !kOc) timed_poll(w.P, a.xr * np, part, l, 2, kProfWaitB, 0);
+    else timed_poll(a.fold_x ? w.P : w.XD, a.fold_x ? a.xr * np : a.xr, a.fold_x ? part : xd, l, 2, kProfWaitB, 0);
     consumer_sync();
     stamp(l, 6);
     if (a.fold_x) {
