@@ -31,7 +31,7 @@ for r in $(seq 1 "${ROUNDS:-2}"); do
         --decode-tokens "${TOK:-256}" > "$json" 2>> "$runs/errors.log"
       python3 - "$json" "$label" <<'PY' | tee -a "$out/ab.log"
 import json, sys
-keys = ['step (block 0)', 'F lm_head', 'F merge (block 0)', 'lm_head blocks (not a time)', 'A in_proj', 'A wait (residual)', 'B wait (x_proj)',
+keys = ['step (block 0)', 'F lm_head', 'F merge (block 0)', 'A in_proj', 'A wait (residual)', 'B wait (x_proj)',
         'C wait (y)', 'C out_proj+residual', 'weight ring waits (inside phases)']
 line = [sys.argv[2]]
 for text in open(sys.argv[1]):

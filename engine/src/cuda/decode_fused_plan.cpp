@@ -78,7 +78,7 @@ std::string plan_geometry(FusedArgs& a, DType dt, const cudaDeviceProp& prop, co
   if (a.cluster > 16) return "clusters of at most 16 blocks";
   if (a.G < a.cluster) return "fewer blocks than one cluster";
   a.G -= a.G % a.cluster;
-  a.fold_x = req.fold > 0 || a.cluster > 1;
+  a.fold_x = req.fold > 0 || a.cluster > 1;  // always with clusters: their by-rows kernels have no X phase
   a.prefetch = req.prefetch > 0 ? req.prefetch : 0;
   a.outcol = req.outcol > 0 ? outcol_groups(a, es) : 0;
   const int c_ahead = a.outcol == 0 ? 0 : req.c_ahead >= 0 ? req.c_ahead : kFusedCAhead;
