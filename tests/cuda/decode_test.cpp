@@ -295,6 +295,7 @@ TEST(FusedPlan, ClustersForSmallLayersWithTheFewestBlocksPerTileCount) {
     EXPECT_EQ(a.cluster, sh.cluster) << sh.dm;
     if (a.cluster == 1) continue;
     EXPECT_EQ(a.G % a.cluster, 0) << sh.dm;
+    EXPECT_TRUE(a.fold_x) << sh.dm;  // always with clusters: the by-rows cluster kernels have no X phase
     EXPECT_EQ(a.outcol > 0, sh.dm > 768) << sh.dm;  // by columns by default from 16 MB per layer
     EXPECT_EQ(a.c_ahead, a.outcol > 0 ? cuda::kFusedCAhead : 0) << sh.dm;
     if (a.outcol == 0) EXPECT_EQ(a.n_slots, cuda::kFusedRowsSlots) << sh.dm;  // by rows: a short ring
@@ -303,6 +304,10 @@ TEST(FusedPlan, ClustersForSmallLayersWithTheFewestBlocksPerTileCount) {
     if (a.G > a.cluster) EXPECT_GT(tiles(a.G - a.cluster), tiles(a.G)) << sh.dm;
     // out_proj by columns where asked: row groups that fill the compute threads with d_model's
     // 16-byte chunks (130m: 96 chunks, 2 groups), each cluster's slice of d_model whole quads.
+    cuda::FusedRequest no_fold;  // MAMBASCOPE_FUSED_FOLD=0 cannot turn it off with clusters
+    no_fold.fold = 0;
+    ASSERT_EQ(cuda::fused_plan(a, DType::BF16, 0, no_fold), "") << sh.dm;
+    EXPECT_TRUE(a.cluster == 1 || a.fold_x) << sh.dm;
     cuda::FusedRequest by_cols;
     by_cols.outcol = 1;
     ASSERT_EQ(cuda::fused_plan(a, DType::BF16, 0, by_cols), "") << sh.dm;

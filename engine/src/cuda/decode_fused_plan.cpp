@@ -180,6 +180,8 @@ std::string fused_plan(FusedArgs& a, DType dt, int device, const FusedRequest& r
 }
 
 void launch_fused(const FusedArgs& a, DType dt, cudaStream_t stream) {
+  // The by-rows cluster kernels leave the X phase out: with clusters, B must fold the partials.
+  if (a.cluster > 1 && !a.fold_x) throw Error("fused decode step: clusters need fold_x (a plan bug)");
   const FusedLaunch launch(a, stream);
   void* args[] = {const_cast<FusedArgs*>(&a)};
   MS_CUDA_CHECK(cudaLaunchKernelExC(&launch.cfg, fused_step_kernel_for(dt, a.cluster > 1, a.outcol > 0,
