@@ -302,12 +302,12 @@ TEST(FusedPlan, ClustersForSmallLayersWithTheFewestBlocksPerTileCount) {
     const int rpt = std::min(cuda::kFusedTileRows, a.slot_bytes / (2 * a.dm));
     auto tiles = [&](int G) { return (2 * cuda::fused_ncmax(a.D, G) + rpt - 1) / rpt; };
     if (a.G > a.cluster) EXPECT_GT(tiles(a.G - a.cluster), tiles(a.G)) << sh.dm;
-    // out_proj by columns where asked: row groups that fill the compute threads with d_model's
-    // 16-byte chunks (130m: 96 chunks, 2 groups), each cluster's slice of d_model whole quads.
     cuda::FusedRequest no_fold;  // MAMBASCOPE_FUSED_FOLD=0 cannot turn it off with clusters
     no_fold.fold = 0;
     ASSERT_EQ(cuda::fused_plan(a, DType::BF16, 0, no_fold), "") << sh.dm;
     EXPECT_TRUE(a.cluster == 1 || a.fold_x) << sh.dm;
+    // out_proj by columns where asked: row groups that fill the compute threads with d_model's
+    // 16-byte chunks (130m: 96 chunks, 2 groups), each cluster's slice of d_model whole quads.
     cuda::FusedRequest by_cols;
     by_cols.outcol = 1;
     ASSERT_EQ(cuda::fused_plan(a, DType::BF16, 0, by_cols), "") << sh.dm;

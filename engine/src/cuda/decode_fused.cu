@@ -458,7 +458,8 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
     // Only without fold_x, which is always on with clusters (fused_plan): the by-rows cluster
     // kernels leave this phase's code out (328 instructions; 130m +0.9%, session 19), the
     // by-columns ones keep their code as it was.
-    if constexpr (!(kCl && !kOc)) {
+    constexpr bool kAlwaysFold = kCl && !kOc;
+    if constexpr (!kAlwaysFold) {
       for (int j = b + a.G * warp; !a.fold_x && j < a.xr; j += a.G * W) {
         const uint64_t* src = w.P + size_t(j) * a.G;
         float v[8];
@@ -507,7 +508,7 @@ __device__ void compute(const FusedArgs& a, const Slices& s, char* smem, const F
     // above has read it by then), then the sums in a fixed order.
     float* part = xs;
     const int np = kCl ? a.G / a.cluster : a.G;  // partials per x_proj output
-    if constexpr (kCl && !kOc) timed_poll(w.P, a.xr * np, part, l, 2, kProfWaitB, 0);
+    if constexpr (kAlwaysFold) timed_poll(w.P, a.xr * np, part, l, 2, kProfWaitB, 0);
     else timed_poll(a.fold_x ? w.P : w.XD, a.fold_x ? a.xr * np : a.xr, a.fold_x ? part : xd, l, 2, kProfWaitB, 0);
     consumer_sync();
     stamp(l, 6);
